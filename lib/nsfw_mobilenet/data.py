@@ -1,0 +1,527 @@
+"""Dataset discovery, validation and the tf.data input pipeline (thesis §4.1).
+
+The thesis read ImageFolder trees with Keras (`flow_from_directory`, later
+`image_dataset_from_directory`, listing 4.4): one sub-folder per class, the
+class index being the alphabetical folder order. This module reads the same
+layout, optionally split into `train/` and `test/` folders, but checks every
+file with Pillow first so that one corrupt image is reported and skipped
+instead of crashing an epoch. Decoded, resized images are cached as uint8
+arrays so that training is not bound by JPEG decoding.
+
+TensorFlow is imported only by `preprocess_for` and `make_dataset`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import json
+import logging
+import math
+import os
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
+
+from nsfw_mobilenet.taxonomy import taxonomy_for_classes
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+IMAGE_SIZE = (224, 224)  # §4.1: every MobileNet takes 224x224 inputs (tables 3.1-3.4)
+BATCH_SIZE = 64  # §4.1: "we usually set to 64"
+VALIDATION_SPLIT = 0.2  # listing 4.4
+SPLIT_SEED = 1  # listing 4.4
+SPLIT_FOLDERS = ("train", "test")
+# Extensions keras.utils.image_dataset_from_directory indexes (ALLOWLIST_FORMATS).
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+CACHE_CHUNK = 512  # images per cache file: a killed run loses at most one chunk
+PREPROCESS_MODULES = {
+    "mobilenet_v1": "mobilenet",
+    "mobilenet_v2": "mobilenet_v2",
+    "mobilenet_v3_small": "mobilenet_v3",
+    "mobilenet_v3_large": "mobilenet_v3",
+}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LabeledImage:
+    """One file and its class, the folder name it sits in."""
+
+    path: Path
+    label: str
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """A file that cannot be used, with the reason; it is skipped, never fatal."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason} (skipped)"
+
+
+class CorruptImage(Exception):
+    """Raised by `_decode` with the reason a file is unusable."""
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def _is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def has_split_folders(root: Path | str) -> bool:
+    """Whether `root` holds `train/` (and maybe `test/`) rather than class folders."""
+    return (Path(root) / "train").is_dir()
+
+
+def _class_root(root: Path | str, split: str | None) -> Path:
+    """The folder whose sub-folders are the classes: root/<split>/ or root/ itself."""
+    root = Path(root)
+    if split not in (None, *SPLIT_FOLDERS):
+        raise ValueError(f"split must be None, 'train' or 'test', got {split!r}")
+    if not has_split_folders(root):
+        if split == "test":
+            raise FileNotFoundError(f"{root / 'test'}: no test folder; put test images in {root}/test/<class>/")
+        return root
+    class_root = root / (split or "train")
+    if not class_root.is_dir():
+        raise FileNotFoundError(f"{class_root}: missing split folder; expected {root}/{split}/<class>/")
+    return class_root
+
+
+def class_names(class_root: Path) -> list[str]:
+    """Class folders in Keras order: sorted, hidden folders ignored."""
+    names = sorted(p.name for p in class_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise FileNotFoundError(f"{class_root}: no class folders; expected {class_root}/<class>/<image>")
+    return names
+
+
+def _walk_files(class_dir: Path) -> Iterator[Path]:
+    """Every file under `class_dir` in Keras's `iter_valid_files` order (hidden ones included)."""
+    for dirpath, _, files in sorted(os.walk(class_dir), key=lambda walked: walked[0]):
+        for name in sorted(files):
+            yield Path(dirpath) / name
+
+
+def list_images(root: Path | str, split: str | None = None) -> list[LabeledImage]:
+    """All non-hidden files of root/<class>/ (or root/<split>/<class>/), in a fixed order.
+
+    Every file is listed, whatever its extension, so that `validate_dataset`
+    can report stray files; `split_files` keeps only what Keras would read.
+    """
+    class_root = _class_root(root, split)
+    return [
+        LabeledImage(path, name)
+        for name in class_names(class_root)
+        for path in _walk_files(class_root / name)
+        if not _is_hidden(path, class_root)
+    ]
+
+
+def split_files(
+    root: Path | str, subset: str, validation_split: float = VALIDATION_SPLIT, seed: int = SPLIT_SEED
+) -> list[LabeledImage]:
+    """The files of one subset: "training"/"validation" as listing 4.4, or the "test" folder.
+
+    Training and validation reproduce keras.utils.image_dataset_from_directory
+    (`validation_split`, `seed`, `subset`) file for file: Keras shuffles the
+    whole index with `np.random.RandomState(seed)` and keeps the last
+    `int(validation_split * n)` files for validation. Hidden files take part in
+    that shuffle (Keras indexes them) and are dropped afterwards, so every
+    other file lands where Keras puts it. Returned in Keras's shuffled order.
+    """
+    if subset == "test":
+        return [item for item in list_images(root, "test") if item.path.suffix.lower() in IMAGE_EXTENSIONS]
+    if subset not in ("training", "validation"):
+        raise ValueError(f"subset must be 'training', 'validation' or 'test', got {subset!r}")
+    class_root = _class_root(root, "train")
+    items = [
+        LabeledImage(path, name)
+        for name in class_names(class_root)
+        for path in _walk_files(class_root / name)
+        if path.name.lower().endswith(IMAGE_EXTENSIONS)
+    ]
+    np.random.RandomState(seed).shuffle(items)
+    num_validation = int(validation_split * len(items))
+    chosen = items[len(items) - num_validation :] if subset == "validation" else items[: len(items) - num_validation]
+    return [item for item in chosen if not _is_hidden(item.path, class_root)]
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _decode(data: bytes, path: Path) -> Image.Image:
+    """Open and fully decode one file with Pillow, or raise CorruptImage with the reason."""
+    if not data:
+        raise CorruptImage("zero bytes")
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise CorruptImage(f"extension {path.suffix or '(none)'!r} is not one Keras reads {IMAGE_EXTENSIONS}")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as error:
+        raise CorruptImage(f"decompression bomb: {error}") from None
+    except UnidentifiedImageError:
+        raise CorruptImage("not an image: Pillow cannot identify the format (wrong content for the extension)") from None
+    width, height = image.size  # header only: checked before any pixel is decoded
+    if width * height > (Image.MAX_IMAGE_PIXELS or math.inf):
+        raise CorruptImage(f"decompression bomb: header claims {width}x{height} pixels > {Image.MAX_IMAGE_PIXELS}")
+    return image
+
+
+def _load_pixels(image: Image.Image, draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode the pixels (raising CorruptImage for truncated or corrupt data)."""
+    try:
+        if draft_size is not None:
+            image.draft("RGB", draft_size)  # JPEG: decode at 1/2..1/8 scale, still >= target size
+        image.load()
+    except (OSError, SyntaxError, ValueError) as error:
+        kind = "truncated" if "truncated" in str(error) else "corrupt"
+        raise CorruptImage(f"{kind} {image.format or 'image'} ({error})") from None
+    return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """EXIF-upright RGB: CMYK, RGBA, grayscale and palette images are converted, not rejected."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise CorruptImage(f"unreadable ({error.strerror})") from None
+
+
+def decode_image(path: Path, image_size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    """uint8 [H, W, 3] RGB, resized by squashing (bilinear) like image_dataset_from_directory.
+
+    Differences from Keras, on purpose: EXIF orientation is applied (photos are
+    seen upright, as a person sees them) and Pillow's bilinear filter is
+    antialiased when shrinking. Raises CorruptImage.
+    """
+    path = Path(path)
+    side = max(image_size)
+    image = _load_pixels(_decode(_read(path), path), draft_size=(side, side))
+    image = _to_rgb(image).resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _taxonomy_name(classes: list[str]) -> str | None:
+    try:
+        return taxonomy_for_classes(classes).name
+    except ValueError:
+        return None
+
+
+@dataclass
+class DatasetReport:
+    """What `validate_dataset` found; prints as a table, renders in Jupyter, saves as JSON."""
+
+    root: Path
+    splits: dict[str, dict[str, int]]  # split ("train"/"test", or "all" without split folders) -> class -> images
+    classes: list[str]
+    imbalance_ratio: float  # largest / smallest class of the training part (inf if a class is empty)
+    duplicates: list[list[Path]] = field(default_factory=list)
+    bad_files: list[BadFile] = field(default_factory=list)
+    taxonomy: str | None = None  # "binary", "five_class" or None for other class sets
+
+    def to_dict(self) -> dict:
+        return {
+            "root": str(self.root),
+            "splits": self.splits,
+            "classes": self.classes,
+            "imbalance_ratio": None if math.isinf(self.imbalance_ratio) else self.imbalance_ratio,
+            "duplicates": [[str(p) for p in group] for group in self.duplicates],
+            "bad_files": [{"path": str(b.path), "reason": b.reason} for b in self.bad_files],
+            "taxonomy": self.taxonomy,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def save_json(self, path: Path | str) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DatasetReport:
+        ratio = data["imbalance_ratio"]
+        return cls(
+            root=Path(data["root"]),
+            splits=data["splits"],
+            classes=data["classes"],
+            imbalance_ratio=math.inf if ratio is None else ratio,
+            duplicates=[[Path(p) for p in group] for group in data["duplicates"]],
+            bad_files=[BadFile(Path(b["path"]), b["reason"]) for b in data["bad_files"]],
+            taxonomy=data["taxonomy"],
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> DatasetReport:
+        return cls.from_dict(json.loads(text))
+
+    def _rows(self) -> list[list[str]]:
+        names = list(self.splits)
+        rows = [["class", *names]]
+        rows += [[c, *(str(self.splits[s].get(c, 0)) for s in names)] for c in self.classes]
+        rows.append(["total", *(str(sum(self.splits[s].values())) for s in names)])
+        return rows
+
+    def _summary(self) -> list[str]:
+        return [
+            f"imbalance ratio (max/min, training part): {self.imbalance_ratio:.2f}",
+            f"exact duplicates: {len(self.duplicates)} groups",
+            *("  " + " == ".join(str(p) for p in group) for group in self.duplicates),
+            f"bad files: {len(self.bad_files)}",
+            *(f"  {bad}" for bad in self.bad_files),
+        ]
+
+    def __str__(self) -> str:
+        rows = self._rows()
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        table = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+                 for row in rows]
+        header = f"Dataset {self.root} (taxonomy: {self.taxonomy or 'none'})"
+        return "\n".join([header, *table, *self._summary()])
+
+    def _repr_html_(self) -> str:
+        rows = self._rows()
+        cells = lambda row, tag: "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in row)  # noqa: E731
+        body = "".join(f"<tr>{cells(row, 'td')}</tr>" for row in rows[1:])
+        summary = "<br>".join(html.escape(line) for line in self._summary())
+        return (f"<b>Dataset {html.escape(str(self.root))}</b> (taxonomy: {html.escape(self.taxonomy or 'none')})"
+                f"<table><tr>{cells(rows[0], 'th')}</tr>{body}</table><p>{summary}</p>")
+
+
+def _check_file(path: Path) -> tuple[str | None, str | None]:
+    """(content hash, None) for a usable image, (None, reason) otherwise."""
+    try:
+        data = _read(path)
+        _load_pixels(_decode(data, path))
+    except CorruptImage as error:
+        return None, str(error)
+    return hashlib.blake2b(data, digest_size=16).hexdigest(), None
+
+
+def _parallel_map(function: Callable, items: list, bar: tqdm) -> list:
+    """`function` over `items` on a thread pool (Pillow releases the GIL while decoding)."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = []
+        for result in pool.map(function, items):
+            results.append(result)
+            bar.update()
+    return results
+
+
+def validate_dataset(root: Path | str, *, progress: bool = True) -> DatasetReport:
+    """Check every file under an ImageFolder root with Pillow and count what is usable.
+
+    Counts are of usable images; each unusable file is listed with its reason
+    (zero bytes, not an image, truncated, decompression bomb, unreadable,
+    extension Keras ignores). Duplicates are files with identical bytes,
+    also across train/test (test leakage).
+    """
+    root = Path(root)
+    splits = list(SPLIT_FOLDERS) if has_split_folders(root) else [None]
+    splits = [s for s in splits if s != "test" or (root / "test").is_dir()]
+    items = {split: list_images(root, split) for split in splits}
+    everything = [item for split in splits for item in items[split]]
+    with tqdm(total=len(everything), desc="validate", unit="img", disable=not progress) as bar:
+        checks = dict(zip(everything, _parallel_map(lambda i: _check_file(i.path), everything, bar)))
+    classes = sorted({c for split in splits for c in class_names(_class_root(root, split))})
+    counts = {split or "all": {c: sum(1 for i in items[split] if i.label == c and checks[i][0]) for c in classes}
+              for split in splits}
+    by_hash = defaultdict(list)
+    for item, (digest, _) in checks.items():
+        if digest:
+            by_hash[digest].append(item.path)
+    train_counts = list(counts[splits[0] or "all"].values())
+    return DatasetReport(
+        root=root,
+        splits=counts,
+        classes=classes,
+        imbalance_ratio=max(train_counts) / min(train_counts) if min(train_counts) else math.inf,
+        duplicates=sorted(group for group in by_hash.values() if len(group) > 1),
+        bad_files=[BadFile(item.path, reason) for item, (_, reason) in checks.items() if reason],
+        taxonomy=_taxonomy_name(classes),
+    )
+
+
+# ---------------------------------------------------------------- loading and caching
+
+
+@dataclass
+class LoadedImages:
+    """Decoded images ready for `make_dataset`; bad files were skipped and are listed."""
+
+    images: np.ndarray  # uint8 [N, H, W, 3]
+    labels: np.ndarray  # int32 [N], index into `classes`
+    paths: list[Path]
+    classes: list[str]
+    bad_files: list[BadFile]
+
+
+def _cache_key(items: list[LabeledImage], image_size: tuple[int, int]) -> str:
+    """Changes when any file is added, removed, relabelled, rewritten or the size changes."""
+    digest = hashlib.sha256(repr(tuple(image_size)).encode())
+    for item in items:
+        stat = item.path.stat()
+        digest.update(f"{item.path}\0{item.label}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def _decode_or_reason(path: Path, image_size: tuple[int, int]) -> np.ndarray | str:
+    try:
+        return decode_image(path, image_size)
+    except CorruptImage as error:
+        return str(error)
+
+
+def _decode_chunk(paths: list[Path], image_size: tuple[int, int], bar: tqdm) -> tuple[np.ndarray, list[str]]:
+    """Images of the usable files and one reason per path ("" when usable)."""
+    results = _parallel_map(lambda p: _decode_or_reason(p, image_size), paths, bar)
+    images = [r for r in results if isinstance(r, np.ndarray)]
+    stacked = np.stack(images) if images else np.zeros((0, *image_size, 3), np.uint8)
+    return stacked, [r if isinstance(r, str) else "" for r in results]
+
+
+def _cached_chunk(paths, labels, image_size, cache_dir, bar) -> tuple[np.ndarray, list[str]]:
+    """One chunk from `cache_dir`, decoding and storing it (atomically) when absent."""
+    if cache_dir is None:
+        return _decode_chunk(paths, image_size, bar)
+    stem = Path(cache_dir) / _cache_key([LabeledImage(p, lab) for p, lab in zip(paths, labels)], image_size)
+    images_file, reasons_file = stem.with_suffix(".npy"), stem.with_suffix(".json")
+    if reasons_file.exists():  # written last, so its presence means the chunk is complete
+        bar.update(len(paths))
+        return np.load(images_file), json.loads(reasons_file.read_text())
+    images, reasons = _decode_chunk(paths, image_size, bar)
+    for target, write in ((images_file, lambda f: np.save(f, images)),
+                          (reasons_file, lambda f: f.write(json.dumps(reasons).encode()))):
+        partial = target.with_suffix(".partial")
+        with open(partial, "wb") as handle:
+            write(handle)
+        os.replace(partial, target)
+    return images, reasons
+
+
+def load_images(
+    items: list[LabeledImage],
+    classes: list[str],
+    *,
+    image_size: tuple[int, int] = IMAGE_SIZE,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> LoadedImages:
+    """Decode and resize `items` once into a uint8 array (the cache of the input pipeline).
+
+    With `cache_dir`, decoded chunks of CACHE_CHUNK images are stored as .npy
+    keyed by (paths, labels, mtimes, sizes, image_size): a re-run decodes
+    nothing and a killed run keeps every finished chunk.
+    """
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    index = {name: i for i, name in enumerate(classes)}
+    paths, labels = [item.path for item in items], [item.label for item in items]
+    chunks, reasons = [], []
+    with tqdm(total=len(items), desc="decode", unit="img", disable=not progress) as bar:
+        for start in range(0, len(items), CACHE_CHUNK):
+            stop = start + CACHE_CHUNK
+            images, chunk_reasons = _cached_chunk(paths[start:stop], labels[start:stop], image_size, cache_dir, bar)
+            chunks.append(images)
+            reasons += chunk_reasons
+    bad_files = [BadFile(path, reason) for path, reason in zip(paths, reasons) if reason]
+    for bad in bad_files:
+        log.warning("%s", bad)
+    kept = [i for i, reason in enumerate(reasons) if not reason]
+    return LoadedImages(
+        images=np.concatenate(chunks) if chunks else np.zeros((0, *image_size, 3), np.uint8),
+        labels=np.array([index[labels[i]] for i in kept], dtype=np.int32),
+        paths=[paths[i] for i in kept],
+        classes=list(classes),
+        bad_files=bad_files,
+    )
+
+
+# ---------------------------------------------------------------- tf.data pipeline
+
+
+def preprocess_for(backbone: str) -> Callable:
+    """The keras.applications `preprocess_input` the thesis used for `backbone` (§4.1).
+
+    V1 and V2 map [0, 255] to [-1, 1]; V3 rescales inside the model, so its
+    preprocess_input is the identity.
+    """
+    if backbone not in PREPROCESS_MODULES:
+        raise ValueError(f"unknown backbone {backbone!r}; expected one of {sorted(PREPROCESS_MODULES)}")
+    import keras
+
+    return getattr(keras.applications, PREPROCESS_MODULES[backbone]).preprocess_input
+
+
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    backbone: str,
+    *,
+    batch_size: int = BATCH_SIZE,
+    shuffle: bool = False,
+    seed: int = SPLIT_SEED,
+    augmentation: Callable | None = None,
+    order: str = "corrected",
+) -> tf.data.Dataset:
+    """Batches of (float32 images, one-hot labels) for categorical cross-entropy (listing 4.3).
+
+    The uint8 array is the cache: batches are gathered from it by index, so
+    shuffling never copies images and no decoded float copy is kept.
+    `order="thesis"` applies preprocess_input before the augmentation, as
+    listing 4.5 did (V1/V2 then augment values in [-1, 1], e.g. brightness
+    meant for [0, 255]); `order="corrected"` augments pixels in [0, 255] first.
+    Pass `augmentation=None` for validation and test data.
+    """
+    import tensorflow as tf
+
+    if order not in ("thesis", "corrected"):
+        raise ValueError(f"order must be 'thesis' or 'corrected', got {order!r}")
+    preprocess = preprocess_for(backbone)
+    augment = (lambda x: augmentation(x, training=True)) if augmentation is not None else (lambda x: x)
+    steps = (preprocess, augment) if order == "thesis" else (augment, preprocess)
+    one_hot = np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
+    height, width = images.shape[1:3]
+
+    def gather(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        batch, batch_labels = tf.numpy_function(lambda i: (images[i], one_hot[i]), [indices], (tf.uint8, tf.float32))
+        batch = tf.ensure_shape(batch, (None, height, width, 3))
+        return batch, tf.ensure_shape(batch_labels, (None, num_classes))
+
+    def transform(batch: tf.Tensor, batch_labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        batch = tf.cast(batch, tf.float32)
+        for step in steps:
+            batch = step(batch)
+        return batch, batch_labels
+
+    dataset = tf.data.Dataset.range(len(images))
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

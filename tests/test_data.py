@@ -1,0 +1,225 @@
+"""Specifications of the data module: discovery, validation, Keras split parity, loading, tf.data."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nsfw_mobilenet import data
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+RNG = np.random.default_rng(0)
+# The corpus holds a header claiming 1e8 pixels: Pillow warns, validate_dataset reports it.
+pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+
+
+def _noise(mode: str = "RGB", size: tuple[int, int] = (40, 30)) -> Image.Image:
+    return Image.fromarray(RNG.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).convert(mode)
+
+
+def _bytes(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _bomb_png(side: int = 100_000) -> bytes:
+    """A valid PNG header claiming side x side pixels, crafted without allocating them."""
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 16))
+            + _png_chunk(b"IEND", b""))
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+GOOD = {
+    "rgb.jpg": lambda: _bytes(_noise(), "JPEG"),
+    "rgb.png": lambda: _bytes(_noise(), "PNG"),
+    "cmyk.jpg": lambda: _bytes(_noise("CMYK"), "JPEG"),
+    "rgba.png": lambda: _bytes(_noise("RGBA"), "PNG"),
+    "gray.jpg": lambda: _bytes(_noise("L"), "JPEG"),
+    "palette.png": lambda: _bytes(_noise("P"), "PNG", transparency=0),
+}
+BAD = {
+    "empty.jpg": (lambda: b"", "zero bytes"),
+    "truncated.jpg": (lambda: _bytes(_noise(size=(200, 200)), "JPEG")[:3000], "truncated JPEG"),
+    "text.jpg": (lambda: b"this is a text file, not a JPEG\n", "not an image"),
+    "bomb.png": (_bomb_png, "decompression bomb"),  # Pillow refuses it while reading the header
+    "bomb_below_2x.png": (lambda: _bomb_png(10_000), "decompression bomb"),  # Pillow only warns; we refuse
+    "notes.txt": (lambda: b"hello", "extension '.txt'"),
+}
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """train/{neutral,drawings} with every kind of good and bad file, test/ with a leaked duplicate."""
+    root = tmp_path / "data"
+    for name, make in GOOD.items():
+        _write(root / "train" / "neutral" / name, make())
+    for name, (make, _) in BAD.items():
+        _write(root / "train" / "drawings" / name, make())
+    for i in range(3):
+        _write(root / "train" / "drawings" / f"d{i}.png", _bytes(_noise(), "PNG"))
+    _write(root / "train" / "neutral" / ".DS_Store", b"\0\0")
+    _write(root / "test" / "neutral" / "leaked.jpg", (root / "train" / "neutral" / "rgb.jpg").read_bytes())
+    _write(root / "test" / "drawings" / "t0.png", _bytes(_noise(), "PNG"))
+    return root
+
+
+def test_every_bad_file_is_reported_with_its_reason_not_fatal(corpus: Path) -> None:
+    report = data.validate_dataset(corpus, progress=False)
+    reasons = {bad.path.name: bad.reason for bad in report.bad_files}
+    assert set(reasons) == set(BAD)
+    for name, (_, expected) in BAD.items():
+        assert expected in reasons[name], (name, reasons[name])
+    assert str(report.bad_files[0]).endswith("(skipped)")
+    assert str(corpus) in str(report.bad_files[0])
+
+
+def test_report_counts_usable_images_per_split_and_class(corpus: Path) -> None:
+    report = data.validate_dataset(corpus, progress=False)
+    assert report.classes == ["drawings", "neutral"]
+    assert report.splits == {"train": {"drawings": 3, "neutral": 6}, "test": {"drawings": 1, "neutral": 1}}
+    assert report.imbalance_ratio == pytest.approx(2.0)
+    assert report.taxonomy is None
+
+
+def test_exact_duplicate_across_train_and_test_is_found(corpus: Path) -> None:
+    report = data.validate_dataset(corpus, progress=False)
+    assert report.duplicates == [[corpus / "train" / "neutral" / "rgb.jpg", corpus / "test" / "neutral" / "leaked.jpg"]]
+
+
+def test_report_round_trips_through_json_and_prints_a_table(corpus: Path, tmp_path: Path) -> None:
+    report = data.validate_dataset(corpus, progress=False)
+    report.save_json(tmp_path / "report.json")
+    assert data.DatasetReport.from_json((tmp_path / "report.json").read_text()) == report
+    text = str(report)
+    assert "drawings" in text and "truncated JPEG" in text and "imbalance ratio" in text
+    assert "<table>" in report._repr_html_()
+
+
+def test_empty_class_gives_infinite_imbalance_that_survives_json(tmp_path: Path) -> None:
+    _write(tmp_path / "a" / "x.png", _bytes(_noise(), "PNG"))
+    (tmp_path / "b").mkdir()
+    report = data.validate_dataset(tmp_path, progress=False)
+    assert report.splits == {"all": {"a": 1, "b": 0}}
+    assert data.DatasetReport.from_json(report.to_json()).imbalance_ratio == float("inf")
+
+
+def test_known_class_folders_name_their_taxonomy(tmp_path: Path) -> None:
+    for name in ("normal", "sexual"):  # folder names only; the images are noise
+        _write(tmp_path / name / "x.png", _bytes(_noise(), "PNG"))
+    assert data.validate_dataset(tmp_path, progress=False).taxonomy == "binary"
+
+
+def test_list_images_skips_hidden_files_and_is_sorted(corpus: Path) -> None:
+    items = data.list_images(corpus, "train")
+    assert all(not item.path.name.startswith(".") for item in items)
+    assert items == sorted(items, key=lambda item: (item.label, str(item.path)))
+    assert [item.path.name for item in data.list_images(corpus, "test")] == ["t0.png", "leaked.jpg"]
+
+
+def test_missing_test_folder_names_the_path_and_the_fix(tmp_path: Path) -> None:
+    _write(tmp_path / "a" / "x.png", _bytes(_noise(), "PNG"))
+    with pytest.raises(FileNotFoundError, match="test/<class>"):
+        data.split_files(tmp_path, "test")
+
+
+def test_good_files_including_cmyk_rgba_gray_palette_load_as_rgb_uint8(corpus: Path) -> None:
+    items = data.list_images(corpus, "train")
+    loaded = data.load_images(items, ["drawings", "neutral"], progress=False)
+    assert loaded.images.shape == (9, 224, 224, 3) and loaded.images.dtype == np.uint8
+    assert {p.name for p in loaded.paths} >= set(GOOD)
+    assert {bad.path.name for bad in loaded.bad_files} == set(BAD)
+    assert loaded.labels.tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 1]
+
+
+def test_cache_is_reused_and_invalidated_when_a_file_changes(corpus: Path, tmp_path: Path) -> None:
+    items = data.list_images(corpus, "train")
+    cache = tmp_path / "cache"
+    first = data.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
+    assert len(list(cache.glob("*.npy"))) == 1 and not list(cache.glob("*.partial"))
+    again = data.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
+    np.testing.assert_array_equal(first.images, again.images)
+    assert again.bad_files == first.bad_files
+    _write(corpus / "train" / "drawings" / "d0.png", _bytes(_noise(size=(9, 9)), "PNG"))
+    data.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
+    assert len(list(cache.glob("*.npy"))) == 2
+
+
+def test_split_matches_keras_image_dataset_from_directory_file_for_file(tmp_path: Path) -> None:
+    """Listing 4.4 (validation_split=0.2, seed=1): every image has a unique pixel value as its id."""
+    import keras
+
+    ids = {}
+    for i in range(23):
+        cls = ("cat", "dog", "eel")[i % 3]
+        name = f".hidden{i}.png" if i == 5 else f"sub/{i}.png" if i == 7 else f"{i:02d}.png"
+        ids[_write(tmp_path / cls / name, _bytes(Image.new("RGB", (4, 4), (i, i, i)), "PNG"))] = i
+    _write(tmp_path / "cat" / "readme.txt", b"not indexed by keras")
+    for subset in ("training", "validation"):
+        ours = [ids[item.path] for item in data.split_files(tmp_path, subset)]
+        keras_ds = keras.utils.image_dataset_from_directory(
+            tmp_path, validation_split=0.2, subset=subset, seed=1, image_size=(4, 4), batch_size=None,
+            interpolation="nearest", verbose=False)
+        theirs = sorted(int(image[0, 0, 0]) for image, _ in keras_ds.as_numpy_iterator())
+        assert sorted(ours) == [i for i in theirs if i != 5]  # the hidden file is dropped after the split
+
+
+@pytest.mark.parametrize("order", ["thesis", "corrected"])
+@pytest.mark.parametrize("backbone, low, high", [
+    ("mobilenet_v1", -1.0, 1.0), ("mobilenet_v2", -1.0, 1.0),
+    ("mobilenet_v3_small", 0.0, 255.0), ("mobilenet_v3_large", 0.0, 255.0)])
+def test_make_dataset_batches_float32_images_and_one_hot_labels(backbone, low, high, order) -> None:
+    images = RNG.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    images[0, 0, 0] = (0, 255, 0)
+    dataset = data.make_dataset(images, np.array([0, 1, 2, 1, 0]), 3, backbone, batch_size=2, order=order)
+    batches = list(dataset.as_numpy_iterator())
+    assert [b[0].shape for b in batches] == [(2, 8, 8, 3), (2, 8, 8, 3), (1, 8, 8, 3)]
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches])
+    assert x.dtype == np.float32 and x.min() == pytest.approx(low) and x.max() == pytest.approx(high)
+    np.testing.assert_array_equal(y.argmax(1), [0, 1, 2, 1, 0])
+    assert y.dtype == np.float32 and y.sum() == 5
+
+
+def _shift(x, training=False):
+    """A stand-in augmentation that is easy to trace: +1000 on every pixel."""
+    return x + 1000.0
+
+
+def test_thesis_order_augments_after_preprocess_and_corrected_order_before() -> None:
+    images = np.full((2, 4, 4, 3), 255, dtype=np.uint8)
+    labels = np.array([0, 1])
+    thesis = next(data.make_dataset(images, labels, 2, "mobilenet_v1", augmentation=_shift, order="thesis")
+                  .as_numpy_iterator())[0]
+    corrected = next(data.make_dataset(images, labels, 2, "mobilenet_v1", augmentation=_shift, order="corrected")
+                     .as_numpy_iterator())[0]
+    assert np.allclose(thesis, 1001.0)  # listing 4.5: [-1, 1] values, then augmentation
+    assert np.allclose(corrected, 1255.0 / 127.5 - 1.0)
+
+
+def test_shuffle_is_seeded_and_keeps_images_with_their_labels() -> None:
+    images = np.arange(10, dtype=np.uint8)[:, None, None, None].repeat(3, axis=3)
+    labels = np.arange(10) % 2
+    dataset = data.make_dataset(images, labels, 2, "mobilenet_v3_small", batch_size=10, shuffle=True, seed=1)
+    x, y = next(dataset.as_numpy_iterator())
+    order = x[:, 0, 0, 0].astype(int)
+    assert sorted(order) == list(range(10)) and order.tolist() != list(range(10))
+    np.testing.assert_array_equal(y.argmax(1), order % 2)
