@@ -1,0 +1,280 @@
+"""MobileNet backbones (V1, V2, V3-Small, V3-Large), their ImageNet weights, thesis heads and freezing.
+
+Backbones come from `keras.applications` at alpha 1.0 and 224×224 input (table 3.5). ImageNet
+weights are downloaded by Keras when online; offline they are read from the folder named by
+`NSFW_MOBILENET_WEIGHTS_DIR`, md5-checked. Nothing ever falls back silently to random weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+WEIGHTS_ENV = "NSFW_MOBILENET_WEIGHTS_DIR"
+INPUT_SHAPE = (224, 224, 3)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One `keras.applications` MobileNet and what it needs around it."""
+
+    name: str
+    title: str
+    builder: str  # attribute of keras.applications
+    preprocess_module: str  # module of keras.applications holding preprocess_input
+    local_weights_file: str | None = None  # file name expected in $NSFW_MOBILENET_WEIGHTS_DIR
+    local_weights_md5: str | None = None
+
+    def build(self, weights: str | None) -> Any:
+        import keras
+
+        builder = getattr(keras.applications, self.builder)
+        return builder(input_shape=INPUT_SHAPE, alpha=1.0, include_top=True, weights=weights)
+
+    @property
+    def preprocess_input(self) -> Callable:
+        import keras
+
+        return getattr(keras.applications, self.preprocess_module).preprocess_input
+
+
+BACKBONES: dict[str, Backbone] = {
+    b.name: b
+    for b in (
+        # md5 of the offline file as documented in ../shared/weights/README.md
+        Backbone("mobilenet_v1", "MobileNetV1", "MobileNet", "mobilenet",
+                 "mobilenet_v1_1.0_224_imagenet.weights.h5", "76bb2bd371223718ea552172860a1528"),
+        Backbone("mobilenet_v2", "MobileNetV2", "MobileNetV2", "mobilenet_v2"),
+        Backbone("mobilenet_v3_small", "MobileNetV3-Small", "MobileNetV3Small", "mobilenet_v3"),
+        Backbone("mobilenet_v3_large", "MobileNetV3-Large", "MobileNetV3Large", "mobilenet_v3"),
+    )
+}
+
+
+class WeightsUnavailable(RuntimeError):
+    """ImageNet weights were asked for but cannot be had; says what to set."""
+
+
+class WeightsChecksumError(WeightsUnavailable):
+    """A local weights file does not have the expected md5."""
+
+
+def get_backbone(name: str) -> Backbone:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise KeyError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}") from None
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def local_weights_path(name: str) -> Path | None:
+    """The md5-checked offline ImageNet weights file for `name`, or None if the folder has none."""
+    folder = os.environ.get(WEIGHTS_ENV)
+    backbone = get_backbone(name)
+    if not folder or backbone.local_weights_file is None:
+        return None
+    path = Path(folder) / backbone.local_weights_file
+    if not path.exists():
+        return None
+    actual = file_md5(path)
+    if actual != backbone.local_weights_md5:
+        raise WeightsChecksumError(
+            f"{path}: md5 {actual} does not match the expected {backbone.local_weights_md5}; "
+            "the file is corrupt or not the MobileNet weights it is named after. Replace it, or unset "
+            f"{WEIGHTS_ENV} to let Keras download the official weights."
+        )
+    return path
+
+
+def resolve_weights(name: str, weights: str | Path | None) -> str | None:
+    """What to pass to the Keras builder for `weights` ("imagenet", a file, or None for random init).
+
+    "imagenet" prefers the offline folder; without one, Keras downloads (and caches) the official
+    file. A failed download raises `WeightsUnavailable` rather than training from random weights.
+    """
+    if weights is None:
+        return None
+    if weights != "imagenet":
+        return str(weights)
+    local = local_weights_path(name)
+    return str(local) if local else "imagenet"
+
+
+def imagenet_weights_available(name: str) -> bool:
+    """Whether ImageNet weights for `name` can be loaded here without raising."""
+    try:
+        build_backbone(name, "imagenet")
+    except WeightsUnavailable:
+        return False
+    return True
+
+
+def build_backbone(name: str, weights: str | Path | None = "imagenet") -> Any:
+    """The full Keras application (ImageNet top included), with the weights asked for."""
+    backbone = get_backbone(name)
+    resolved = resolve_weights(name, weights)
+    try:
+        return backbone.build(resolved)
+    except Exception as error:  # Keras raises a plain Exception when the download fails
+        if resolved != "imagenet":
+            raise
+        hint = (f"put {backbone.local_weights_file} in a folder and set {WEIGHTS_ENV} to it"
+                if backbone.local_weights_file else
+                "no offline file is known for it: build it with weights=None and say so, or go online")
+        raise WeightsUnavailable(
+            f"{backbone.title}: ImageNet weights could not be downloaded ({error}); {hint}."
+        ) from error
+
+
+def weights_for_run(name: str) -> tuple[str | None, str]:
+    """("imagenet" or None, a sentence for the notebook output) for a run that prefers ImageNet.
+
+    Offline, V2/V3 ImageNet weights are not obtainable here: they run from random initialisation,
+    and the returned sentence says so, so no result is mistaken for transfer learning.
+    """
+    title = get_backbone(name).title
+    if imagenet_weights_available(name):
+        return "imagenet", f"{title}: ImageNet weights loaded."
+    return None, (f"{title}: ImageNet weights are not available offline (set {WEIGHTS_ENV} or go online); "
+                  "this run uses random initialisation (weights=None), so it is NOT transfer learning.")
+
+
+# --- Thesis heads (§4.2) -------------------------------------------------------------------
+HEADS = ("thesis", "standard")
+CLASSIFIER_NAME = "classifier"
+FEATURES_FLATTEN_NAME = "pooled_features_flatten"  # shape-only; the thesis's layer count ignores it
+
+
+def _flat(tensor: Any) -> Any:
+    import keras
+
+    if len(tensor.shape) == 2:
+        return tensor
+    return keras.layers.Reshape((tensor.shape[-1],), name=FEATURES_FLATTEN_NAME)(tensor)
+
+
+def thesis_head_v1(base: Any, num_classes: int) -> Any:
+    """Listing 4.6: drop the last 5 layers, then Dropout(0.5) and a softmax Dense.
+
+    `layers[-5]` is the 1×1×1024 global average pool; it is flattened so that Dense sees the
+    1024 features of table 3.1 (the flatten is a reshape and counts as no layer below).
+    """
+    import keras
+
+    x = keras.layers.Dropout(0.5)(_flat(base.layers[-5].output))
+    return keras.layers.Dense(num_classes, activation="softmax", name=CLASSIFIER_NAME)(x)
+
+
+def thesis_head_v2(base: Any, num_classes: int) -> Any:
+    """§4.2.2 and table 3.2: pooled 1280 features, Dropout, softmax Dense instead of the ImageNet top.
+
+    The thesis does not give V2's dropout rate; 0.5 as for V1 is our assumption.
+    """
+    import keras
+
+    x = keras.layers.Dropout(0.5)(base.layers[-2].output)
+    return keras.layers.Dense(num_classes, activation="softmax", name=CLASSIFIER_NAME)(x)
+
+
+def thesis_head_v3(base: Any, num_classes: int) -> Any:
+    """Listing 4.7: a softmax Dense on top of `layers[-1]`, the 1000-way ImageNet softmax."""
+    import keras
+
+    return keras.layers.Dense(num_classes, activation="softmax", name=CLASSIFIER_NAME)(base.output)
+
+
+THESIS_HEADS: dict[str, Callable[[Any, int], Any]] = {
+    "mobilenet_v1": thesis_head_v1,
+    "mobilenet_v2": thesis_head_v2,
+    "mobilenet_v3_small": thesis_head_v3,
+    "mobilenet_v3_large": thesis_head_v3,
+}
+
+# Index (from the end) of the penultimate feature vector of each ImageNet network.
+PENULTIMATE_LAYER = {"mobilenet_v1": -5, "mobilenet_v2": -2, "mobilenet_v3_small": -4, "mobilenet_v3_large": -4}
+
+
+def standard_head(base: Any, num_classes: int, backbone: str, dropout: float = 0.2) -> Any:
+    """The usual transfer-learning head: penultimate ImageNet features → Dropout → softmax Dense."""
+    import keras
+
+    features = _flat(base.layers[PENULTIMATE_LAYER[backbone]].output)
+    x = keras.layers.Dropout(dropout)(features)
+    return keras.layers.Dense(num_classes, activation="softmax", name=CLASSIFIER_NAME)(x)
+
+
+def build_classifier(backbone: str, num_classes: int, head: str = "thesis",
+                     weights: str | Path | None = "imagenet") -> Any:
+    """A backbone with the thesis head (default) or the standard head, on preprocessed 224×224 input."""
+    import keras
+
+    base = build_backbone(backbone, weights)
+    if head == "thesis":
+        outputs = THESIS_HEADS[backbone](base, num_classes)
+    elif head == "standard":
+        outputs = standard_head(base, num_classes, backbone)
+    else:
+        raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
+    return keras.Model(base.input, outputs, name=f"{backbone}_{head}_head_{num_classes}_classes")
+
+
+# --- Freezing "the last N layers" in the thesis's (Keras 2) numbering ---------------------------
+def keras2_layer_span(layer: Any, backbone: str) -> int:
+    """How many Keras 2 layers (the thesis's TensorFlow) one Keras 3 layer stood for.
+
+    Keras 2 built MobileNetV3's hard-swish as four layers (TFOpLambda `x + 3`, ReLU(6),
+    TFOpLambda `* 1/6`, Multiply) and the squeeze-excite hard-sigmoid as three; Keras 3 uses one
+    `Activation("hard_silu")` and one ReLU(6) with the arithmetic as graph ops. That is why V3
+    has 239/273 layers in table 3.5 and 164/194 here. V1/V2 layers match one to one.
+    """
+    if layer.name == FEATURES_FLATTEN_NAME:
+        return 0
+    if not backbone.startswith("mobilenet_v3"):
+        return 1
+    kind = type(layer).__name__
+    if kind == "Activation" and getattr(layer.activation, "__name__", "") == "hard_silu":
+        return 4
+    if kind == "ReLU" and layer.max_value is not None and float(layer.max_value) == 6.0:
+        return 3
+    return 1
+
+
+def thesis_layer_sequence(model: Any, backbone: str) -> list[Any]:
+    """The model's layers repeated as many times as Keras 2 counted them (the thesis's numbering)."""
+    return [layer for layer in model.layers for _ in range(keras2_layer_span(layer, backbone))]
+
+
+def is_batch_norm(layer: Any) -> bool:
+    """By type, for Keras 3 and Keras 2 (tf_keras) layers alike."""
+    return type(layer).__name__ == "BatchNormalization"
+
+
+def freeze_all_but_last(model: Any, backbone: str, trainable_layers: int) -> list[str]:
+    """Listings 4.1–4.2 with the thesis's meaning: train only the last N layers (Keras 2 count).
+
+    BatchNormalization layers are frozen by type, always (listing 4.2's `'bn' in layer.name`
+    missed V2's `*_BN` and V3's `*/BatchNorm` layers). Returns the names of layers with
+    trainable weights.
+    """
+    if trainable_layers < 0:
+        raise ValueError(f"trainable_layers must be ≥ 0, got {trainable_layers}")
+    sequence = thesis_layer_sequence(model, backbone)
+    unfrozen = {id(layer) for layer in sequence[len(sequence) - trainable_layers:]} if trainable_layers else set()
+    for layer in model.layers:
+        layer.trainable = id(layer) in unfrozen and not is_batch_norm(layer)
+    return [layer.name for layer in model.layers if layer.trainable and layer.trainable_weights]
+
+
+def listing_4_2_misses(model: Any) -> list[str]:
+    """BatchNormalization layers that the thesis's `'bn' in layer.name` filter does not catch."""
+    return [layer.name for layer in model.layers if is_batch_norm(layer) and "bn" not in layer.name]
