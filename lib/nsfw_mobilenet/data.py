@@ -305,12 +305,15 @@ class DatasetReport:
         return "\n".join([header, *table, *self._summary()])
 
     def _repr_html_(self) -> str:
-        rows = self._rows()
-        cells = lambda row, tag: "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in row)  # noqa: E731
-        body = "".join(f"<tr>{cells(row, 'td')}</tr>" for row in rows[1:])
+        header, *rows = self._rows()
+        table = _html_row(header, "th") + "".join(_html_row(row, "td") for row in rows)
         summary = "<br>".join(html.escape(line) for line in self._summary())
         return (f"<b>Dataset {html.escape(str(self.root))}</b> (taxonomy: {html.escape(self.taxonomy or 'none')})"
-                f"<table><tr>{cells(rows[0], 'th')}</tr>{body}</table><p>{summary}</p>")
+                f"<table>{table}</table><p>{summary}</p>")
+
+
+def _html_row(cells: list[str], tag: str) -> str:
+    return "<tr>" + "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in cells) + "</tr>"
 
 
 def _check_file(path: Path) -> tuple[str | None, str | None]:
@@ -405,7 +408,9 @@ def _decode_chunk(paths: list[Path], image_size: tuple[int, int], bar: tqdm) -> 
     return stacked, [r if isinstance(r, str) else "" for r in results]
 
 
-def _cached_chunk(paths, labels, image_size, cache_dir, bar) -> tuple[np.ndarray, list[str]]:
+def _cached_chunk(
+    paths: list[Path], labels: list[str], image_size: tuple[int, int], cache_dir: Path | None, bar: tqdm
+) -> tuple[np.ndarray, list[str]]:
     """One chunk from `cache_dir`, decoding and storing it (atomically) when absent."""
     if cache_dir is None:
         return _decode_chunk(paths, image_size, bar)
@@ -438,6 +443,9 @@ def load_images(
     keyed by (paths, labels, mtimes, sizes, image_size): a re-run decodes
     nothing and a killed run keeps every finished chunk.
     """
+    unknown = {item.label for item in items} - set(classes)
+    if unknown:
+        raise ValueError(f"labels {sorted(unknown)} are not in classes {classes}")
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
     index = {name: i for i, name in enumerate(classes)}
