@@ -232,6 +232,7 @@ def test_killed_run_keeps_finished_cache_chunks(corpus: Path, tmp_path: Path, mo
     next(iter(sorted(cache.glob("*.json")))).unlink()  # as if the run died while writing this chunk
     decoded = []
     real_decode_chunk = data._decode_chunk
-    monkeypatch.setattr(data, "_decode_chunk", lambda paths, *rest: decoded.append(paths) or real_decode_chunk(paths, *rest))
+    monkeypatch.setattr(data, "_decode_chunk",
+                        lambda paths, *rest: decoded.append(paths) or real_decode_chunk(paths, *rest))
     data.load_images(items, ["drawings", "neutral"], image_size=(8, 8), cache_dir=cache, progress=False)
     assert len(decoded) == 1 and len(decoded[0]) <= 4
