@@ -176,7 +176,7 @@ def _decode(data: bytes, path: Path) -> Image.Image:
     except Image.DecompressionBombError as error:
         raise CorruptImage(f"decompression bomb: {error}") from None
     except UnidentifiedImageError:
-        raise CorruptImage("not an image: Pillow cannot identify the format (wrong content for the extension)") from None
+        raise CorruptImage("not an image: Pillow cannot identify its format") from None
     width, height = image.size  # header only: checked before any pixel is decoded
     if width * height > (Image.MAX_IMAGE_PIXELS or math.inf):
         raise CorruptImage(f"decompression bomb: header claims {width}x{height} pixels > {Image.MAX_IMAGE_PIXELS}")
