@@ -1,0 +1,317 @@
+"""TensorFlow Lite export (thesis §2.5, listing 2.4), quantization, model cards and the parity report.
+
+The thesis converted a SavedModel to one float32 `.tflite` (listing 2.4) and left running it on a
+phone as future work (§6.2). Here each export is a folder an app developer can drop into an app:
+
+    <out_dir>/<variant>/model.tflite      the network, preprocessing baked in
+    <out_dir>/<variant>/labels.txt        one class per line, in output order
+    <out_dir>/<variant>/model_card.json   classes, input, preprocessing, thresholds, data, metrics, versions
+    <out_dir>/<variant>/model_card.md     the same, for people
+
+Preprocessing is part of the exported graph: every `.tflite` takes RGB pixels 0..255 (float32, or
+uint8 for the full-integer variant), so an app resizes to 224×224 and feeds the bitmap. Getting
+`preprocess_input` wrong on the device is the most common silent failure of exported MobileNets.
+
+Variants: float32 (listing 2.4), float16 weights, dynamic-range (int8 weights, float activations)
+and full integer int8 (activations calibrated on representative training images).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import io
+import json
+import os
+import platform
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import nsfw_mobilenet
+from nsfw_mobilenet.data import PREPROCESS_MODULES
+from nsfw_mobilenet.taxonomy import taxonomy_for_classes
+
+VARIANTS = ("float32", "float16", "dynamic_range", "int8")
+MODEL_FILE = "model.tflite"
+LABELS_FILE = "labels.txt"
+CARD_FILE = "model_card.json"
+CARD_MARKDOWN_FILE = "model_card.md"
+REPRESENTATIVE_LIMIT = 200  # calibration images for int8; more adds conversion time, not accuracy
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_REVIEW_BAND = (0.3, 0.7)  # §6.2: "less than 70% of possibilities" → human review
+
+# keras.applications preprocess_input as an affine map of 0..255 pixels: (scale, offset), or None
+# when the network rescales itself (V3 models contain a Rescaling layer).
+PIXEL_SCALING: dict[str, tuple[float, float] | None] = {
+    "mobilenet": (1 / 127.5, -1.0),
+    "mobilenet_v2": (1 / 127.5, -1.0),
+    "mobilenet_v3": None,
+}
+PREPROCESSING_TEXT = {
+    None: "none outside the graph: the network rescales 0..255 itself (MobileNetV3 Rescaling layer)",
+}
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """The files of one exported variant."""
+
+    variant: str
+    path: Path
+    labels_path: Path
+    card_path: Path
+    card_markdown_path: Path
+
+
+def pixel_scaling_for(backbone: str) -> tuple[float, float] | None:
+    """(scale, offset) that turns 0..255 pixels into what `backbone` was trained on (§4.1)."""
+    if backbone not in PREPROCESS_MODULES:
+        raise ValueError(f"unknown backbone {backbone!r}; expected one of {sorted(PREPROCESS_MODULES)}")
+    return PIXEL_SCALING[PREPROCESS_MODULES[backbone]]
+
+
+def describe_scaling(scaling: tuple[float, float] | None) -> str:
+    if scaling is None:
+        return PREPROCESSING_TEXT[None]
+    scale, offset = scaling
+    return f"baked into the graph: x * {scale:.8g} + {offset:g} (input pixels 0..255)"
+
+
+def raw_pixel_model(model: Any, scaling: tuple[float, float] | None) -> Any:
+    """`model` behind a Rescaling layer, so that it takes 0..255 pixels (None: unchanged)."""
+    if scaling is None:
+        return model
+    import keras
+
+    inputs = keras.Input(shape=model.input_shape[1:], name="pixels")
+    scaled = keras.layers.Rescaling(scale=scaling[0], offset=scaling[1], name="preprocess_input")(inputs)
+    return keras.Model(inputs, model(scaled), name=f"{model.name}_raw_pixels")
+
+
+def _converter(model: Any, variant: str, representative_images: np.ndarray | None) -> Any:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if variant == "float32":
+        return converter
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "int8":
+        if representative_images is None or len(representative_images) == 0:
+            raise ValueError("int8 export needs representative_images (uint8 [N,H,W,3] from the training set)")
+        calibration = np.asarray(representative_images[:REPRESENTATIVE_LIMIT], dtype=np.float32)
+        converter.representative_dataset = lambda: ([image[None]] for image in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8  # the bitmap's bytes, no conversion on the device
+    elif variant != "dynamic_range":
+        raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
+    return converter
+
+
+def convert(model: Any, variant: str, representative_images: np.ndarray | None = None) -> bytes:
+    """The `.tflite` flatbuffer of a raw-pixel Keras model (listing 2.4, via from_keras_model)."""
+    converter = _converter(model, variant, representative_images)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # Keras prints the traced signature
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs")  # uint8 input: scale 1, no stats needed
+        return converter.convert()
+
+
+def library_versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+    from importlib.metadata import version
+
+    return {
+        "nsfw_mobilenet": nsfw_mobilenet.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "ai_edge_litert": version("ai-edge-litert"),
+        "python": platform.python_version(),
+    }
+
+
+def build_model_card(variant: str, classes: Sequence[str], input_shape: Sequence[int],
+                     scaling: tuple[float, float] | None, size_bytes: int,
+                     extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything an app developer needs to use the file correctly; `extra` adds or overrides fields
+    such as `backbone`, `training_data`, `metrics`, `thresholds`."""
+    try:
+        unsafe = sorted(taxonomy_for_classes(list(classes)).unsafe_classes)
+    except ValueError:
+        unsafe = []
+    height, width = input_shape[0], input_shape[1]
+    card: dict[str, Any] = {
+        "format": "tflite",
+        "variant": variant,
+        "classes": list(classes),
+        "unsafe_classes": unsafe,
+        "input": {
+            "shape": [1, height, width, 3],
+            "dtype": "uint8" if variant == "int8" else "float32",
+            "pixels": "RGB, 0..255, resized (squashed, bilinear) to the input size",
+        },
+        "output": {"dtype": "float32", "meaning": "softmax probabilities in the order of `classes`"},
+        "preprocessing": describe_scaling(scaling),
+        "thresholds": {"unsafe": DEFAULT_THRESHOLD, "review_band": list(DEFAULT_REVIEW_BAND),
+                       "rule": "unsafe probability = sum over unsafe classes; review when it falls in the band"},
+        "training_data": "not given",
+        "metrics": {},
+        "size_bytes": size_bytes,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+    }
+    card.update(extra or {})
+    return card
+
+
+def model_card_markdown(card: Mapping[str, Any]) -> str:
+    """A short human-readable card; the JSON is the source of truth."""
+    lines = [f"# Model card: {card.get('backbone', 'model')} ({card['variant']})", ""]
+    for key, value in card.items():
+        shown = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        lines.append(f"- **{key}**: {shown}")
+    return "\n".join(lines) + "\n"
+
+
+def export_tflite(model: Any, out_dir: Path | str, variant: str, *, classes: Sequence[str],
+                  pixel_scaling: tuple[float, float] | None,
+                  representative_images: np.ndarray | None = None,
+                  model_card: Mapping[str, Any] | None = None) -> ExportedModel:
+    """Write `<out_dir>/<variant>/` with the `.tflite`, labels and model card.
+
+    `model` takes preprocessed input (as trained); `pixel_scaling` (see `pixel_scaling_for`) is baked
+    in so the file takes 0..255 pixels. `representative_images` (uint8 training images) calibrate int8.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
+    if model.output_shape[-1] != len(classes):
+        raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(classes)} classes were given")
+    folder = Path(out_dir) / variant
+    folder.mkdir(parents=True, exist_ok=True)
+    flatbuffer = convert(raw_pixel_model(model, pixel_scaling), variant, representative_images)
+    exported = ExportedModel(variant, folder / MODEL_FILE, folder / LABELS_FILE, folder / CARD_FILE,
+                             folder / CARD_MARKDOWN_FILE)
+    exported.path.write_bytes(flatbuffer)
+    exported.labels_path.write_text("\n".join(classes) + "\n")
+    card = build_model_card(variant, classes, model.input_shape[1:], pixel_scaling, len(flatbuffer), model_card)
+    exported.card_path.write_text(json.dumps(card, indent=2) + "\n")
+    exported.card_markdown_path.write_text(model_card_markdown(card))
+    return exported
+
+
+def read_labels(model_path: Path | str) -> list[str] | None:
+    """Classes of an exported model, from labels.txt (or model_card.json) next to it; None if neither."""
+    folder = Path(model_path).parent
+    if (folder / LABELS_FILE).exists():
+        return [line.strip() for line in (folder / LABELS_FILE).read_text().splitlines() if line.strip()]
+    if (folder / CARD_FILE).exists():
+        return list(json.loads((folder / CARD_FILE).read_text())["classes"])
+    return None
+
+
+# ---------------------------------------------------------------- running .tflite with LiteRT
+
+
+class LiteRTModel:
+    """A `.tflite` classifier run with LiteRT at batch 1: uint8 pixels in, float probabilities out.
+
+    Handles quantized inputs and outputs from the tensors' own (scale, zero point), so float and
+    int8 exports are called the same way.
+    """
+
+    def __init__(self, path: Path | str, num_threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self._input["shape"][1]), int(self._input["shape"][2])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self._output["shape"][-1])
+
+    def _quantize(self, image: np.ndarray) -> np.ndarray:
+        dtype = self._input["dtype"]
+        scale, zero_point = self._input["quantization"]
+        if np.issubdtype(dtype, np.floating):
+            return image.astype(dtype)[None]
+        values = image.astype(np.float32) / scale + zero_point if scale else image
+        info = np.iinfo(dtype)
+        return np.clip(np.round(values), info.min, info.max).astype(dtype)[None]
+
+    def invoke(self, image: np.ndarray) -> np.ndarray:
+        """Probabilities for one uint8 [H, W, 3] image."""
+        self.interpreter.set_tensor(self._input["index"], self._quantize(image))
+        self.interpreter.invoke()
+        output = self.interpreter.get_tensor(self._output["index"])[0]
+        scale, zero_point = self._output["quantization"]
+        if not np.issubdtype(output.dtype, np.floating):
+            output = (output.astype(np.float32) - zero_point) * scale
+        return output.astype(np.float32)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities [N, C] for uint8 images [N, H, W, 3], one invocation each (batch 1, as on a phone)."""
+        return np.stack([self.invoke(image) for image in images]) if len(images) else np.zeros((0, self.num_classes))
+
+
+# ---------------------------------------------------------------- parity report
+
+
+@dataclass(frozen=True)
+class VariantParity:
+    """How far one `.tflite` is from the Keras model it was exported from, on the same images."""
+
+    variant: str
+    size_bytes: int
+    top1_agreement: float
+    max_abs_probability_diff: float
+    accuracy: float
+    keras_accuracy: float
+
+
+def parity_report(keras_model: Any, tflite_paths: Mapping[str, Path | str], images: np.ndarray,
+                  labels: np.ndarray, preprocess: Callable[[np.ndarray], np.ndarray],
+                  num_threads: int = 1) -> list[VariantParity]:
+    """Compare every exported variant with `keras_model` on held-out uint8 `images`.
+
+    `preprocess` is what the Keras model expects (e.g. `data.preprocess_for(backbone)`); the
+    `.tflite` files get raw pixels, since their preprocessing is baked in.
+    """
+    keras_probabilities = np.asarray(
+        keras_model.predict(preprocess(images.astype(np.float32)), verbose=0, batch_size=32))
+    keras_top1 = keras_probabilities.argmax(axis=1)
+    rows = []
+    for variant, path in tflite_paths.items():
+        probabilities = LiteRTModel(path, num_threads).predict(images)
+        top1 = probabilities.argmax(axis=1)
+        rows.append(VariantParity(
+            variant=variant,
+            size_bytes=os.path.getsize(path),
+            top1_agreement=float(np.mean(top1 == keras_top1)),
+            max_abs_probability_diff=float(np.max(np.abs(probabilities - keras_probabilities))),
+            accuracy=float(np.mean(top1 == labels)),
+            keras_accuracy=float(np.mean(keras_top1 == labels)),
+        ))
+    return rows
+
+
+def parity_markdown(rows: Sequence[VariantParity]) -> str:
+    """The parity report as a markdown table (for model cards, notebooks and reports)."""
+    header = "| variant | size (KB) | top-1 agreement | max abs prob diff | accuracy | Keras accuracy |"
+    lines = [header, "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r.variant} | {r.size_bytes / 1024:.0f} | {r.top1_agreement:.1%} | "
+              f"{r.max_abs_probability_diff:.4f} | {r.accuracy:.1%} | {r.keras_accuracy:.1%} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
