@@ -512,7 +512,10 @@ def make_dataset(
     if order not in ("thesis", "corrected"):
         raise ValueError(f"order must be 'thesis' or 'corrected', got {order!r}")
     preprocess = preprocess_for(backbone)
-    augment = (lambda x: augmentation(x, training=True)) if augmentation is not None else (lambda x: x)
+
+    def augment(batch: tf.Tensor) -> tf.Tensor:
+        return batch if augmentation is None else augmentation(batch, training=True)
+
     steps = (preprocess, augment) if order == "thesis" else (augment, preprocess)
     one_hot = np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
     height, width = images.shape[1:3]

@@ -1,0 +1,95 @@
+"""Experiment configs (one YAML file per thesis table row) and the thesis's own numbers.
+
+Configs are plain data in `experiments/table_<T>/row_<NN>.yaml`, overriding the defaults of
+`ExperimentConfig`. The thesis's numbers live in `reference/thesis_results.yaml`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
+REFERENCE_FILE = PROJECT_ROOT / "reference" / "thesis_results.yaml"
+METRIC_COLUMNS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+CONFUSION_COLUMNS = ("TN", "FN", "TP", "FP")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One training run. Defaults are the thesis's (§4.1–4.2): SGD, lr 1e-3, batch 64, 10 epochs."""
+
+    table: str
+    row: int
+    backbone: str
+    trainable_layers: int
+    optimizer: str = "sgd"
+    learning_rate: float = 1e-3
+    epochs: int = 10
+    batch_size: int = 64
+    head: str = "thesis"
+    augmentation: str = ""  # thesis letters A–F, e.g. "CDE"
+    order: str = "thesis"  # where augmentation sits relative to preprocess_input
+    taxonomy: str = "binary"
+    weights: str | None = "imagenet"
+    class_weights: bool = False
+    seed: int = 1
+
+    @property
+    def name(self) -> str:
+        return f"table_{self.table}_row_{self.row:02d}"
+
+    def with_overrides(self, **changes: Any) -> "ExperimentConfig":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: Path | str) -> ExperimentConfig:
+    """Read one config file; unknown keys are an error naming the file."""
+    path = Path(path)
+    values = yaml.safe_load(path.read_text()) or {}
+    known = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+    try:
+        return ExperimentConfig(**values)
+    except TypeError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def table_configs(table: str, experiments_dir: Path = EXPERIMENTS_DIR) -> list[ExperimentConfig]:
+    """All rows of one thesis table, in row order."""
+    folder = experiments_dir / f"table_{table}"
+    files = sorted(folder.glob("row_*.yaml"))
+    if not files:
+        raise FileNotFoundError(f"no configs for table {table} in {folder}")
+    return [load_config(f) for f in files]
+
+
+def all_tables(experiments_dir: Path = EXPERIMENTS_DIR) -> list[str]:
+    return sorted(p.name.removeprefix("table_") for p in experiments_dir.glob("table_*") if p.is_dir())
+
+
+@lru_cache(maxsize=1)
+def thesis_reference() -> dict[str, Any]:
+    """The parsed `reference/thesis_results.yaml`."""
+    return yaml.safe_load(REFERENCE_FILE.read_text())
+
+
+def thesis_row(table: str, row: int | str) -> dict[str, Any]:
+    """The thesis's numbers for one row, merged with its confusion-matrix row when it has one."""
+    tables = thesis_reference()["tables"]
+    numbers = dict(tables[table]["rows"].get(row, {}))
+    for other in tables.values():
+        if other.get("confusion_of") == table and row in other["rows"]:
+            numbers.update(other["rows"][row])
+    return numbers

@@ -1,0 +1,274 @@
+"""Fine-tuning runs of §4.2–4.4: one `ExperimentConfig` in, one results JSON out.
+
+A run compiles the thesis head with SGD or Adam (listing 4.3), freezes all but the last N layers
+in the thesis's numbering, trains with checkpoints that survive a kill (`BackupAndRestore`),
+evaluates on the test folder and writes config, history, confusion matrix, wall time, versions
+and seed to `<out_dir>/<config.name>.json`. Without augmentation, the frozen part of the network
+is computed once ("cached features") and only the trainable tail is trained per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import data, models
+from .evaluate import evaluate_predictions
+from .experiments import ExperimentConfig
+
+SMOKE_IMAGES_PER_CLASS = {"training": 8, "validation": 4, "test": 4}
+STOCHASTIC_LAYERS = ("Dropout", "GaussianNoise", "GaussianDropout", "SpatialDropout2D")
+DEFAULT_CHECKPOINT_DIR = Path("runs") / "checkpoints"
+
+
+@dataclass
+class RunData:
+    """Decoded training, validation and test images of one dataset."""
+
+    classes: list[str]
+    training: data.LoadedImages
+    validation: data.LoadedImages
+    test: data.LoadedImages | None
+
+    def counts(self) -> dict[str, int]:
+        subsets = {"training": self.training, "validation": self.validation, "test": self.test}
+        return {name: len(s.labels) for name, s in subsets.items() if s is not None}
+
+    def bad_files(self) -> list[str]:
+        subsets = (self.training, self.validation, self.test)
+        return [str(bad) for s in subsets if s is not None for bad in s.bad_files]
+
+
+def _first_per_class(items: list[data.LabeledImage], per_class: int) -> list[data.LabeledImage]:
+    taken: dict[str, int] = {}
+    kept = []
+    for item in items:
+        if taken.get(item.label, 0) < per_class:
+            taken[item.label] = taken.get(item.label, 0) + 1
+            kept.append(item)
+    return kept
+
+
+def load_run_data(data_dir: Path | str, *, smoke: bool = False, cache_dir: Path | None = None,
+                  progress: bool = True) -> RunData:
+    """Listing 4.4's training/validation split of `data_dir` (or its train/), and its test/ folder.
+
+    `smoke` keeps a few images per class so that a run takes seconds.
+    """
+    root = Path(data_dir)
+    subsets = ["training", "validation"] + (["test"] if (root / "test").is_dir() else [])
+    classes = data.class_names(root / "train" if data.has_split_folders(root) else root)
+    loaded = {}
+    for subset in subsets:
+        items = data.split_files(root, subset)
+        if smoke:
+            items = _first_per_class(items, SMOKE_IMAGES_PER_CLASS[subset])
+        loaded[subset] = data.load_images(items, classes, cache_dir=cache_dir, progress=progress)
+    return RunData(classes, loaded["training"], loaded["validation"], loaded.get("test"))
+
+
+def make_optimizer(name: str, learning_rate: float) -> Any:
+    """Listing 4.3's optimizers, at the thesis's learning rate 1e-3 by default."""
+    import keras
+
+    optimizers = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
+    if name not in optimizers:
+        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {name!r}")
+    return optimizers[name](learning_rate=learning_rate)
+
+
+def compile_for_training(model: Any, optimizer: str = "sgd", learning_rate: float = 1e-3) -> Any:
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def frozen_boundary(model: Any, backbone: str, trainable_layers: int) -> int | None:
+    """Index of the first layer that must run per epoch, or None when nothing can be cached.
+
+    Everything before it is frozen and deterministic in training mode (no dropout), so its
+    output can be computed once. The tail from there must depend on that one tensor only.
+    """
+    sequence = models.thesis_layer_sequence(model, backbone)
+    if trainable_layers <= 0 or trainable_layers > len(sequence):
+        return None
+    positions = {id(layer): i for i, layer in enumerate(model.layers)}
+    first_unfrozen = positions[id(sequence[-trainable_layers])]
+    stochastic = [i for i, layer in enumerate(model.layers) if type(layer).__name__ in STOCHASTIC_LAYERS]
+    boundary = min([first_unfrozen, *stochastic])
+    return boundary if boundary > 1 else None
+
+
+def split_model(model: Any, boundary: int) -> tuple[Any, Any] | None:
+    """(frozen front, trainable tail) sharing the model's layers, or None if the cut is not clean."""
+    import keras
+
+    cut = model.layers[boundary].input
+    try:
+        return keras.Model(model.input, cut), keras.Model(cut, model.output)
+    except ValueError:  # the tail reads a tensor from before the cut (a residual connection)
+        return None
+
+
+def class_weight_for(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Inverse-frequency ("balanced") class weights, for imbalanced sets like §4.4's Dataset 1."""
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    weights = len(labels) / (num_classes * np.maximum(counts, 1))
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def _features(front: Any, loaded: data.LoadedImages, backbone: str, batch_size: int) -> np.ndarray:
+    dataset = data.make_dataset(loaded.images, loaded.labels, len(loaded.classes), backbone, batch_size=batch_size)
+    return front.predict(dataset.map(lambda x, y: x), verbose=0)
+
+
+def _feature_dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
+                     shuffle: bool, seed: int) -> Any:
+    import tensorflow as tf
+
+    one_hot = np.eye(num_classes, dtype=np.float32)[labels]
+    dataset = tf.data.Dataset.from_tensor_slices((features, one_hot))
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _image_datasets(config: ExperimentConfig, run_data: RunData) -> tuple[Any, Any]:
+    augmentation = None
+    if config.augmentation:
+        from .augment import augmentation as build_augmentation
+
+        augmentation = build_augmentation(config.augmentation, seed=config.seed)
+    num_classes = len(run_data.classes)
+    training = data.make_dataset(run_data.training.images, run_data.training.labels, num_classes, config.backbone,
+                                 batch_size=config.batch_size, shuffle=True, seed=config.seed,
+                                 augmentation=augmentation, order=config.order)
+    validation = data.make_dataset(run_data.validation.images, run_data.validation.labels, num_classes,
+                                   config.backbone, batch_size=config.batch_size)
+    return training, validation
+
+
+def _fit(model: Any, training: Any, validation: Any, config: ExperimentConfig, checkpoint_dir: Path,
+         class_weight: dict | None, verbose: int) -> dict[str, list[float]]:
+    import keras
+
+    backup = keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup"))
+    history = model.fit(training, validation_data=validation, epochs=config.epochs, callbacks=[backup],
+                        class_weight=class_weight, shuffle=False, verbose=verbose)
+    return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def _test_probabilities(model: Any, run_data: RunData, backbone: str, batch_size: int) -> np.ndarray:
+    test = run_data.test
+    dataset = data.make_dataset(test.images, test.labels, len(run_data.classes), backbone, batch_size=batch_size)
+    return model.predict(dataset.map(lambda x, y: x), verbose=0)
+
+
+def versions() -> dict[str, str]:
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__, "machine": platform.machine(),
+            "processor_count": str(__import__("os").cpu_count())}
+
+
+@dataclass
+class TrainedRun:
+    """A finished run: the trained model and its results (also saved as JSON)."""
+
+    model: Any
+    result: dict[str, Any]
+    test_probabilities: np.ndarray | None
+
+
+def train(config: ExperimentConfig, run_data: RunData, *, checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR,
+          feature_cache: bool = True, verbose: int = 2) -> TrainedRun:
+    """Train one config on decoded data and evaluate it on the test images."""
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    weights, weights_note = (models.weights_for_run(config.backbone) if config.weights == "imagenet"
+                             else (config.weights, f"weights={config.weights!r} as configured"))
+    model = models.build_classifier(config.backbone, len(run_data.classes), config.head, weights)
+    trainable = models.freeze_all_but_last(model, config.backbone, config.trainable_layers)
+    checkpoint_dir = Path(checkpoint_dir) / config.name
+    class_weight = class_weight_for(run_data.training.labels, len(run_data.classes)) if config.class_weights else None
+    started = time.perf_counter()
+    parts = None
+    if feature_cache and not config.augmentation:
+        boundary = frozen_boundary(model, config.backbone, config.trainable_layers)
+        parts = split_model(model, boundary) if boundary is not None else None
+    if parts:
+        front, tail = parts
+        num_classes = len(run_data.classes)
+        training = _feature_dataset(_features(front, run_data.training, config.backbone, config.batch_size),
+                                    run_data.training.labels, num_classes, config.batch_size, True, config.seed)
+        validation = _feature_dataset(_features(front, run_data.validation, config.backbone, config.batch_size),
+                                      run_data.validation.labels, num_classes, config.batch_size, False, config.seed)
+        compile_for_training(tail, config.optimizer, config.learning_rate)
+        history = _fit(tail, training, validation, config, checkpoint_dir, class_weight, verbose)
+    else:
+        compile_for_training(model, config.optimizer, config.learning_rate)
+        training, validation = _image_datasets(config, run_data)
+        history = _fit(model, training, validation, config, checkpoint_dir, class_weight, verbose)
+    wall_time = time.perf_counter() - started
+    probabilities = None
+    evaluation = None
+    if run_data.test is not None and len(run_data.test.labels):
+        probabilities = _test_probabilities(model, run_data, config.backbone, config.batch_size)
+        evaluation = evaluate_predictions(probabilities, run_data.test.labels, run_data.classes).to_dict()
+    trained_images = run_data.counts()["training"] * config.epochs
+    result = {
+        "config": config.to_dict(),
+        "weights": {"used": weights, "note": weights_note},
+        "trainable_layers_with_weights": trainable,
+        "feature_cache": bool(parts),
+        "data": {"classes": run_data.classes, "counts": run_data.counts(), "bad_files": run_data.bad_files()},
+        "history": history,
+        "final": {key: history[key][-1] for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
+        "time_min": wall_time / 60,
+        "training_images_per_second": trained_images / wall_time,
+        "test": evaluation,
+        "versions": versions(),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return TrainedRun(model, result, probabilities)
+
+
+def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path | str, *, smoke: bool = False,
+                   run_data: RunData | None = None, force: bool = False, **train_options: Any) -> dict[str, Any]:
+    """Train and evaluate `config` on `data_dir`, writing `<out_dir>/<config.name>.json`.
+
+    A finished result is reused unless `force`, so re-running a table resumes where it stopped;
+    an interrupted run resumes from its last epoch checkpoint.
+    """
+    result_file = Path(out_dir) / f"{config.name}.json"
+    if result_file.exists() and not force:
+        return json.loads(result_file.read_text())
+    if run_data is None:
+        run_data = load_run_data(data_dir, smoke=smoke)
+    run = train(config, run_data, **train_options)
+    run.result["data"]["dir"] = str(data_dir)
+    run.result["smoke"] = smoke
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(run.result, indent=1))
+    return run.result
+
+
+def quick_fit(model: Any, images: np.ndarray, labels: np.ndarray, backbone: str, *, epochs: int = 1,
+              optimizer: str = "sgd", learning_rate: float = 1e-3, batch_size: int = 16) -> Any:
+    """Fit `model` briefly on uint8 images (for smoke-mode notebooks that need a trained model)."""
+    num_classes = int(model.output.shape[-1])
+    compile_for_training(model, optimizer, learning_rate)
+    dataset = data.make_dataset(images, labels, num_classes, backbone, batch_size=batch_size, shuffle=True)
+    model.fit(dataset, epochs=epochs, verbose=0)
+    return model
