@@ -1,0 +1,214 @@
+"""Kangas DataGrid of (mis)classified test images, and a local Kangas server to browse it (§5.2).
+
+The grid has the columns of listing 5.1 — image, guess, one probability column per class, true
+class, path — and by default holds only the errors, chosen with the safety-aware rule of
+listing 4.8 (`Taxonomy.safety_error`, plain mismatch for the binary labels). The server helpers
+bind both Kangas processes to 127.0.0.1 and stop them by their own process group, never by name
+(`kangas.launch`/`kangas server` kill every process called "kangas" and listen on all interfaces).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nsfw_mobilenet.taxonomy import Taxonomy
+
+GRID_NAME = "Images"  # listing 5.1
+IMAGE_COLUMN, GUESS_COLUMN, TRUE_COLUMN, PATH_COLUMN = "Image", "Guess", "True class", "Path"
+LOCALHOST = "127.0.0.1"
+DEFAULT_PORT = 4000  # Kangas's own default; the backend takes port + 1
+SERVER_START_TIMEOUT = 90.0  # seconds; the Next.js frontend starts in a few seconds on 2 cores
+
+# Next.js's standalone server.js calls `server.listen(port)` with no host, i.e. all interfaces.
+# Preloaded into node, this makes every listen without an explicit host use KANGAS_LISTEN_HOST.
+NODE_BIND_PRELOAD = """\
+const net = require('net');
+const host = process.env.KANGAS_LISTEN_HOST;
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...args) {
+  if (host && (typeof args[0] === 'number' || /^\\d+$/.test(String(args[0])))) {
+    if (typeof args[1] !== 'string') args.splice(1, 0, host);
+  } else if (host && args[0] && typeof args[0] === 'object' && !args[0].path && !args[0].host) {
+    args[0] = Object.assign({}, args[0], { host });
+  }
+  return listen.apply(this, args);
+};
+"""
+
+
+def _kangas() -> Any:
+    """Import kangas without its version check, which posts telemetry to stats.comet.com."""
+    os.environ.setdefault("KANGAS_VERSION_CHECK", "0")
+    import kangas
+
+    return kangas
+
+
+def grid_columns(taxonomy: Taxonomy) -> list[str]:
+    """Listing 5.1's columns, with the taxonomy's class names as the probability columns."""
+    return [IMAGE_COLUMN, GUESS_COLUMN, *taxonomy.classes, TRUE_COLUMN, PATH_COLUMN]
+
+
+def _label(value: str | int, taxonomy: Taxonomy) -> str:
+    if isinstance(value, (int, np.integer)):
+        return taxonomy.classes[int(value)]
+    taxonomy.index(value)
+    return value
+
+
+def selected_rows(probabilities: np.ndarray, true_labels: Sequence[str | int], taxonomy: Taxonomy,
+                  only_errors: bool = True) -> list[int]:
+    """Indices of the images that go into the grid: safety errors (listing 4.8), or all of them."""
+    guesses = np.asarray(probabilities).argmax(axis=1)
+    return [i for i, (truth, guess) in enumerate(zip(true_labels, guesses))
+            if not only_errors or taxonomy.safety_error(_label(truth, taxonomy), taxonomy.classes[guess])]
+
+
+def build_error_grid(paths: Sequence[str | Path], probabilities: np.ndarray, true_labels: Sequence[str | int],
+                     taxonomy: Taxonomy, only_errors: bool = True, name: str = GRID_NAME) -> Any:
+    """A `kangas.DataGrid` of the test images the model got wrong (or all, `only_errors=False`).
+
+    `probabilities` is the model output (N × classes, in `taxonomy.classes` order), `true_labels`
+    class names or indices. Images that cannot be read are left out with a warning naming them.
+    """
+    kangas = _kangas()
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.shape != (len(paths), taxonomy.num_classes) or len(true_labels) != len(paths):
+        raise ValueError(f"expected {len(paths)} paths, labels and probability rows of {taxonomy.num_classes} "
+                         f"{taxonomy.name} classes; got probabilities {probabilities.shape}, "
+                         f"{len(true_labels)} labels")
+    grid = kangas.DataGrid(name=name, columns=grid_columns(taxonomy))
+    for i in selected_rows(probabilities, true_labels, taxonomy, only_errors):
+        path = str(paths[i])
+        try:
+            image = kangas.Image(data=path)
+        except Exception as error:  # kangas re-raises PIL's errors as plain exceptions
+            warnings.warn(f"{path}: cannot be read as an image ({error}); left out of the grid", stacklevel=2)
+            continue
+        guess = taxonomy.classes[int(probabilities[i].argmax())]
+        grid.append([image, guess, *(float(p) for p in probabilities[i]),
+                     _label(true_labels[i], taxonomy), path])
+    return grid
+
+
+def save_grid(grid: Any, path: str | Path) -> Path:
+    """Write the grid to a `.datagrid` file (an SQLite database Kangas opens); returns its path."""
+    path = Path(path)
+    if path.suffix != ".datagrid":
+        raise ValueError(f"{path}: a Kangas grid file must end in .datagrid")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    grid.save(str(path))
+    return path
+
+
+def _port_is_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def free_port_pair(host: str = LOCALHOST) -> int:
+    """A port p such that p and p + 1 are free on `host` (Kangas's frontend and backend)."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind((host, 0))
+            port = first.getsockname()[1]
+            with socket.socket() as second:
+                try:
+                    second.bind((host, port + 1))
+                except OSError:
+                    continue
+        return port
+    raise OSError(f"no two consecutive free ports on {host}")
+
+
+@dataclass
+class KangasServer:
+    """A running Kangas frontend (Next.js) + backend (Flask) showing one grid; stop() ends both."""
+
+    grid: Path
+    host: str
+    port: int
+    process: subprocess.Popen
+    log: Path
+    _workdir: tempfile.TemporaryDirectory = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        """The page that opens the grid (what `kangas.show` would open)."""
+        query = urllib.parse.urlencode({"datagrid": self.grid.name})
+        return f"http://{self.host}:{self.port}/?{query}"
+
+    def stop(self) -> None:
+        """Terminate the server's process group (python backend and its node child)."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            except ProcessLookupError:
+                pass
+        self._workdir.cleanup()
+
+    def __enter__(self) -> KangasServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_grid(path: str | Path, host: str = LOCALHOST, port: int | None = DEFAULT_PORT,
+               timeout: float = SERVER_START_TIMEOUT) -> KangasServer:
+    """Start `kangas server` for the grid at `path`, listening on `host` only; wait until it answers.
+
+    Runs `python -m kangas.cli.server` in its own process group (so `stop()` ends exactly it),
+    with the grid's folder as KANGAS_ROOT, no browser, the backend on port + 1 and the Next.js
+    frontend bound to `host` via a node preload. `port=None` picks a free pair. Use as a
+    context manager, or call `.stop()`.
+    """
+    grid = Path(path).resolve()
+    if not grid.is_file():
+        raise FileNotFoundError(f"{grid}: no such .datagrid file; write one with save_grid first")
+    port = free_port_pair(host) if port is None else port
+    for taken in (port, port + 1):
+        if _port_is_open(host, taken):
+            raise OSError(f"port {taken} on {host} is in use; pass another port (or port=None)")
+    workdir = tempfile.TemporaryDirectory(prefix="kangas-server-")
+    preload = Path(workdir.name) / "bind_host.js"
+    preload.write_text(NODE_BIND_PRELOAD)
+    log = Path(workdir.name) / "server.log"
+    env = {**os.environ, "KANGAS_ROOT": str(grid.parent), "KANGAS_VERSION_CHECK": "0",
+           "KANGAS_LISTEN_HOST": host,
+           "NODE_OPTIONS": f"{os.environ.get('NODE_OPTIONS', '')} --require {preload}".strip()}
+    command = [sys.executable, "-m", "kangas.cli.server", "--frontend-port", str(port),
+               "--backend-port", str(port + 1), "--host", host, "--backend-host", host, "--open", "no"]
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, cwd=grid.parent, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    server = KangasServer(grid=grid, host=host, port=port, process=process, log=log, _workdir=workdir)
+    deadline = time.monotonic() + timeout
+    while not (_port_is_open(host, port) and _port_is_open(host, port + 1)):
+        if process.poll() is not None or time.monotonic() > deadline:
+            message = log.read_text(errors="replace")[-2000:]
+            server.stop()
+            raise RuntimeError(f"Kangas server for {grid} did not start on {host}:{port}:\n{message}")
+        time.sleep(0.2)
+    return server

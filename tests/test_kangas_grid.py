@@ -1,0 +1,135 @@
+"""Specifications for the Kangas misclassification grid of §5.2 (listing 5.1) and its local server."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nsfw_mobilenet import kangas_grid
+from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS
+
+
+def write_images(root: Path, labels: list[str]) -> list[Path]:
+    """Tiny flat-colour PNGs in class folders, like a test split."""
+    paths = []
+    for i, label in enumerate(labels):
+        path = root / label / f"image_{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), 30 * i, dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def binary_split(tmp_path: Path) -> tuple[list[Path], np.ndarray, list[str]]:
+    labels = ["normal", "normal", "sexual", "sexual"]
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.1, 0.9]])
+    return write_images(tmp_path, labels), probabilities, labels
+
+
+def rows(grid) -> list[list]:
+    return [grid[i] for i in range(grid.nrows)]
+
+
+def test_grid_has_listing_5_1_columns_with_one_probability_column_per_class():
+    assert kangas_grid.grid_columns(FIVE_CLASS) == [
+        "Image", "Guess", "drawings", "hentai", "neutral", "porn", "sexy", "True class", "Path"]
+
+
+def test_binary_grid_holds_only_the_mismatches(binary_split):
+    paths, probabilities, labels = binary_split
+    grid = kangas_grid.build_error_grid(paths, probabilities, labels, BINARY)
+    assert grid.get_columns() == ["Image", "Guess", "normal", "sexual", "True class", "Path"]
+    assert [row[1:] for row in rows(grid)] == [
+        ["sexual", 0.2, 0.8, "normal", str(paths[1])],
+        ["normal", 0.7, 0.3, "sexual", str(paths[2])],
+    ]
+
+
+def test_all_images_are_kept_when_only_errors_is_false(binary_split):
+    paths, probabilities, labels = binary_split
+    grid = kangas_grid.build_error_grid(paths, probabilities, labels, BINARY, only_errors=False)
+    assert [row[-1] for row in rows(grid)] == [str(p) for p in paths]
+
+
+def test_true_labels_may_be_class_indices(binary_split):
+    paths, probabilities, _ = binary_split
+    grid = kangas_grid.build_error_grid(paths, probabilities, [0, 0, 1, 1], BINARY)
+    assert [row[-2] for row in rows(grid)] == ["normal", "sexual"]
+
+
+def test_five_class_errors_follow_the_safety_rule_of_listing_4_8():
+    truths = ["drawings", "neutral", "hentai", "sexy", "neutral"]
+    guesses = ["neutral", "drawings", "porn", "porn", "sexy"]
+    probabilities = np.eye(5)[[FIVE_CLASS.index(g) for g in guesses]]
+    # drawings↔neutral and hentai↔porn are harmless confusions; sexy must be predicted sexy.
+    assert kangas_grid.selected_rows(probabilities, truths, FIVE_CLASS) == [3, 4]
+
+
+def test_unreadable_image_is_left_out_with_a_warning_naming_it(tmp_path, binary_split):
+    paths, probabilities, labels = binary_split
+    broken = tmp_path / "normal" / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    paths[1] = broken
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        grid = kangas_grid.build_error_grid(paths, probabilities, labels, BINARY)
+    assert [row[-1] for row in rows(grid)] == [str(paths[2])]
+
+
+def test_mismatched_lengths_are_reported(binary_split):
+    paths, probabilities, labels = binary_split
+    with pytest.raises(ValueError, match="expected 4 paths"):
+        kangas_grid.build_error_grid(paths, probabilities[:3], labels, BINARY)
+
+
+def test_saved_grid_reopens_with_the_same_rows(tmp_path, binary_split):
+    import kangas
+
+    paths, probabilities, labels = binary_split
+    grid = kangas_grid.build_error_grid(paths, probabilities, labels, BINARY)
+    saved = kangas_grid.save_grid(grid, tmp_path / "grids" / "errors.datagrid")
+    reopened = kangas.DataGrid(str(saved))
+    assert reopened.nrows == 2 and reopened[0][-1] == str(paths[1])
+
+
+def test_grid_file_must_end_in_datagrid(tmp_path, binary_split):
+    with pytest.raises(ValueError, match="must end in .datagrid"):
+        kangas_grid.save_grid(kangas_grid.build_error_grid(*binary_split, BINARY), tmp_path / "errors.db")
+
+
+def test_serving_a_missing_grid_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.datagrid"):
+        kangas_grid.serve_grid(tmp_path / "missing.datagrid")
+
+
+def non_loopback_address() -> str | None:
+    """This machine's address on a real interface, if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET address: no packet is sent for UDP connect
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_server_serves_the_grid_on_localhost_only_and_stops(tmp_path, binary_split):
+    paths, probabilities, labels = binary_split
+    saved = kangas_grid.save_grid(kangas_grid.build_error_grid(paths, probabilities, labels, BINARY),
+                                  tmp_path / "errors.datagrid")
+    with kangas_grid.serve_grid(saved, port=None) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        page = urllib.request.urlopen(server.url, timeout=30).read().decode()
+        assert str(paths[1]) in page and str(paths[0]) not in page
+        outside = non_loopback_address()
+        if outside:
+            for port in (server.port, server.port + 1):
+                with socket.socket() as probe:
+                    probe.settimeout(1)
+                    assert probe.connect_ex((outside, port)) != 0
+    assert server.process.poll() is not None
