@@ -128,3 +128,22 @@ def test_lime_top_superpixel_covers_the_planted_square(square_detector, test_ima
     assert result.heatmap.shape == (SIDE, SIDE) and np.isfinite(result.heatmap).all()
     assert result.boundary.shape == (SIDE, SIDE, 3) and 0 <= result.boundary.min() <= result.boundary.max() <= 1
     assert inside_square(np.unravel_index(result.heatmap.argmax(), result.heatmap.shape), corner)
+
+
+def test_explanation_figures_are_small(square_detector, test_image):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nsfw_mobilenet import plots
+
+    image, _ = test_image
+    heatmap = explain.gradcam(square_detector, image, class_index=1)
+    lime = explain.lime_explain(explain.classifier_fn(square_detector), image, num_samples=10)
+    shap_values = np.zeros((1, SIDE, SIDE, 3, 2), dtype=np.float32)
+    figures = [plots.plot_gradcam(image, heatmap), plots.plot_lime(lime.heatmap, lime.boundary, "square"),
+               plots.plot_class_heatmaps(image, {"none": heatmap, "square": heatmap}, {"none": 0.1, "square": 0.9}),
+               plots.plot_shap(shap_values, image[None], [["none", "square"]])]
+    assert all(figure.dpi <= 80 for figure in figures)
+    plt.close("all")

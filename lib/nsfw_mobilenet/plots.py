@@ -1,0 +1,121 @@
+"""Figures of the thesis, drawn from arrays the other modules compute. Small (dpi ≤ 80) on purpose."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+FIGURE_DPI = 80
+PANEL_INCHES = 2.6
+
+
+# --- Interpretability (§2.4, §5.3) ------------------------------------------------------------
+def plot_gradcam(image: np.ndarray, heatmap: np.ndarray, title: str = "") -> Any:
+    """Figure 2.14: the raw Grad-CAM map ("colored big pixels") and the map over the photo."""
+    import matplotlib.pyplot as plt
+
+    from nsfw_mobilenet.explain import overlay
+
+    fig, (raw, over) = plt.subplots(1, 2, figsize=(2 * PANEL_INCHES, PANEL_INCHES + 0.3), dpi=FIGURE_DPI)
+    raw.matshow(heatmap, cmap="jet", vmin=0, vmax=1)
+    raw.set_title("Grad-CAM heat map", fontsize=9)
+    over.imshow(overlay(image, heatmap))
+    over.set_title("over the image", fontsize=9)
+    for axis in (raw, over):
+        axis.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_heatmaps(image: np.ndarray, heatmaps: Mapping[str, np.ndarray],
+                        probabilities: Mapping[str, float] | None = None, title: str = "") -> Any:
+    """Figures 5.2–5.17: the image, then one Grad-CAM overlay per class with its probability."""
+    import matplotlib.pyplot as plt
+
+    from nsfw_mobilenet.explain import overlay
+
+    fig, axes = plt.subplots(1, 1 + len(heatmaps), figsize=((1 + len(heatmaps)) * PANEL_INCHES, PANEL_INCHES + 0.3),
+                             dpi=FIGURE_DPI)
+    axes[0].imshow(np.asarray(image, dtype=np.uint8))
+    axes[0].set_title("image", fontsize=9)
+    for axis, (label, heatmap) in zip(axes[1:], heatmaps.items()):
+        axis.imshow(overlay(image, heatmap))
+        chance = f" ({probabilities[label]:.2%})" if probabilities is not None else ""
+        axis.set_title(f"heat map for {label}{chance}", fontsize=9)
+    for axis in axes:
+        axis.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_shap(values: np.ndarray, images: np.ndarray, labels: Sequence[Sequence[str]]) -> Any:
+    """Figure 2.12 (listing 2.1's `shap.image_plot`): each image, then its SHAP map per ranked class.
+
+    `values` is `ShapExplanation.values` (N, H, W, C, ranked); `labels` one row of names per image.
+    """
+    import matplotlib.pyplot as plt
+    import shap
+
+    ranked = values.shape[-1]
+    shap.image_plot([values[..., i] for i in range(ranked)], np.asarray(images), np.asarray(labels),
+                    width=(1 + ranked) * PANEL_INCHES, show=False)
+    fig = plt.gcf()
+    fig.set_dpi(FIGURE_DPI)
+    return fig
+
+
+def plot_lime(heatmap: np.ndarray, boundary: np.ndarray, label: str = "") -> Any:
+    """Figure 2.13 (listing 2.2): superpixel weights in RdBu, and the top superpixels outlined."""
+    import matplotlib.pyplot as plt
+
+    fig, (weights, outlined) = plt.subplots(1, 2, figsize=(2 * PANEL_INCHES + 0.6, PANEL_INCHES + 0.3),
+                                            dpi=FIGURE_DPI)
+    limit = float(np.abs(heatmap).max()) or 1.0
+    shown = weights.imshow(heatmap, cmap="RdBu", vmin=-limit, vmax=limit)
+    fig.colorbar(shown, ax=weights, fraction=0.046)
+    weights.set_title(f"LIME weights for {label}", fontsize=9)
+    outlined.imshow(boundary)
+    outlined.set_title("top superpixels", fontsize=9)
+    for axis in (weights, outlined):
+        axis.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+# --- Training curves and confusion matrices (§4.2, figures 4.3–4.16) -----------------------------
+def plot_history(history: Mapping[str, Sequence[float]], title: str = "") -> Any:
+    """Figures 4.3–4.16: train/validation loss and accuracy per epoch."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(2 * PANEL_INCHES, PANEL_INCHES), dpi=FIGURE_DPI)
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        axis.plot(epochs, history[metric], "o-", label=f"train {metric}")
+        axis.plot(epochs, history[f"val_{metric}"], "s--", label=f"validation {metric}")
+        axis.set_xlabel("epoch", fontsize=8)
+        axis.legend(fontsize=7)
+        axis.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str = "") -> Any:
+    """Figures 4.18–4.20: counts, true class in rows, predicted class in columns."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    size = 1.2 + 0.55 * len(classes)
+    fig, axis = plt.subplots(figsize=(size + 0.6, size), dpi=FIGURE_DPI)
+    sns.heatmap(np.asarray(matrix), annot=True, fmt="d", cmap="Blues", cbar=False, ax=axis,
+                xticklabels=classes, yticklabels=classes, annot_kws={"fontsize": 8})
+    axis.set_xlabel("predicted", fontsize=8)
+    axis.set_ylabel("true", fontsize=8)
+    axis.tick_params(labelsize=7)
+    axis.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
