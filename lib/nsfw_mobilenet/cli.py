@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("standin",)
+COMMAND_MODULES = ("standin", "train", "scan")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,329 @@
+"""Scan images, folders and videos with a trained model: safe, unsafe, or human review.
+
+The thesis's future work (§6.2) is an app that deletes what the model is sure about and asks a
+person when it is not ("less than 70%"). `Detector` is that decision for app code; the
+`nsfw-mobilenet scan` command runs it over files and writes one CSV or JSON-lines row per image,
+per sampled video frame and per video.
+
+Decision for an unsafe probability p (the sum over the taxonomy's unsafe classes, §5.1):
+    review  if low <= p < high   (the review band; low == high disables it)
+    unsafe  if p >= threshold    (outside the band)
+    safe    otherwise
+
+Exit codes of `scan`:
+    0  every input was read and is safe
+    1  at least one input is unsafe or needs review (takes precedence over 3)
+    2  usage error or the model cannot be loaded
+    3  nothing flagged, but some inputs could not be read (each one is a row with `error`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+from PIL import Image
+
+from nsfw_mobilenet import data, export
+from nsfw_mobilenet.taxonomy import TAXONOMIES, Taxonomy, taxonomy_for_classes
+from nsfw_mobilenet.video import VIDEO_EXTENSIONS, CorruptVideo, extract_frames, video_score
+
+SAFE, REVIEW, UNSAFE, ERROR = "safe", "review", "unsafe", "error"
+EXIT_SAFE, EXIT_FLAGGED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
+TFLITE_SUFFIX = ".tflite"
+KERAS_SUFFIXES = (".keras", ".h5")
+ROW_FIELDS = ("path", "kind", "time_s", "label", "unsafe_probability", "decision", "error")
+
+
+class ModelError(Exception):
+    """The model file cannot be used; the message says what to pass instead."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The detector's answer for one image."""
+
+    label: str
+    unsafe_probability: float
+    decision: str  # "safe" | "review" | "unsafe"
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+
+def decide(unsafe_probability: float, threshold: float, review_band: tuple[float, float]) -> str:
+    """§6.2: the band around the threshold goes to a person; outside it the threshold decides."""
+    low, high = review_band
+    if low <= unsafe_probability < high:
+        return REVIEW
+    return UNSAFE if unsafe_probability >= threshold else SAFE
+
+
+def check_policy(threshold: float, review_band: tuple[float, float]) -> None:
+    low, high = review_band
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold {threshold} must be within [0, 1]")
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"review band {review_band} must satisfy 0 <= low <= high <= 1")
+    if low < high and not low <= threshold <= high:
+        raise ValueError(f"threshold {threshold} must lie inside the review band {review_band}")
+
+
+def _default_classes(num_outputs: int) -> list[str]:
+    """Without labels.txt, a model with 2 or 5 outputs is read in the thesis's class order."""
+    matches = [t.classes for t in TAXONOMIES.values() if t.num_classes == num_outputs]
+    if not matches:
+        raise ModelError(f"the model has {num_outputs} outputs and no labels.txt/model_card.json next to it; "
+                         "pass the class names (--classes)")
+    return list(matches[0])
+
+
+class Detector:
+    """A trained classifier (.keras or .tflite) plus the safe/review/unsafe policy.
+
+    `.tflite` files from `export` take raw pixels and carry their labels. A Keras model takes
+    preprocessed pixels, so give `preprocess` (a backbone name or a function) unless a model card
+    next to the file names the backbone.
+    """
+
+    def __init__(self, model: Any, *, classes: Sequence[str] | None = None,
+                 preprocess: str | Callable[[np.ndarray], np.ndarray] | None = None,
+                 threshold: float = export.DEFAULT_THRESHOLD,
+                 review_band: tuple[float, float] = export.DEFAULT_REVIEW_BAND, num_threads: int = 2):
+        check_policy(threshold, review_band)
+        self.threshold, self.review_band = threshold, tuple(review_band)
+        path = None if hasattr(model, "predict") else Path(model)
+        if path is not None and not path.is_file():
+            raise ModelError(f"{path}: no such model file")
+        if path is not None and path.suffix == TFLITE_SUFFIX:
+            self._runner = self._load_tflite(path, num_threads)
+        else:
+            self._runner = self._load_keras(model if path is None else path, path, preprocess)
+        self.classes = list(classes or (path and export.read_labels(path)) or _default_classes(self.num_outputs))
+        if len(self.classes) != self.num_outputs:
+            raise ModelError(f"{path or 'model'}: {self.num_outputs} outputs but classes {self.classes}")
+        try:
+            self.taxonomy: Taxonomy = taxonomy_for_classes(self.classes)
+        except ValueError as error:
+            raise ModelError(f"{path or 'model'}: {error}") from None
+        self._unsafe = self.taxonomy.unsafe_indices()
+
+    def _load_tflite(self, path: Path, num_threads: int) -> Callable[[np.ndarray], np.ndarray]:
+        try:
+            lite = export.LiteRTModel(path, num_threads=num_threads)
+        except (ValueError, RuntimeError) as error:
+            raise ModelError(f"{path}: not a TFLite model LiteRT can load ({error})") from None
+        self.image_size, self.num_outputs = lite.image_size, lite.num_classes
+        return lite.predict
+
+    def _load_keras(self, model: Any, path: Path | None, preprocess) -> Callable[[np.ndarray], np.ndarray]:
+        import keras
+
+        if path is not None:
+            if path.suffix not in KERAS_SUFFIXES:
+                raise ModelError(f"{path}: unknown model format; expected {TFLITE_SUFFIX} or {KERAS_SUFFIXES}")
+            try:
+                model = keras.models.load_model(path, compile=False)
+            except Exception as error:  # Keras raises many types for a bad file
+                raise ModelError(f"{path}: Keras cannot load it ({error})") from None
+            card = path.parent / export.CARD_FILE
+            if preprocess is None and card.exists():
+                preprocess = json.loads(card.read_text()).get("backbone")
+        if preprocess is None:
+            raise ModelError(f"{path or 'Keras model'}: its preprocessing is unknown; pass the backbone "
+                             "(--backbone mobilenet_v3_small, or preprocess=...)")
+        transform = data.preprocess_for(preprocess) if isinstance(preprocess, str) else preprocess
+        self.image_size = tuple(int(s) for s in model.input_shape[1:3])
+        self.num_outputs = int(model.output_shape[-1])
+        return lambda images: np.asarray(model.predict(transform(images.astype(np.float32)), verbose=0))
+
+    # ------------------------------------------------------------ classification
+
+    def pixels(self, image: np.ndarray | Path | str) -> np.ndarray:
+        """uint8 [H, W, 3] at the model's size; paths are decoded like the training data (CorruptImage)."""
+        if isinstance(image, (str, Path)):
+            return data.decode_image(Path(image), self.image_size)
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
+        if image.shape[:2] != self.image_size:
+            resized = Image.fromarray(image.astype(np.uint8)).resize(self.image_size[::-1], Image.Resampling.BILINEAR)
+            image = np.asarray(resized)
+        return image.astype(np.uint8)
+
+    def verdicts(self, images: np.ndarray) -> list[Verdict]:
+        """One verdict per uint8 image of the model's size (e.g. video frames)."""
+        probabilities = self._runner(np.asarray(images, dtype=np.uint8)) if len(images) else []
+        return [self._verdict(row) for row in probabilities]
+
+    def classify(self, image: np.ndarray | Path | str) -> Verdict:
+        """The verdict for one image (array of any size, or a file path)."""
+        return self.verdicts(self.pixels(image)[None])[0]
+
+    def _verdict(self, probabilities: np.ndarray) -> Verdict:
+        unsafe = float(np.clip(probabilities[self._unsafe].sum(), 0.0, 1.0))
+        return Verdict(label=self.classes[int(np.argmax(probabilities))], unsafe_probability=unsafe,
+                       decision=decide(unsafe, self.threshold, self.review_band),
+                       probabilities={c: float(p) for c, p in zip(self.classes, probabilities)})
+
+
+# ---------------------------------------------------------------- scanning files
+
+
+def find_inputs(paths: Iterable[Path | str]) -> Iterator[tuple[Path, str | None]]:
+    """(file, None) for every image or video under `paths`, or (path, reason) when a path is unusable.
+
+    Folders are walked recursively (hidden files skipped, files of other types ignored); a file
+    named explicitly is always scanned, so a wrong extension is reported rather than ignored.
+    """
+    known = data.IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in known
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                yield path, f"no images or videos ({', '.join(known)}) in this folder"
+            yield from ((p, None) for p in found)
+        elif path.exists():
+            yield path, None
+        else:
+            yield path, "no such file or folder"
+
+
+def _row(path: Path, kind: str, verdict: Verdict | None = None, time_s: float | None = None,
+         unsafe_probability: float | None = None, decision: str | None = None, error: str = "") -> dict[str, Any]:
+    return {
+        "path": str(path), "kind": kind, "time_s": time_s,
+        "label": verdict.label if verdict else None,
+        "unsafe_probability": verdict.unsafe_probability if verdict else unsafe_probability,
+        "decision": ERROR if error else (verdict.decision if verdict else decision),
+        "error": error,
+        "probabilities": verdict.probabilities if verdict else {},
+    }
+
+
+def scan_file(detector: Detector, path: Path, *, fps: float = 1.0, max_frames: int | None = None,
+              unsafe_frames: int = 1) -> list[dict[str, Any]]:
+    """Rows for one file: an image row, or frame rows plus one video row. Unreadable → one error row."""
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        try:
+            sampled = extract_frames(path, fps=fps, max_frames=max_frames, image_size=detector.image_size)
+        except CorruptVideo as error:
+            return [_row(path, "video", error=error.reason)]
+        verdicts = detector.verdicts(sampled.frames)
+        score = video_score([v.unsafe_probability for v in verdicts], unsafe_frames)
+        frame_rows = [_row(path, "frame", v, time_s=round(float(t), 3)) for v, t in zip(verdicts, sampled.timestamps)]
+        video_row = _row(path, "video", unsafe_probability=score,
+                         decision=decide(score, detector.threshold, detector.review_band), error="")
+        video_row["note"] = sampled.note
+        return frame_rows + [video_row]
+    try:
+        return [_row(path, "image", detector.classify(path))]
+    except data.CorruptImage as error:
+        return [_row(path, "image", error=str(error))]
+    except OSError as error:  # Pillow raises it from Image.open when a JPEG is cut inside its header
+        return [_row(path, "image", error=f"truncated or corrupt image ({error})")]
+
+
+def scan(detector: Detector, paths: Iterable[Path | str], *, fps: float = 1.0, max_frames: int | None = None,
+         unsafe_frames: int = 1, progress: bool = True) -> Iterator[dict[str, Any]]:
+    """Rows for every input under `paths`; bad inputs become error rows (and a line on stderr)."""
+    from tqdm import tqdm
+
+    inputs = list(find_inputs(paths))
+    with tqdm(inputs, desc="scan", unit="file", disable=not progress, file=sys.stderr) as bar:
+        for path, problem in bar:
+            rows = ([_row(path, "input", error=problem)] if problem else
+                    scan_file(detector, path, fps=fps, max_frames=max_frames, unsafe_frames=unsafe_frames))
+            for row in rows:
+                if row["error"]:
+                    bar.write(f"{row['path']}: {row['error']} (skipped)", file=sys.stderr)
+                elif row.get("note"):
+                    bar.write(f"{row['path']}: {row['note']}", file=sys.stderr)
+            yield from rows
+
+
+def exit_code(rows: Iterable[dict[str, Any]]) -> int:
+    """Flagged content (unsafe or review) outranks unreadable inputs; see the module docstring."""
+    decisions = {row["decision"] for row in rows if row["kind"] != "frame"}
+    if decisions & {UNSAFE, REVIEW}:
+        return EXIT_FLAGGED
+    return EXIT_UNREADABLE if ERROR in decisions else EXIT_SAFE
+
+
+class RowWriter:
+    """CSV (fixed columns: ROW_FIELDS, then one `p_<class>` per class) or JSON lines."""
+
+    def __init__(self, stream: TextIO, output_format: str, classes: Sequence[str]):
+        self.stream, self.format, self.classes = stream, output_format, list(classes)
+        if output_format == "csv":
+            self._csv = csv.DictWriter(stream, fieldnames=[*ROW_FIELDS, *(f"p_{c}" for c in classes)],
+                                       extrasaction="ignore", lineterminator="\n")
+            self._csv.writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.format == "jsonl":
+            self.stream.write(json.dumps({k: v for k, v in row.items() if k != "note"}) + "\n")
+        else:
+            flat = {k: ("" if v is None else v) for k, v in row.items()}
+            flat.update({f"p_{c}": row["probabilities"].get(c, "") for c in self.classes})
+            self._csv.writerow(flat)
+        self.stream.flush()
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "scan", help="classify images, folders and videos as safe / review / unsafe",
+        description=__doc__.split("\n\n")[0],
+        epilog="exit codes: 0 all safe; 1 something unsafe or in review; 2 usage or model error; "
+               "3 nothing flagged but some inputs unreadable",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images, folders (recursive) or videos")
+    parser.add_argument("--model", required=True, type=Path, help=".tflite (from `export`) or .keras model")
+    parser.add_argument("--backbone", help="preprocessing of a .keras model, e.g. mobilenet_v3_small")
+    parser.add_argument("--classes", nargs="+", help="class names in output order (default: labels.txt next to the model)")
+    parser.add_argument("--threshold", type=float, default=export.DEFAULT_THRESHOLD,
+                        help="unsafe when the unsafe probability is at least this (default %(default)s)")
+    parser.add_argument("--review-band", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        default=list(export.DEFAULT_REVIEW_BAND),
+                        help="unsafe probabilities in [LOW, HIGH) go to human review, §6.2 (default %(default)s; "
+                             "equal values disable it)")
+    parser.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    parser.add_argument("--output", type=Path, help="write rows here instead of stdout")
+    parser.add_argument("--fps", type=float, default=1.0, help="video frames sampled per second (default 1)")
+    parser.add_argument("--max-frames", type=int, help="at most this many frames per video")
+    parser.add_argument("--unsafe-frames", type=int, default=1,
+                        help="a video is judged by its k-th most unsafe frame (default 1)")
+    parser.add_argument("--threads", type=int, default=2, help="LiteRT threads (default 2)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        detector = Detector(args.model, classes=args.classes, preprocess=args.backbone,
+                            threshold=args.threshold, review_band=tuple(args.review_band), num_threads=args.threads)
+        if args.fps <= 0 or args.unsafe_frames < 1 or (args.max_frames is not None and args.max_frames < 1):
+            raise ValueError("--fps must be positive, --unsafe-frames and --max-frames at least 1")
+    except (ModelError, ValueError) as error:
+        print(f"nsfw-mobilenet scan: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    stream = open(args.output, "w", newline="") if args.output else sys.stdout
+    try:
+        writer, rows = RowWriter(stream, args.format, detector.classes), []
+        for row in scan(detector, args.paths, fps=args.fps, max_frames=args.max_frames,
+                        unsafe_frames=args.unsafe_frames, progress=not args.quiet):
+            writer.write(row)
+            rows.append({"kind": row["kind"], "decision": row["decision"]})
+    finally:
+        if args.output:
+            stream.close()
+    return exit_code(rows)

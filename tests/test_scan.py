@@ -1,0 +1,220 @@
+"""Scan specification: the §6.2 review band, .keras/.tflite detectors, bad inputs never fatal, schemas, exit codes."""
+
+import csv
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import tiny_classifier
+from nsfw_mobilenet import cli, export, scan
+from nsfw_mobilenet.taxonomy import FIVE_CLASS
+
+CSV_COLUMNS = [*scan.ROW_FIELDS, "p_normal", "p_sexual"]
+JSONL_KEYS = {*scan.ROW_FIELDS, "probabilities"}
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return tiny_classifier.trained_classifier()
+
+
+@pytest.fixture(scope="module")
+def models(classifier, tmp_path_factory):
+    """The same classifier as .tflite (exported, labels next to it) and as .keras."""
+    folder = tmp_path_factory.mktemp("models")
+    keras_path = folder / "tiny.keras"
+    classifier.save(keras_path)
+    tflite = export.export_tflite(classifier, folder, "float32", classes=tiny_classifier.CLASSES,
+                                  pixel_scaling=tiny_classifier.PIXEL_SCALING)
+    return {"tflite": tflite.path, "keras": keras_path}
+
+
+@pytest.fixture(scope="module")
+def decisive(classifier):
+    """One clearly safe and one clearly unsafe image (probability of "sexual" < 0.05 / > 0.95)."""
+    images, _ = tiny_classifier.images(32, seed=3)
+    sexual = classifier.predict(tiny_classifier.preprocess(images), verbose=0)[:, 1]
+    return {"safe": images[np.argmin(sexual)], "unsafe": images[np.argmax(sexual)]}
+
+
+@pytest.fixture
+def corpus(tmp_path, decisive):
+    """Folder with a safe image, a nested unsafe image, three broken 'JPEGs', a corrupt and a safe video."""
+    root = tmp_path / "inbox"
+    (root / "nested").mkdir(parents=True)
+    Image.fromarray(decisive["safe"]).save(root / "safe.png")
+    Image.fromarray(decisive["unsafe"]).save(root / "nested" / "unsafe.png")
+    jpeg = io.BytesIO()
+    Image.fromarray(decisive["safe"]).resize((200, 200)).save(jpeg, "JPEG")
+    (root / "zero_bytes.jpg").write_bytes(b"")
+    (root / "truncated.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+    (root / "header_cut.jpg").write_bytes(jpeg.getvalue()[:120])
+    (root / "text.jpg").write_text("this is not a picture")
+    (root / "noise.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    write_video(root / "safe_clip.mp4", decisive["safe"])
+    return root
+
+
+def write_video(path, frame_rgb, frames=20, fps=10):
+    height, width = frame_rgb.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for _ in range(frames):
+        writer.write(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def run_scan(capsys, *argv):
+    code = cli.main(["scan", "--quiet", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------- decision policy
+
+
+@pytest.mark.parametrize("probability, decision", [
+    (0.0, "safe"), (0.29, "safe"), (0.3, "review"), (0.5, "review"), (0.69, "review"), (0.7, "unsafe"), (1.0, "unsafe")])
+def test_review_band_sends_unsure_predictions_to_a_person(probability, decision):
+    assert scan.decide(probability, threshold=0.5, review_band=(0.3, 0.7)) == decision
+
+
+def test_an_empty_review_band_leaves_the_threshold_alone():
+    assert [scan.decide(p, 0.5, (0.5, 0.5)) for p in (0.49, 0.5)] == ["safe", "unsafe"]
+
+
+def test_threshold_outside_the_review_band_is_refused():
+    with pytest.raises(ValueError, match="inside the review band"):
+        scan.check_policy(0.8, (0.3, 0.7))
+
+
+# ---------------------------------------------------------------- Detector API
+
+
+@pytest.mark.parametrize("kind", ["tflite", "keras"])
+def test_detector_gives_the_same_verdict_for_an_array_and_its_file(models, decisive, tmp_path, kind):
+    detector = scan.Detector(models[kind], preprocess=tiny_classifier.preprocess if kind == "keras" else None)
+    path = tmp_path / "unsafe.png"
+    Image.fromarray(decisive["unsafe"]).save(path)
+    from_array, from_file = detector.classify(decisive["unsafe"]), detector.classify(path)
+    assert from_array.decision == from_file.decision == "unsafe"
+    assert from_array.label == "sexual" and from_array.unsafe_probability == pytest.approx(from_file.unsafe_probability)
+    assert sum(from_array.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert detector.classify(decisive["safe"]).decision == "safe"
+
+
+def test_tflite_and_keras_detectors_agree(models, decisive):
+    lite = scan.Detector(models["tflite"])
+    keras_detector = scan.Detector(models["keras"], preprocess=tiny_classifier.preprocess)
+    for image in decisive.values():
+        assert lite.classify(image).unsafe_probability == pytest.approx(
+            keras_detector.classify(image).unsafe_probability, abs=1e-4)
+
+
+def test_detector_resizes_arrays_of_any_size(models, decisive):
+    big = np.asarray(Image.fromarray(decisive["unsafe"]).resize((300, 200)))
+    assert scan.Detector(models["tflite"]).classify(big).decision == "unsafe"
+
+
+def test_five_class_unsafe_probability_is_the_sum_of_the_unsafe_classes():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(5, activation="softmax")])
+    detector = scan.Detector(model, preprocess=lambda x: x / 255.0)
+    verdict = detector.classify(np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    assert detector.classes == list(FIVE_CLASS.classes)
+    expected = sum(verdict.probabilities[c] for c in ("hentai", "porn", "sexy"))
+    assert verdict.unsafe_probability == pytest.approx(expected)
+
+
+def test_keras_model_with_unknown_preprocessing_is_a_model_error(models):
+    with pytest.raises(scan.ModelError, match="--backbone"):
+        scan.Detector(models["keras"])
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_bad_file_corpus_and_corrupt_video_are_reported_not_fatal(models, corpus, capsys):
+    code, out, err = run_scan(capsys, corpus, "--model", models["tflite"])
+    rows = {(r["path"].split("/")[-1], r["kind"]): r for r in csv.DictReader(io.StringIO(out)) if r["kind"] != "frame"}
+    assert code == scan.EXIT_FLAGGED  # the unsafe image outranks the unreadable files
+    for name, reason in [("zero_bytes.jpg", "zero bytes"), ("truncated.jpg", "truncated"),
+                         ("header_cut.jpg", "truncated"),
+                         ("text.jpg", "not an image"), ("noise.mp4", "OpenCV cannot open it")]:
+        kind = "video" if name.endswith(".mp4") else "image"
+        assert rows[(name, kind)]["decision"] == "error" and reason in rows[(name, kind)]["error"]
+        assert name in err
+    assert rows[("unsafe.png", "image")]["decision"] == "unsafe"
+    assert rows[("safe.png", "image")]["decision"] == "safe"
+    assert rows[("safe_clip.mp4", "video")]["decision"] == "safe"
+
+
+def test_csv_schema_is_fixed_columns_then_one_probability_per_class(models, corpus, capsys):
+    output = corpus.parent / "scan.csv"
+    run_scan(capsys, corpus / "safe.png", corpus / "text.jpg", "--model", models["tflite"], "--output", output)
+    reader = csv.DictReader(output.open())
+    rows = list(reader)
+    assert reader.fieldnames == CSV_COLUMNS
+    assert float(rows[0]["p_normal"]) + float(rows[0]["p_sexual"]) == pytest.approx(1.0, abs=1e-5)
+    assert float(rows[0]["unsafe_probability"]) == pytest.approx(float(rows[0]["p_sexual"]))
+    assert rows[1]["unsafe_probability"] == "" and rows[1]["label"] == "" and rows[1]["error"]
+
+
+def test_jsonl_schema_has_a_probability_map_and_null_for_missing_values(models, corpus, capsys):
+    _, out, _ = run_scan(capsys, corpus / "safe.png", corpus / "text.jpg", "--model", models["tflite"],
+                         "--format", "jsonl")
+    good, bad = [json.loads(line) for line in out.splitlines()]
+    assert set(good) == set(bad) == JSONL_KEYS
+    assert good["kind"] == "image" and good["error"] == "" and good["time_s"] is None
+    assert set(good["probabilities"]) == set(tiny_classifier.CLASSES)
+    assert bad["decision"] == "error" and bad["unsafe_probability"] is None and bad["probabilities"] == {}
+
+
+def test_video_gives_one_row_per_sampled_frame_and_one_verdict_row(models, corpus, capsys):
+    _, out, _ = run_scan(capsys, corpus / "safe_clip.mp4", "--model", models["tflite"], "--format", "jsonl",
+                         "--fps", "5", "--max-frames", "3")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["kind"] for r in rows] == ["frame", "frame", "frame", "video"]
+    assert [r["time_s"] for r in rows[:3]] == [0.0, 0.2, 0.4]
+    assert rows[-1]["unsafe_probability"] == pytest.approx(max(r["unsafe_probability"] for r in rows[:3]))
+
+
+@pytest.mark.parametrize("names, expected", [
+    (["safe.png", "safe_clip.mp4"], scan.EXIT_SAFE),
+    (["safe.png", "nested/unsafe.png"], scan.EXIT_FLAGGED),
+    (["safe.png", "text.jpg", "noise.mp4"], scan.EXIT_UNREADABLE),
+    (["safe.png", "does_not_exist.jpg"], scan.EXIT_UNREADABLE),
+])
+def test_exit_code_says_safe_flagged_or_unreadable(models, corpus, capsys, names, expected):
+    code, _, _ = run_scan(capsys, *(corpus / n for n in names), "--model", models["tflite"])
+    assert code == expected
+
+
+def test_review_band_verdict_sets_the_flagged_exit_code(models, corpus, capsys):
+    code, out, _ = run_scan(capsys, corpus / "safe.png", "--model", models["tflite"], "--threshold", "0.0",
+                            "--review-band", "0.0", "1.0")
+    assert code == scan.EXIT_FLAGGED and ",review," in out
+
+
+@pytest.mark.parametrize("extra", [["--review-band", "0.7", "0.3"], ["--threshold", "0.9"], ["--fps", "0"]])
+def test_bad_options_are_usage_errors(models, corpus, capsys, extra):
+    code, out, err = run_scan(capsys, corpus / "safe.png", "--model", models["tflite"], *extra)
+    assert code == scan.EXIT_USAGE and out == "" and "error" in err
+
+
+def test_unloadable_model_is_a_usage_error_naming_the_file(corpus, capsys, tmp_path):
+    broken = tmp_path / "broken.tflite"
+    broken.write_text("not a flatbuffer")
+    code, _, err = run_scan(capsys, corpus / "safe.png", "--model", broken)
+    assert code == scan.EXIT_USAGE and "broken.tflite" in err
+
+
+def test_keras_model_is_scanned_with_the_named_backbone_preprocessing(models, corpus, capsys):
+    code, out, _ = run_scan(capsys, corpus / "safe.png", "--model", models["keras"], "--backbone", "mobilenet_v1")
+    assert code == scan.EXIT_SAFE and ",safe," in out  # V1 preprocessing is the tiny model's [-1, 1] scaling
