@@ -147,3 +147,9 @@ def test_explanation_figures_are_small(square_detector, test_image):
                plots.plot_shap(shap_values, image[None], [["none", "square"]])]
     assert all(figure.dpi <= 80 for figure in figures)
     plt.close("all")
+
+
+def test_class_heatmaps_gives_one_map_per_class_in_class_order(square_detector, test_image):
+    maps = explain.class_heatmaps(square_detector, test_image[0], ["none", "square"])
+    assert list(maps) == ["none", "square"]
+    np.testing.assert_allclose(maps["square"], explain.gradcam(square_detector, test_image[0], class_index=1))

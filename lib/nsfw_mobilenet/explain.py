@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -122,6 +123,12 @@ def gradcam(model: Any, image: np.ndarray, class_index: int | None = None,
     heatmap = tf.nn.relu(tf.reduce_sum(features[0] * weights, axis=-1)).numpy()
     peak = heatmap.max()
     return (heatmap / peak if peak > 0 else heatmap).astype(np.float32)
+
+
+def class_heatmaps(model: Any, image: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:
+    """One Grad-CAM map per class, as §5.3 shows for each image (figures 5.2–5.17)."""
+    path = last_conv_layer(model)
+    return {label: gradcam(model, image, class_index=i, layer_name=path[-1].name) for i, label in enumerate(classes)}
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:

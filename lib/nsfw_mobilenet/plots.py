@@ -62,7 +62,7 @@ def plot_shap(values: np.ndarray, images: np.ndarray, labels: Sequence[Sequence[
 
     ranked = values.shape[-1]
     shap.image_plot([values[..., i] for i in range(ranked)], np.asarray(images), np.asarray(labels),
-                    width=(1 + ranked) * PANEL_INCHES, show=False)
+                    width=(1 + ranked) * 2.0, show=False)
     fig = plt.gcf()
     fig.set_dpi(FIGURE_DPI)
     return fig
