@@ -133,3 +133,14 @@ def test_server_serves_the_grid_on_localhost_only_and_stops(tmp_path, binary_spl
                     probe.settimeout(1)
                     assert probe.connect_ex((outside, port)) != 0
     assert server.process.poll() is not None
+
+
+def test_command_reports_a_missing_grid_and_exits_2(tmp_path, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    kangas_grid.add_command(parser.add_subparsers())
+    args = parser.parse_args(["kangas", str(tmp_path / "missing.datagrid")])
+    assert args.host == "127.0.0.1"
+    assert args.func(args) == 2
+    assert "missing.datagrid" in capsys.readouterr().err

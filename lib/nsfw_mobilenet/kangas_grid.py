@@ -9,6 +9,7 @@ bind both Kangas processes to 127.0.0.1 and stop them by their own process group
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -212,3 +213,41 @@ def serve_grid(path: str | Path, host: str = LOCALHOST, port: int | None = DEFAU
             raise RuntimeError(f"Kangas server for {grid} did not start on {host}:{port}:\n{message}")
         time.sleep(0.2)
     return server
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("grid", metavar="GRID", type=Path, help="a .datagrid file written by save_grid")
+    parser.add_argument("--host", default=LOCALHOST, help=f"address to listen on (default {LOCALHOST} only)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"frontend port; the backend uses port + 1 (default {DEFAULT_PORT})")
+    parser.set_defaults(func=_run_command)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Serve the grid until Ctrl-C, then stop both Kangas processes."""
+    try:
+        server = serve_grid(args.grid, host=args.host, port=args.port)
+    except (FileNotFoundError, OSError, RuntimeError) as error:
+        print(f"kangas: {error}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops the server too, not only Ctrl-C
+    with server:
+        print(f"Kangas grid {server.grid.name}: open {server.url}  (Ctrl-C stops the server)")
+        try:
+            server.process.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:
+    """Register `nsfw-mobilenet kangas GRID`: browse a saved error grid on 127.0.0.1 (§5.2)."""
+    _add_arguments(subparsers.add_parser("kangas", help="browse a saved Kangas error grid in the browser",
+                                         description=__doc__.splitlines()[0]))
+
+
+if __name__ == "__main__":  # python -m nsfw_mobilenet.kangas_grid GRID
+    _parser = argparse.ArgumentParser(prog="python -m nsfw_mobilenet.kangas_grid", description=__doc__.splitlines()[0])
+    _add_arguments(_parser)
+    _arguments = _parser.parse_args()
+    sys.exit(_arguments.func(_arguments))
