@@ -93,3 +93,20 @@ def test_labels_are_read_from_the_model_card_when_labels_txt_is_missing(exported
     (tmp_path / export.CARD_FILE).write_text(exported["float32"].card_path.read_text())
     assert export.read_labels(tmp_path / export.MODEL_FILE) == tiny_classifier.CLASSES
     assert export.read_labels(tmp_path / "elsewhere" / export.MODEL_FILE) is None
+
+
+def op_names(path):
+    interpreter = export.LiteRTModel(path).interpreter
+    return {op["op_name"] for op in interpreter._get_ops_details()}
+
+
+def test_int8_writes_hard_swish_as_ops_xnnpack_runs_in_int8(exported):
+    assert "HARD_SWISH" in op_names(exported["float32"].path)
+    assert "HARD_SWISH" not in op_names(exported["int8"].path)
+
+
+def test_decomposed_hard_swish_computes_the_same_function(classifier):
+    images = tiny_classifier.preprocess(tiny_classifier.images(8, seed=4)[0])
+    decomposed = export.decompose_hard_swish(classifier)
+    assert decomposed is not classifier
+    np.testing.assert_allclose(decomposed.predict(images, verbose=0), classifier.predict(images, verbose=0), atol=1e-6)

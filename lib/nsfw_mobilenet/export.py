@@ -52,6 +52,7 @@ PIXEL_SCALING: dict[str, tuple[float, float] | None] = {
     "mobilenet_v2": (1 / 127.5, -1.0),
     "mobilenet_v3": None,
 }
+HARD_SWISH_NAMES = ("hard_swish", "hard_silu")  # Keras 3 stores MobileNetV3's hard_swish as hard_silu
 PREPROCESSING_TEXT = {
     None: "none outside the graph: the network rescales 0..255 itself (MobileNetV3 Rescaling layer)",
 }
@@ -91,6 +92,36 @@ def raw_pixel_model(model: Any, scaling: tuple[float, float] | None) -> Any:
     inputs = keras.Input(shape=model.input_shape[1:], name="pixels")
     scaled = keras.layers.Rescaling(scale=scaling[0], offset=scaling[1], name="preprocess_input")(inputs)
     return keras.Model(inputs, model(scaled), name=f"{model.name}_raw_pixels")
+
+
+def decompose_hard_swish(model: Any) -> Any:
+    """A copy of `model` whose hard-swish activations are written as (x / 6) · relu6(x + 3).
+
+    Why (int8 on x86/ARM CPUs): the converter fuses Keras's hard-swish into one HARD_SWISH op, and
+    LiteRT's XNNPACK delegate accepts HARD_SWISH only with float tensors. In a full-integer
+    MobileNetV3 each of its 19 (V3-Small) int8 HARD_SWISH ops falls back to the builtin kernel and
+    cuts the XNNPACK graph into ~22 partitions, which is why int8 V3 ran slower than float32. This
+    form is not pattern-matched into HARD_SWISH; its MUL/ADD ops run in XNNPACK's int8 kernels.
+    The function is the same (the float model's outputs are unchanged); int8 adds one requantization.
+    """
+    import keras
+
+    def clone(layer: Any) -> Any:
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.Activation) and config["activation"] in HARD_SWISH_NAMES:
+            return keras.layers.Lambda(lambda x: (x * (1 / 6)) * keras.ops.relu6(x + 3.0), name=layer.name)
+        return layer.__class__.from_config(config)
+
+    if not any(isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] in HARD_SWISH_NAMES
+               for layer in _all_layers(model)):
+        return model
+    decomposed = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    decomposed.set_weights(model.get_weights())
+    return decomposed
+
+
+def _all_layers(model: Any) -> list[Any]:
+    return [sub for layer in model.layers for sub in (_all_layers(layer) if hasattr(layer, "layers") else [layer])]
 
 
 def _converter(model: Any, variant: str, representative_images: np.ndarray | None) -> Any:
@@ -160,6 +191,8 @@ def build_model_card(variant: str, classes: Sequence[str], input_shape: Sequence
         "preprocessing": describe_scaling(scaling),
         "thresholds": {"unsafe": DEFAULT_THRESHOLD, "review_band": list(DEFAULT_REVIEW_BAND),
                        "rule": "unsafe probability = sum over unsafe classes; review when it falls in the band"},
+        "hard_swish": ("written as (x/6)*relu6(x+3) so LiteRT's XNNPACK runs it in int8" if variant == "int8"
+                       else "one HARD_SWISH op where the network has it"),
         "training_data": "not given",
         "metrics": {},
         "size_bytes": size_bytes,
@@ -194,7 +227,8 @@ def export_tflite(model: Any, out_dir: Path | str, variant: str, *, classes: Seq
         raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(classes)} classes were given")
     folder = Path(out_dir) / variant
     folder.mkdir(parents=True, exist_ok=True)
-    flatbuffer = convert(raw_pixel_model(model, pixel_scaling), variant, representative_images)
+    network = decompose_hard_swish(model) if variant == "int8" else model
+    flatbuffer = convert(raw_pixel_model(network, pixel_scaling), variant, representative_images)
     exported = ExportedModel(variant, folder / MODEL_FILE, folder / LABELS_FILE, folder / CARD_FILE,
                              folder / CARD_MARKDOWN_FILE)
     exported.path.write_bytes(flatbuffer)
