@@ -1,0 +1,163 @@
+"""Data augmentation of §4.1 (listing 4.5) and §4.3, by the thesis's letters A–F.
+
+The six techniques keep listing 4.5's parameters exactly. They are applied on the fly to training
+batches only (`data.make_dataset(..., augmentation=...)`), never to validation or test data.
+
+Where they sit matters. Listing 4.5 ran `preprocess_input` first (`order="thesis"`): V1/V2 inputs
+are then in [-1, 1], but `RandomContrast` and `RandomBrightness` assume pixels in [0, 255] and clip
+to it, so contrast zeroes every below-average pixel and a negative brightness shift (up to 51)
+clips the whole image to one constant value; `GaussianNoise(0.2)` is then 10% of the range instead
+of a rounding error. V3's `preprocess_input` is the identity (the model rescales inside), so V3 is
+spared. `order="corrected"` augments pixels in [0, 255] and preprocesses afterwards.
+`destroyed_fraction` measures how many training images come out constant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import data
+
+TECHNIQUES: dict[str, tuple[str, Callable[[int | None], Any]]] = {}
+DESTROYED_STD_FRACTION = 1e-3  # an image whose pixel std is below this share of the value range is constant
+ORDERS = ("thesis", "corrected")
+
+
+def _technique(letter: str, name: str) -> Callable:
+    def register(build: Callable[[int | None], Any]) -> Callable[[int | None], Any]:
+        TECHNIQUES[letter] = (name, build)
+        return build
+    return register
+
+
+@_technique("A", "flip")
+def flip(seed: int | None = None) -> Any:
+    import keras
+
+    return keras.layers.RandomFlip("horizontal", seed=seed)
+
+
+@_technique("B", "rotation")
+def rotation(seed: int | None = None) -> Any:
+    import keras
+
+    return keras.layers.RandomRotation(0.05, fill_mode="constant", seed=seed)  # gaps filled with black
+
+
+@_technique("C", "contrast")
+def contrast(seed: int | None = None) -> Any:
+    import keras
+
+    # Keras 3 reads a scalar 0.1 as [1.0, 1.1] (more contrast only); (0.1, 0.1) is TF 2.x's [0.9, 1.1].
+    # value_range defaults to (0, 255) and the output is clipped to it, as in TF 2.x.
+    return keras.layers.RandomContrast((0.1, 0.1), seed=seed)
+
+
+@_technique("D", "gaussian noise")
+def gaussian_noise(seed: int | None = None) -> Any:
+    import keras
+
+    return keras.layers.GaussianNoise(0.2, seed=seed)  # stddev in input units, whatever they are
+
+
+@_technique("E", "brightness")
+def brightness(seed: int | None = None) -> Any:
+    import keras
+
+    return keras.layers.RandomBrightness(factor=0.2, seed=seed)  # shift of ±0.2·255, clipped to [0, 255]
+
+
+@_technique("F", "zoom")
+def zoom(seed: int | None = None) -> Any:
+    import keras
+
+    return keras.layers.RandomZoom(height_factor=0.2, width_factor=0.2, fill_mode="constant", seed=seed)
+
+
+def parse_letters(letters: str) -> str:
+    """The distinct letters of `letters` in A–F order ("ecd", "C+D+E" → "CDE"); unknown ones are an error."""
+    cleaned = letters.upper().replace("+", "").replace(" ", "")
+    unknown = sorted(set(cleaned) - set(TECHNIQUES))
+    if unknown:
+        raise ValueError(f"unknown augmentation letter(s) {unknown} in {letters!r}; the thesis's techniques (§4.3) "
+                         f"are " + ", ".join(f"{k} {name}" for k, (name, _) in TECHNIQUES.items()))
+    return "".join(letter for letter in TECHNIQUES if letter in cleaned)
+
+
+def technique_names(letters: str) -> list[str]:
+    """Table 4.17's wording of a combination, e.g. "CDE" → ["contrast", "gaussian noise", "brightness"]."""
+    return [TECHNIQUES[letter][0] for letter in parse_letters(letters)]
+
+
+def augmentation(letters: str, seed: int | None = None) -> Any:
+    """Listing 4.5's `data_augmentation` restricted to `letters`, layers always in A–F order.
+
+    Each layer gets its own seed (seed, seed+1, …) so that e.g. flip and rotation draw independently.
+    """
+    import keras
+
+    chosen = parse_letters(letters)
+    layers = [TECHNIQUES[letter][1](None if seed is None else seed + i) for i, letter in enumerate(chosen)]
+    return keras.Sequential(layers, name=f"augmentation_{chosen or 'none'}")
+
+
+def value_range(backbone: str) -> float:
+    """Width of the range `preprocess_input` maps [0, 255] to: 2 for V1/V2, 255 for V3 (identity)."""
+    preprocess = data.preprocess_for(backbone)
+    low, high = np.asarray(preprocess(np.array([0.0, 255.0], np.float32)), dtype=np.float64)
+    return float(high - low)
+
+
+def training_pipeline(images: np.ndarray, backbone: str, letters: str, order: str, seed: int = 1,
+                      batch_size: int = 32) -> np.ndarray:
+    """What the network receives in training: `images` (uint8) through the same `tf.data` pipeline
+    `train.train` uses, with augmentation `letters` in `order`."""
+    labels = np.zeros(len(images), np.int64)
+    layer = augmentation(letters, seed=seed) if letters else None
+    dataset = data.make_dataset(images, labels, 1, backbone, batch_size=batch_size, augmentation=layer, order=order)
+    return np.concatenate([batch.numpy() for batch, _ in dataset])
+
+
+def constant_images(batch: np.ndarray, backbone: str) -> np.ndarray:
+    """Per image: True when its pixel std is below DESTROYED_STD_FRACTION of the backbone's value range."""
+    spread = batch.reshape(len(batch), -1).std(axis=1)
+    return spread < DESTROYED_STD_FRACTION * value_range(backbone)
+
+
+def destroyed_fraction(images_uint8: np.ndarray, backbone: str, letters: str, order: str, seed: int = 1) -> float:
+    """Share of training images that the pipeline turns into a constant image (no information left)."""
+    augmented = training_pipeline(images_uint8, backbone, letters, order, seed)
+    return float(constant_images(augmented, backbone).mean())
+
+
+def destroyed_table(images_uint8: np.ndarray, letters: str = "ABCDEF", seed: int = 1,
+                    backbones: tuple[str, ...] | None = None) -> Any:
+    """destroyed_fraction for every backbone × order, as a DataFrame (backbones in rows)."""
+    import pandas as pd
+
+    backbones = backbones or tuple(data.PREPROCESS_MODULES)
+    rows = {backbone: {order: destroyed_fraction(images_uint8, backbone, letters, order, seed) for order in ORDERS}
+            for backbone in backbones}
+    frame = pd.DataFrame(rows).T
+    frame.columns = [f"destroyed ({order} order)" for order in ORDERS]
+    return frame
+
+
+def order_comparison(configs: list[Any], data_dir: Path | str, out_dir: Path | str, *, run_data: Any = None,
+                     smoke: bool = False, **train_options: Any) -> list[dict[str, Any]]:
+    """Each config trained in both orders, results in `<out_dir>/<order>/<config.name>.json`.
+
+    The two orders share a config name, so they get separate folders (and checkpoints);
+    finished runs are reused, as in `train.run_experiment`.
+    """
+    from .train import DEFAULT_CHECKPOINT_DIR, load_run_data, run_experiment
+
+    run_data = run_data if run_data is not None else load_run_data(data_dir, smoke=smoke)
+    checkpoints = Path(train_options.pop("checkpoint_dir", DEFAULT_CHECKPOINT_DIR))
+    return [run_experiment(config.with_overrides(order=order), data_dir, Path(out_dir) / order, smoke=smoke,
+                           run_data=run_data, checkpoint_dir=checkpoints / order, **train_options)
+            for config in configs for order in ORDERS]
