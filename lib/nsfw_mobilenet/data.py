@@ -536,3 +536,23 @@ def make_dataset(
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def make_test_split(source: Path | str, out_dir: Path | str, test_fraction: float = 0.2,
+                    seed: int = SPLIT_SEED) -> Path:
+    """A train/ + test/ view of a dataset that has no test folder, made of symlinks (no copies).
+
+    The thesis kept a separate test set (§4.2); a real dataset given as one ImageFolder gets a
+    deterministic per-class hold-out here, so listing 4.4's split then runs on train/ only.
+    """
+    source, out_dir = Path(source).resolve(), Path(out_dir)
+    rng = np.random.RandomState(seed)
+    for name in class_names(source):
+        files = sorted(p for p in _walk_files(source / name) if not _is_hidden(p, source))
+        test = set(rng.permutation(len(files))[: int(round(test_fraction * len(files)))])
+        for i, path in enumerate(files):
+            link = out_dir / ("test" if i in test else "train") / name / path.relative_to(source / name)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.is_symlink():
+                link.symlink_to(path)
+    return out_dir

@@ -93,3 +93,31 @@ def thesis_row(table: str, row: int | str) -> dict[str, Any]:
         if other.get("confusion_of") == table and row in other["rows"]:
             numbers.update(other["rows"][row])
     return numbers
+
+
+def _run_columns(result: dict[str, Any]) -> dict[str, Any]:
+    final, test = result["final"], result.get("test") or {}
+    columns = {"time_min": result["time_min"], "train_loss": final["loss"], "train_accuracy": final["accuracy"],
+               "val_loss": final["val_loss"], "val_accuracy": final["val_accuracy"]}
+    columns.update({k: test.get(k) for k in CONFUSION_COLUMNS})
+    return columns
+
+
+def thesis_vs_run(results: list[dict[str, Any]]) -> Any:
+    """A table with one row per run: its config, then each metric as thesis | this run."""
+    import pandas as pd
+
+    rows = []
+    for result in results:
+        config = result["config"]
+        thesis = thesis_row(config["table"], config["row"])
+        row = {"table": config["table"], "row": config["row"], "N": config["trainable_layers"],
+               "optimizer": config["optimizer"], "augmentation": config["augmentation"] or "-",
+               "order": config["order"] if config["augmentation"] else "-", "epochs": config["epochs"]}
+        for column, value in _run_columns(result).items():
+            row[(column, "thesis")] = thesis.get(column)
+            row[(column, "run")] = value
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame.columns = [c if isinstance(c, str) else f"{c[0]} [{c[1]}]" for c in frame.columns]
+    return frame

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -110,8 +111,9 @@ def resolve_weights(name: str, weights: str | Path | None) -> str | None:
     return str(local) if local else "imagenet"
 
 
+@lru_cache(maxsize=None)
 def imagenet_weights_available(name: str) -> bool:
-    """Whether ImageNet weights for `name` can be loaded here without raising."""
+    """Whether ImageNet weights for `name` can be loaded here without raising (asked once per process)."""
     try:
         build_backbone(name, "imagenet")
     except WeightsUnavailable:

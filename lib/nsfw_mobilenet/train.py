@@ -272,3 +272,38 @@ def quick_fit(model: Any, images: np.ndarray, labels: np.ndarray, backbone: str,
     dataset = data.make_dataset(images, labels, num_classes, backbone, batch_size=batch_size, shuffle=True)
     model.fit(dataset, epochs=epochs, verbose=0)
     return model
+
+
+def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: list[int] | None = None,
+              smoke: bool = False, progress: bool = True, **overrides: Any) -> list[dict[str, Any]]:
+    """Every row of a thesis table (or the chosen rows), decoding the dataset once."""
+    from tqdm import tqdm
+
+    from .experiments import table_configs
+
+    configs = [c.with_overrides(**overrides) for c in table_configs(table) if rows is None or c.row in rows]
+    run_data = load_run_data(data_dir, smoke=smoke, progress=progress)
+    return [run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, verbose=0)
+            for config in tqdm(configs, desc=f"table {table}", unit="run", disable=not progress)]
+
+
+def _run_command(args: Any) -> int:
+    overrides = {"epochs": args.epochs, "order": args.order}
+    results = run_table(args.table, args.data, args.out, rows=args.row, smoke=args.smoke, **overrides)
+    for result in results:
+        final = result["final"]
+        print(f"{result['config']['table']} row {result['config']['row']}: val_accuracy {final['val_accuracy']:.4f}"
+              f" in {result['time_min']:.2f} min")
+    return 0
+
+
+def add_command(subparsers: Any) -> None:
+    parser = subparsers.add_parser("train", help="run the configs of a thesis table on a dataset")
+    parser.add_argument("--table", required=True, help="thesis table, e.g. 4.1 (configs in experiments/)")
+    parser.add_argument("--row", type=int, action="append", help="only these rows (repeatable)")
+    parser.add_argument("--data", required=True, help="ImageFolder root, with train/ and test/ folders")
+    parser.add_argument("--out", required=True, help="folder for one results JSON per row")
+    parser.add_argument("--epochs", type=int, help="override the configs' epochs")
+    parser.add_argument("--order", choices=("thesis", "corrected"), help="augmentation order override")
+    parser.add_argument("--smoke", action="store_true", help="a few images per class, for a quick check")
+    parser.set_defaults(func=_run_command)

@@ -1,0 +1,24 @@
+# The two commands of the README: `make run` (install, then the main job on the stand-in data)
+# and `make test` (install, then unit tests and every notebook in smoke mode).
+PYTHON ?= python
+SHARED ?= $(abspath ../shared)
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+export NSFW_MOBILENET_WEIGHTS_DIR ?= $(if $(wildcard $(SHARED)/weights),$(SHARED)/weights,)
+
+.PHONY: install run figures test
+
+install:
+	$(PYTHON) -m pip install -q -r requirements.txt
+	$(PYTHON) -m pip install -q --no-deps -e .
+
+run: install figures
+
+# Execute every notebook at full scale on the stand-in data; they rewrite figures/.
+figures:
+	mkdir -p runs/notebooks
+	for nb in $(NOTEBOOKS); do \
+	  NSFW_MOBILENET_SMOKE=0 $(PYTHON) -m papermill --cwd notebooks $$nb runs/notebooks/$$(basename $$nb) || exit 1; \
+	done
+
+test: install
+	NSFW_MOBILENET_SMOKE=1 $(PYTHON) -m pytest --nbval-lax -q -p no:cacheprovider tests notebooks
