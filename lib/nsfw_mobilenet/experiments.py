@@ -7,6 +7,7 @@ Configs are plain data in `experiments/table_<T>/row_<NN>.yaml`, overriding the 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -121,3 +122,8 @@ def thesis_vs_run(results: list[dict[str, Any]]) -> Any:
     frame = pd.DataFrame(rows)
     frame.columns = [c if isinstance(c, str) else f"{c[0]} [{c[1]}]" for c in frame.columns]
     return frame
+
+
+def load_result(path: Path | str) -> dict[str, Any]:
+    """One results JSON written by `train.run_experiment`."""
+    return json.loads(Path(path).read_text())

@@ -119,3 +119,59 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str
     axis.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def save_figure(fig: Any, name: str) -> Any:
+    """Write `fig` to figures/<name>.png; smoke runs write to runs/smoke_figures/ instead.
+
+    Figures are outputs of the notebooks; a seconds-long smoke run must not overwrite the
+    figure of a real run.
+    """
+    import os
+
+    from .experiments import PROJECT_ROOT
+
+    smoke = os.environ.get("NSFW_MOBILENET_SMOKE") == "1"
+    folder = PROJECT_ROOT / ("runs/smoke_figures" if smoke else "figures")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
+    return path
+
+
+# --- Data augmentation (§4.1, §4.3, figures 4.1/4.2) -------------------------------------------
+def plot_augmented_images(images: Mapping[str, np.ndarray], title: str = "", columns: int = 7) -> Any:
+    """Figures 4.1/4.2: one panel per labelled uint8 image (a technique, or a training-time draw)."""
+    import matplotlib.pyplot as plt
+
+    rows = -(-len(images) // columns)
+    width = min(columns, len(images))
+    fig, axes = plt.subplots(rows, width, figsize=(width * 1.9, rows * 2.0 + 0.3), dpi=FIGURE_DPI, squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (label, image) in zip(axes.flat, images.items()):
+        axis.imshow(np.asarray(image, dtype=np.uint8))
+        axis.set_title(label, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history_comparison(histories: Mapping[str, Mapping[str, Sequence[float]]], title: str = "") -> Any:
+    """Figures 4.6/4.8 side by side: training (solid) and validation (dashed) accuracy of several runs."""
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(2 * PANEL_INCHES, PANEL_INCHES + 0.2), dpi=FIGURE_DPI)
+    for color, (label, history) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], histories.items()):
+        epochs = np.arange(1, len(history["accuracy"]) + 1)
+        axis.plot(epochs, history["accuracy"], "o-", color=color, label=f"{label} train")
+        axis.plot(epochs, history["val_accuracy"], "s--", color=color, label=f"{label} validation")
+    axis.axhline(0.5, color="grey", lw=0.8, ls=":")
+    axis.set_xlabel("epoch", fontsize=8)
+    axis.set_ylabel("accuracy", fontsize=8)
+    axis.set_ylim(0, 1.02)
+    axis.tick_params(labelsize=7)
+    axis.legend(fontsize=6, loc="lower right")
+    axis.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
