@@ -175,3 +175,39 @@ def plot_history_comparison(histories: Mapping[str, Mapping[str, Sequence[float]
     axis.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# --- Five classes and cross-dataset tests (§4.4, §5.1) ----------------------------------------------
+def plot_dataset_shapes(derived: Mapping[str, Mapping[str, int]], thesis: Mapping[str, Mapping[str, int]]) -> Any:
+    """§4.4's Datasets 1–3: class shares of the thesis's datasets beside the ones derived here."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(thesis), figsize=(len(thesis) * PANEL_INCHES, PANEL_INCHES), dpi=FIGURE_DPI,
+                             sharey=True)
+    for axis, name in zip(np.atleast_1d(axes), thesis):
+        classes = list(thesis[name])
+        positions = np.arange(len(classes))
+        for offset, (source, counts) in zip((-0.2, 0.2), (("thesis", thesis[name]), ("here", derived[name]))):
+            total = sum(counts.values())
+            axis.bar(positions + offset, [counts.get(c, 0) / total for c in classes], width=0.4,
+                     label=f"{source} ({total:,} images)")
+        axis.set_xticks(positions, classes, rotation=45, fontsize=7)
+        axis.set_title(name.replace("_", " "), fontsize=9)
+        axis.legend(fontsize=6)
+        axis.tick_params(labelsize=7)
+    np.atleast_1d(axes)[0].set_ylabel("share of the dataset", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_safety_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], errors: np.ndarray,
+                                 title: str = "") -> Any:
+    """Figures 4.18–4.20 with listing 4.8's error cells outlined in red (the other cells are "well predicted")."""
+    from matplotlib.patches import Rectangle
+
+    fig = plot_confusion_matrix(matrix, classes, title)
+    axis = fig.axes[0]
+    for true, predicted in zip(*np.nonzero(np.asarray(errors))):
+        axis.add_patch(Rectangle((predicted + 0.06, true + 0.06), 0.88, 0.88, fill=False, edgecolor="red",
+                                 linewidth=1.2, linestyle="--"))
+    return fig
