@@ -112,16 +112,24 @@ def decompose_hard_swish(model: Any) -> Any:
             return keras.layers.Lambda(lambda x: (x * (1 / 6)) * keras.ops.relu6(x + 3.0), name=layer.name)
         return layer.__class__.from_config(config)
 
-    if not any(isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] in HARD_SWISH_NAMES
-               for layer in _all_layers(model)):
+    if not hard_swish_layers(model):
         return model
     decomposed = keras.models.clone_model(model, clone_function=clone, recursive=True)
     decomposed.set_weights(model.get_weights())
     return decomposed
 
 
-def _all_layers(model: Any) -> list[Any]:
-    return [sub for layer in model.layers for sub in (_all_layers(layer) if hasattr(layer, "layers") else [layer])]
+def hard_swish_layers(model: Any) -> list[Any]:
+    """The hard-swish Activation layers of `model`, nested models included."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            found += hard_swish_layers(layer)
+        elif isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] in HARD_SWISH_NAMES:
+            found.append(layer)
+    return found
 
 
 def _converter(model: Any, variant: str, representative_images: np.ndarray | None) -> Any:

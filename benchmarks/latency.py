@@ -1,0 +1,289 @@
+"""On-device cost of every backbone × TFLite variant, side by side with the nsfwjs MobileNetV2, in one run.
+
+For each model (2-class thesis head, §4.2) and variant (float32, float16, dynamic_range, int8)
+this measures, with LiteRT at batch 1: latency in ms/image at 1 and 2 threads (median of RUNS
+invocations after WARMUP), throughput (images/s at 2 threads, sequential batch-1 calls) and file
+size, plus how much of the graph LiteRT's XNNPACK delegate runs (partitions, ops left outside).
+
+Two extra rows explain int8 on MobileNetV3:
+- `int8_hard_swish_op`: int8 with Keras's hard-swish left to the converter (one HARD_SWISH op,
+  which XNNPACK runs only in float), the state before `export.decompose_hard_swish`;
+- V3-Small with the standard head and with a Dense on the pooled features only (include_top=False),
+  the size an app would ship.
+
+Offline, V2/V3 have no ImageNet weights: they are random-init and their BatchNorm statistics are
+re-estimated on stand-in images, so int8 calibration sees realistic activation ranges (random-init
+activations shrink to ~1e-6 and would distort what XNNPACK accepts). Latency does not depend on the
+weights' values; accuracy is not measured here.
+
+    python benchmarks/latency.py            # writes benchmarks/results/latency.{json,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"  # the project's offline V1 weights
+if SHARED_WEIGHTS.is_dir():
+    os.environ.setdefault("NSFW_MOBILENET_WEIGHTS_DIR", str(SHARED_WEIGHTS))
+
+import numpy as np  # noqa: E402
+
+import nsfwjs  # noqa: E402  (benchmarks/nsfwjs.py, next to this script)
+from nsfw_mobilenet import data, export, models, standin  # noqa: E402
+from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+THREADS = (1, 2)
+RUNS = 50
+WARMUP = 10
+CALIBRATION_IMAGES = 16
+NSFWJS_NAME = "nsfwjs MobileNetV2"
+# V3-Small with models.standard_head, and with a Dense on the pooled 576 backbone features only
+# (include_top=False): what an app would ship when size matters.
+EXTRA_HEADS = (("mobilenet_v3_small", "standard"), ("mobilenet_v3_small", "features"))
+TARGETS = {"v3_small_float32_ms": 0.6, "speedup_vs_nsfwjs": 3.0, "int8_megabytes": 1.2}
+
+
+# ---------------------------------------------------------------- models
+
+
+def calibration_images(count: int = CALIBRATION_IMAGES) -> np.ndarray:
+    """uint8 224×224 stand-in training images: int8 calibration and BatchNorm re-estimation."""
+    root = standin.ensure_standin(progress=False) / "binary"
+    items = data.list_images(root, "train")
+    chosen = [items[i] for i in np.random.default_rng(0).choice(len(items), count, replace=False)]
+    return data.load_images(chosen, sorted({i.label for i in items}), progress=False).images
+
+
+def reestimate_batch_norm(model: Any, images: np.ndarray) -> None:
+    """Set every BatchNorm's moving statistics to those of `images` (one training-mode pass; flat models)."""
+    import keras
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(images, training=True)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
+
+
+def feature_head_classifier(backbone: str, weights: str | None) -> Any:
+    """Softmax Dense on the globally pooled backbone features: no ImageNet top, no extra 1×1 conv."""
+    import keras
+
+    builder = getattr(keras.applications, models.get_backbone(backbone).builder)
+    base = builder(input_shape=models.INPUT_SHAPE, include_top=False, pooling="avg", weights=weights)
+    return keras.Model(base.input, keras.layers.Dense(2, activation="softmax")(base.output))
+
+
+def contenders(images: np.ndarray, only: list[str] | None = None) -> list[dict[str, Any]]:
+    """Our four backbones (thesis head), the EXTRA_HEADS, and nsfwjs; `only` filters by name."""
+    wanted = lambda name: not only or any(part in name for part in only)  # noqa: E731
+    found = []
+    for backbone, head in [*((name, "thesis") for name in models.BACKBONES), *EXTRA_HEADS]:
+        name = backbone if head == "thesis" else f"{backbone} ({head} head)"
+        if not wanted(name):
+            continue
+        # Only the offline file: latency does not depend on weight values, so no download is attempted.
+        weights = "imagenet" if models.local_weights_path(backbone) else None
+        model = (feature_head_classifier(backbone, weights) if head == "features" else
+                 models.build_classifier(backbone, 2, head=head, weights=weights))
+        note = "ImageNet weights (offline file)"
+        if weights is None:
+            reestimate_batch_norm(model, data.preprocess_for(backbone)(images.astype(np.float32)))
+            note = ("random init, NOT ImageNet (no offline weights); BatchNorm statistics re-estimated on "
+                    "stand-in images")
+        found.append({"name": name, "model": model, "scaling": export.pixel_scaling_for(backbone), "weights": note,
+                      "variants": export.VARIANTS if head == "thesis" else ("float32", "int8")})
+    if not wanted(NSFWJS_NAME):
+        return found
+    try:
+        found.append({"name": NSFWJS_NAME, "model": nsfwjs.load_model(), "scaling": nsfwjs.PIXEL_SCALING,
+                      "weights": f"GantMan's trained weights from npm {nsfwjs.NSFWJS_PACKAGE}",
+                      "variants": export.VARIANTS})
+    except nsfwjs.NsfwjsUnavailable as error:
+        print(f"nsfwjs skipped: {error}", file=sys.stderr)
+    return found
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def xnnpack_coverage(path: Path) -> dict[str, Any]:
+    """Partitions XNNPACK made and the ops it left to LiteRT's builtin kernels (op-level view).
+
+    A delegated op's output is either internal to its partition or an output of a DELEGATE node;
+    an op whose output is neither, but is consumed across a partition boundary, ran outside XNNPACK.
+    """
+    interpreter = export.LiteRTModel(path).interpreter
+    ops = interpreter._get_ops_details()
+    delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+    delegated_outputs = {t for op in delegates for t in op["outputs"]}
+    visible = {t for op in delegates for t in op["inputs"]} | {o["index"] for o in interpreter.get_output_details()}
+    outside: list[dict] = []
+    grew = True
+    while grew:
+        grew = False
+        for op in ops:
+            if op in delegates or op in outside or set(op["outputs"]) & delegated_outputs:
+                continue
+            if set(op["outputs"]) & visible:
+                outside.append(op)
+                visible |= set(op["inputs"])
+                grew = True
+    return {"partitions": len(delegates), "ops": len(ops) - len(delegates),
+            "outside_xnnpack": dict(Counter(op["op_name"] for op in outside))}
+
+
+def latency(path: Path, threads: int, image: np.ndarray, runs: int = RUNS) -> list[float]:
+    runner = export.LiteRTModel(path, num_threads=threads)
+    for _ in range(WARMUP):
+        runner.invoke(image)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner.invoke(image)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def export_all(contender: dict[str, Any], images: np.ndarray, folder: Path) -> dict[str, Path]:
+    paths = {}
+    classes = BINARY.classes if contender["model"].output_shape[-1] == 2 else FIVE_CLASS.classes
+    for variant in contender["variants"]:
+        paths[variant] = export.export_tflite(contender["model"], folder, variant, classes=classes,
+                                              pixel_scaling=contender["scaling"], representative_images=images).path
+    if "int8" in contender["variants"] and export.hard_swish_layers(contender["model"]):
+        fused = folder / "int8_hard_swish_op" / export.MODEL_FILE
+        fused.parent.mkdir(parents=True, exist_ok=True)
+        fused.write_bytes(export.convert(export.raw_pixel_model(contender["model"], contender["scaling"]), "int8", images))
+        paths["int8_hard_swish_op"] = fused
+    return paths
+
+
+def measure(contenders_: list[dict[str, Any]], images: np.ndarray, work: Path, runs: int = RUNS) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    rows = []
+    for index, contender in enumerate(tqdm(contenders_, desc="models", file=sys.stderr)):
+        paths = export_all(contender, images, work / str(index))
+        for variant, path in paths.items():
+            row = {"model": contender["name"], "variant": variant, "size_bytes": path.stat().st_size,
+                   "weights": contender["weights"], **xnnpack_coverage(path)}
+            for threads in THREADS:
+                times = latency(path, threads, images[0], runs)
+                row[f"ms_{threads}_threads"] = round(float(np.median(times)), 3)
+                row[f"p90_ms_{threads}_threads"] = round(float(np.percentile(times, 90)), 3)
+            row["images_per_second_2_threads"] = round(1000 / row["ms_2_threads"], 1)
+            rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def find(rows: list[dict], model: str, variant: str) -> dict | None:
+    return next((r for r in rows if r["model"] == model and r["variant"] == variant), None)
+
+
+def summary(rows: list[dict]) -> dict[str, Any]:
+    """The issue's targets, and the ratio to nsfwjs, from the measured rows."""
+    v3_float = find(rows, "mobilenet_v3_small", "float32")
+    peer = find(rows, NSFWJS_NAME, "float32")
+    v3_int8 = [r for r in rows if r["variant"] == "int8" and r["model"].startswith("mobilenet_v3_small")]
+    smallest_int8 = min(v3_int8, key=lambda r: r["size_bytes"]) if v3_int8 else None
+    result = {
+        "v3_small_float32_ms_2_threads": v3_float["ms_2_threads"] if v3_float else None,
+        "nsfwjs_float32_ms_2_threads": peer["ms_2_threads"] if peer else None,
+        "speedup_vs_nsfwjs_2_threads": round(peer["ms_2_threads"] / v3_float["ms_2_threads"], 2)
+        if peer and v3_float else None,
+        "smallest_v3_small_int8": {"model": smallest_int8["model"], "megabytes": round(smallest_int8["size_bytes"] / 1e6, 2)}
+        if smallest_int8 else None,
+        "targets": TARGETS,
+        "int8_vs_float32_2_threads": {},
+    }
+    for model in sorted({r["model"] for r in rows}):
+        float32, int8, fused = (find(rows, model, v) for v in ("float32", "int8", "int8_hard_swish_op"))
+        if float32 and int8:
+            result["int8_vs_float32_2_threads"][model] = {
+                "float32_ms": float32["ms_2_threads"], "int8_ms": int8["ms_2_threads"],
+                "int8_hard_swish_op_ms": fused["ms_2_threads"] if fused else None}
+    return result
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "# LiteRT latency, batch 1 (generated by `python benchmarks/latency.py`, do not edit)", "",
+        f"{report['date']} · {report['machine']} · LiteRT {report['versions']['ai_edge_litert']} · "
+        f"load average before the run {report['load_average_before']} (2 shared cores: other jobs add noise)", "",
+        "| model | variant | size (MB) | ms 1 thread | ms 2 threads | img/s (2 thr) | XNNPACK partitions | ops outside XNNPACK |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in report["rows"]:
+        outside = ", ".join(f"{k}×{v}" for k, v in sorted(r["outside_xnnpack"].items()))
+        lines.append(f"| {r['model']} | {r['variant']} | {r['size_bytes'] / 1e6:.2f} | {r['ms_1_threads']:.2f} | "
+                     f"{r['ms_2_threads']:.2f} | {r['images_per_second_2_threads']:.0f} | {r['partitions']} | {outside} |")
+    s = report["summary"]
+    lines += ["", "## Summary", ""]
+    if s["v3_small_float32_ms_2_threads"] is not None:
+        lines.append(f"- MobileNetV3-Small float32, 2 threads: **{s['v3_small_float32_ms_2_threads']:.2f} ms/image** "
+                     f"(target ≤ {TARGETS['v3_small_float32_ms']} ms).")
+    if s["speedup_vs_nsfwjs_2_threads"]:
+        lines.append(f"- nsfwjs MobileNetV2 float32, 2 threads: {s['nsfwjs_float32_ms_2_threads']:.2f} ms/image → "
+                     f"V3-Small is **{s['speedup_vs_nsfwjs_2_threads']:.2f}× faster** (target ≥ {TARGETS['speedup_vs_nsfwjs']}×).")
+    else:
+        lines.append("- No V3-Small/nsfwjs ratio in this run (nsfwjs skipped or not selected).")
+    if s["smallest_v3_small_int8"]:
+        lines.append(f"- Smallest V3-Small int8: {s['smallest_v3_small_int8']['model']}, "
+                     f"**{s['smallest_v3_small_int8']['megabytes']:.2f} MB** (target ≤ {TARGETS['int8_megabytes']} MB).")
+    lines += ["", "int8 vs float32 at 2 threads (ms; `int8_hard_swish_op` = int8 before the hard-swish rewrite):", ""]
+    for model, v in s["int8_vs_float32_2_threads"].items():
+        fused = f", int8 with HARD_SWISH op {v['int8_hard_swish_op_ms']:.2f}" if v["int8_hard_swish_op_ms"] else ""
+        lines.append(f"- {model}: float32 {v['float32_ms']:.2f}, int8 {v['int8_ms']:.2f}{fused}")
+    lines += ["", "Weights:", ""] + sorted({f"- {r['model']}: {r['weights']}" for r in report["rows"]})
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--only", nargs="+", help="measure only models whose name contains one of these")
+    parser.add_argument("--runs", type=int, default=RUNS, help="timed invocations per model and thread count")
+    args = parser.parse_args(argv)
+    started = time.time()
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    images = calibration_images()
+    with tempfile.TemporaryDirectory() as work:
+        rows = measure(contenders(images, args.only), images, Path(work), args.runs)
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "versions": export.library_versions(),
+        "load_average_before": load_before,
+        "runs": args.runs, "warmup": WARMUP, "threads": list(THREADS), "batch": 1,
+        "seconds": round(time.time() - started, 1),
+        "rows": rows,
+    }
+    report["summary"] = summary(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latency.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "latency.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
