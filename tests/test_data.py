@@ -236,3 +236,12 @@ def test_killed_run_keeps_finished_cache_chunks(corpus: Path, tmp_path: Path, mo
                         lambda paths, *rest: decoded.append(paths) or real_decode_chunk(paths, *rest))
     data.load_images(items, ["drawings", "neutral"], image_size=(8, 8), cache_dir=cache, progress=False)
     assert len(decoded) == 1 and len(decoded[0]) <= 4
+
+
+def test_jpeg_cut_inside_its_header_is_reported_not_fatal(tmp_path):
+    source = tmp_path / "full.jpg"
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(source, quality=90)
+    (tmp_path / "normal").mkdir()
+    (tmp_path / "normal" / "cut.jpg").write_bytes(source.read_bytes()[:300])
+    report = data.validate_dataset(tmp_path, progress=False)
+    assert [(b.path.name, b.reason.split(" (")[0]) for b in report.bad_files] == [("cut.jpg", "truncated or corrupt header")]

@@ -177,6 +177,8 @@ def _decode(data: bytes, path: Path) -> Image.Image:
         raise CorruptImage(f"decompression bomb: {error}") from None
     except UnidentifiedImageError:
         raise CorruptImage("not an image: Pillow cannot identify its format") from None
+    except (OSError, SyntaxError, ValueError) as error:  # e.g. a JPEG cut inside its header
+        raise CorruptImage(f"truncated or corrupt header ({error})") from None
     width, height = image.size  # header only: checked before any pixel is decoded
     if width * height > (Image.MAX_IMAGE_PIXELS or math.inf):
         raise CorruptImage(f"decompression bomb: header claims {width}x{height} pixels > {Image.MAX_IMAGE_PIXELS}")

@@ -211,3 +211,32 @@ def plot_safety_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Seque
         axis.add_patch(Rectangle((predicted + 0.06, true + 0.06), 0.88, 0.88, fill=False, edgecolor="red",
                                  linewidth=1.2, linestyle="--"))
     return fig
+
+
+# --- Data inspection (notebook 00) -------------------------------------------------------------
+def plot_class_counts(splits: Mapping[str, Mapping[str, int]], title: str = "") -> Any:
+    """Images per class and split, as counted by `data.validate_dataset`."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    fig, axis = plt.subplots(figsize=(2 * PANEL_INCHES, PANEL_INCHES), dpi=FIGURE_DPI)
+    pd.DataFrame(splits).plot.bar(ax=axis, fontsize=7)
+    axis.set_ylabel("images", fontsize=8)
+    axis.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_samples(images: Sequence[np.ndarray], titles: Sequence[str], columns: int = 5) -> Any:
+    """A small grid of thumbnails with their labels."""
+    import matplotlib.pyplot as plt
+
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.2), dpi=FIGURE_DPI, squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, image, title in zip(axes.flat, images, titles):
+        axis.imshow(image)
+        axis.set_title(title, fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -270,7 +270,7 @@ def quick_fit(model: Any, images: np.ndarray, labels: np.ndarray, backbone: str,
     num_classes = int(model.output.shape[-1])
     compile_for_training(model, optimizer, learning_rate)
     dataset = data.make_dataset(images, labels, num_classes, backbone, batch_size=batch_size, shuffle=True)
-    model.fit(dataset, epochs=epochs, verbose=0)
+    model.fit(dataset, epochs=epochs, shuffle=False, verbose=0)
     return model
 
 
