@@ -289,11 +289,12 @@ def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: li
 
 def _run_command(args: Any) -> int:
     overrides = {"epochs": args.epochs, "order": args.order}
+    from .experiments import thesis_vs_run
+
     results = run_table(args.table, args.data, args.out, rows=args.row, smoke=args.smoke, **overrides)
-    for result in results:
-        final = result["final"]
-        print(f"{result['config']['table']} row {result['config']['row']}: val_accuracy {final['val_accuracy']:.4f}"
-              f" in {result['time_min']:.2f} min")
+    print(results[0]["weights"]["note"])
+    print(thesis_vs_run(results).to_string(index=False, float_format="%.4f"))
+    print(f"results: one JSON per row in {args.out}")
     return 0
 
 
