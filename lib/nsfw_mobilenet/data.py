@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
+from nsfw_mobilenet.models import BACKBONES
 from nsfw_mobilenet.taxonomy import taxonomy_for_classes
 
 if TYPE_CHECKING:
@@ -43,12 +44,7 @@ SPLIT_FOLDERS = ("train", "test")
 # Extensions keras.utils.image_dataset_from_directory indexes (ALLOWLIST_FORMATS).
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 CACHE_CHUNK = 512  # images per cache file: a killed run loses at most one chunk
-PREPROCESS_MODULES = {
-    "mobilenet_v1": "mobilenet",
-    "mobilenet_v2": "mobilenet_v2",
-    "mobilenet_v3_small": "mobilenet_v3",
-    "mobilenet_v3_large": "mobilenet_v3",
-}
+PREPROCESS_MODULES = {name: backbone.preprocess_module for name, backbone in BACKBONES.items()}
 
 log = logging.getLogger(__name__)
 
@@ -483,9 +479,7 @@ def preprocess_for(backbone: str) -> Callable:
     """
     if backbone not in PREPROCESS_MODULES:
         raise ValueError(f"unknown backbone {backbone!r}; expected one of {sorted(PREPROCESS_MODULES)}")
-    import keras
-
-    return getattr(keras.applications, PREPROCESS_MODULES[backbone]).preprocess_input
+    return BACKBONES[backbone].preprocess_input
 
 
 def make_dataset(
