@@ -20,11 +20,10 @@ from tqdm import tqdm
 
 from . import data, five_class
 from .evaluate import positive_scores
-from .experiments import PROJECT_ROOT, thesis_reference
+from .experiments import thesis_reference
 from .taxonomy import BINARY, TAXONOMIES, Taxonomy, cross_taxonomy_correct, taxonomy_for_classes
 from .video import CorruptVideo, extract_frames, video_score, video_verdict
 
-RESULTS_DIR = PROJECT_ROOT / "results" / "five_class"
 TEST_SETS = ("new_test_5_classes", "test_2_classes", "new_test_2_classes_video_frames")  # rows of table 5.1
 MODEL_COLUMNS = {"two_classes": "v3_small_2_classes", **{d: f"v3_small_5_classes_{d}" for d in five_class.DATASETS}}
 VIDEO_LABELS_FILE = "labels.csv"

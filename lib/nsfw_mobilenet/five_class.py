@@ -20,11 +20,12 @@ import numpy as np
 from . import data
 from .data import LabeledImage, LoadedImages
 from .evaluate import evaluate_predictions
-from .experiments import EXPERIMENTS_DIR, ExperimentConfig, load_config, thesis_reference
+from .experiments import EXPERIMENTS_DIR, PROJECT_ROOT, ExperimentConfig, load_config, thesis_reference
 from .taxonomy import FIVE_CLASS, Taxonomy, taxonomy_for_classes
 
 DATASETS = ("dataset_1", "dataset_2", "dataset_3")
 RUNS_DIR = EXPERIMENTS_DIR / "five_classes"  # one config per §4.4/§5.1 training run
+RESULTS_DIR = PROJECT_ROOT / "results" / "five_class"  # committed full runs of §4.4 and table 5.1
 MIN_IMAGES_PER_CLASS = 2
 TWO_CLASS_RUN = "two_classes_CDE"  # §5.1: the table 4.17 winner, the first column of table 5.1
 # §5.1's flower proxy: five harmless flower folders standing in for the five class folders.
@@ -252,11 +253,12 @@ def run_summary(trained: Any, run_data: Any) -> dict[str, Any]:
 def section_4_4_experiment(five_class_dir: Path | str, *, runs: Sequence[str] | None = None,
                            overrides: Mapping[str, Any] | None = None, class_weights: bool = True,
                            smoke: bool = False, seed: int = 1, checkpoint_dir: Path | None = None,
-                           progress: bool = True) -> dict[str, Any]:
+                           prepared: FiveClassData | None = None, progress: bool = True) -> dict[str, Any]:
     """Train `runs` (default: each dataset with its best augmentation) and score them as §4.4 does.
 
     With `class_weights`, Dataset 1's run is repeated with balanced class weights to show what
     they change on imbalanced data. `overrides` (e.g. a substitute backbone) apply to every run.
+    Pass `prepared` (from `prepare`) to reuse decoded images across calls.
     """
     from tqdm import tqdm
 
@@ -270,7 +272,7 @@ def section_4_4_experiment(five_class_dir: Path | str, *, runs: Sequence[str] | 
     if class_weights:
         first = next(run for run in chosen if dataset_of(run) == DATASETS[0])
         chosen[f"{first}+class_weights"] = chosen[first].with_overrides(class_weights=True)
-    prepared = prepare(five_class_dir, smoke=smoke, seed=seed, progress=progress)
+    prepared = prepared or prepare(five_class_dir, smoke=smoke, seed=seed, progress=progress)
     checkpoints = Path(checkpoint_dir) if checkpoint_dir else DEFAULT_CHECKPOINT_DIR
     result: dict[str, Any] = {
         "data": {"dir": str(five_class_dir), "datasets": {n: d.counts() for n, d in prepared.datasets.items()},
@@ -284,3 +286,40 @@ def section_4_4_experiment(five_class_dir: Path | str, *, runs: Sequence[str] | 
         safety = evaluate_safety(trained.test_probabilities, prepared.test.labels, prepared.test.classes)
         result["runs"][run] = {**run_summary(trained, run_data), "safety": safety.to_dict()}
     return result
+
+
+def well_predicted_table(result: Mapping[str, Any]) -> Any:
+    """§4.4's "well predicted" counts, thesis beside this run, one row per run of `section_4_4_experiment`."""
+    import pandas as pd
+
+    thesis = thesis_reference()["five_class_datasets"]
+    thesis_total = sum(thesis["test"].values())
+    rows = []
+    for run, summary in result["runs"].items():
+        safety, dataset = summary["safety"], dataset_of(run.split("+")[0])
+        rows.append({"run": run, "backbone": summary["config"]["backbone"],
+                     "weights": "ImageNet" if summary["weights"]["used"] else "random init",
+                     "training images": summary["counts"]["training"] + summary["counts"]["validation"],
+                     "well predicted [thesis]": f"{thesis['well_predicted'][dataset]} / {thesis_total}",
+                     "well predicted [here]": f"{safety['well_predicted']} / {safety['total']}",
+                     "share [thesis]": thesis["well_predicted"][dataset] / thesis_total,
+                     "share [here]": safety["well_predicted"] / safety["total"],
+                     "top-1 accuracy [here]": safety["accuracy"]})
+    return pd.DataFrame(rows).set_index("run")
+
+
+def class_weight_table(result: Mapping[str, Any]) -> Any:
+    """Per-class recall of Dataset 1's run without and with balanced class weights (rows = classes)."""
+    import pandas as pd
+
+    weighted = next((run for run in result["runs"] if run.endswith("+class_weights")), None)
+    if weighted is None:
+        raise ValueError("no class-weights run in this result; run section_4_4_experiment(class_weights=True)")
+    plain = weighted.removesuffix("+class_weights")
+    columns = {}
+    for label, run in (("without class weights", plain), ("with class weights", weighted)):
+        safety = result["runs"][run]["safety"]
+        columns[f"recall {label}"] = safety["recall"]
+        columns[f"well predicted {label}"] = {"(all)": safety["well_predicted"]}
+    columns["training images"] = result["data"]["datasets"][dataset_of(plain)]
+    return pd.DataFrame(columns)
