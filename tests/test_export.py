@@ -63,6 +63,7 @@ def test_export_writes_labels_and_a_model_card_an_app_developer_can_follow(expor
     assert card["training_data"] == "colour gradients" and card["backbone"] == "tiny"
     assert card["size_bytes"] == int8.path.stat().st_size
     assert {"tensorflow", "keras", "ai_edge_litert", "nsfw_mobilenet"} <= set(card["versions"])
+    assert "XNNPACK" in card["hard_swish"] and "hard_swish" not in json.loads(exported["float32"].card_path.read_text())
     assert "# Model card: tiny (int8)" in int8.card_markdown_path.read_text()
 
 

@@ -22,6 +22,7 @@ import contextlib
 import datetime
 import io
 import json
+import logging
 import os
 import platform
 import warnings
@@ -80,7 +81,7 @@ def describe_scaling(scaling: tuple[float, float] | None) -> str:
     if scaling is None:
         return PREPROCESSING_TEXT[None]
     scale, offset = scaling
-    return f"baked into the graph: x * {scale:.8g} + {offset:g} (input pixels 0..255)"
+    return f"baked into the graph: x * {scale:.8g} {'-' if offset < 0 else '+'} {abs(offset):g} (input pixels 0..255)"
 
 
 def raw_pixel_model(model: Any, scaling: tuple[float, float] | None) -> Any:
@@ -156,9 +157,15 @@ def _converter(model: Any, variant: str, representative_images: np.ndarray | Non
 def convert(model: Any, variant: str, representative_images: np.ndarray | None = None) -> bytes:
     """The `.tflite` flatbuffer of a raw-pixel Keras model (listing 2.4, via from_keras_model)."""
     converter = _converter(model, variant, representative_images)
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # Keras prints the traced signature
-        warnings.filterwarnings("ignore", "Statistics for quantized inputs")  # uint8 input: scale 1, no stats needed
-        return converter.convert()
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.WARNING)  # "Assets written to <tmp>" for each conversion
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # Keras prints the traced signature
+            warnings.filterwarnings("ignore", "Statistics for quantized inputs")  # uint8 input: scale 1, no stats needed
+            return converter.convert()
+    finally:
+        tf_logger.setLevel(level)
 
 
 def library_versions() -> dict[str, str]:
@@ -199,8 +206,6 @@ def build_model_card(variant: str, classes: Sequence[str], input_shape: Sequence
         "preprocessing": describe_scaling(scaling),
         "thresholds": {"unsafe": DEFAULT_THRESHOLD, "review_band": list(DEFAULT_REVIEW_BAND),
                        "rule": "unsafe probability = sum over unsafe classes; review when it falls in the band"},
-        "hard_swish": ("written as (x/6)*relu6(x+3) so LiteRT's XNNPACK runs it in int8" if variant == "int8"
-                       else "one HARD_SWISH op where the network has it"),
         "training_data": "not given",
         "metrics": {},
         "size_bytes": size_bytes,
@@ -241,7 +246,9 @@ def export_tflite(model: Any, out_dir: Path | str, variant: str, *, classes: Seq
                              folder / CARD_MARKDOWN_FILE)
     exported.path.write_bytes(flatbuffer)
     exported.labels_path.write_text("\n".join(classes) + "\n")
-    card = build_model_card(variant, classes, model.input_shape[1:], pixel_scaling, len(flatbuffer), model_card)
+    notes = {"hard_swish": "written as (x/6)*relu6(x+3) so LiteRT's XNNPACK runs it in int8"} if network is not model else {}
+    card = build_model_card(variant, classes, model.input_shape[1:], pixel_scaling, len(flatbuffer),
+                            {**notes, **(model_card or {})})
     exported.card_path.write_text(json.dumps(card, indent=2) + "\n")
     exported.card_markdown_path.write_text(model_card_markdown(card))
     return exported
