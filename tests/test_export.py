@@ -111,3 +111,32 @@ def test_decomposed_hard_swish_computes_the_same_function(classifier):
     decomposed = export.decompose_hard_swish(classifier)
     assert decomposed is not classifier
     np.testing.assert_allclose(decomposed.predict(images, verbose=0), classifier.predict(images, verbose=0), atol=1e-6)
+
+
+def test_export_command_writes_the_variants_calibrated_on_the_data_folder(classifier, tmp_path, capsys):
+    from PIL import Image
+
+    from nsfw_mobilenet import cli
+
+    images, labels = tiny_classifier.images(8, seed=5)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        folder = tmp_path / "data" / "train" / tiny_classifier.CLASSES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i}.png")
+    classifier.save(tmp_path / "tiny.keras")
+    code = cli.main(["export", "--model", str(tmp_path / "tiny.keras"), "--backbone", "mobilenet_v1",
+                     "--out", str(tmp_path / "out"), "--variants", "float32", "int8", "--data", str(tmp_path / "data")])
+    assert code == 0
+    lite = export.LiteRTModel(tmp_path / "out" / "int8" / export.MODEL_FILE)
+    assert lite.predict(images).argmax(axis=1).tolist() == labels.tolist()
+    assert export.read_labels(tmp_path / "out" / "float32" / export.MODEL_FILE) == tiny_classifier.CLASSES
+    assert "int8" in capsys.readouterr().out
+
+
+def test_export_command_refuses_int8_without_calibration_data(classifier, tmp_path, capsys):
+    from nsfw_mobilenet import cli
+
+    classifier.save(tmp_path / "tiny.keras")
+    code = cli.main(["export", "--model", str(tmp_path / "tiny.keras"), "--backbone", "mobilenet_v1",
+                     "--out", str(tmp_path / "out")])
+    assert code == 2 and "--data" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("standin", "train", "scan", "kangas_grid")
+COMMAND_MODULES = ("standin", "train", "scan", "export", "kangas_grid")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ and full integer int8 (activations calibrated on representative training images)
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import io
@@ -25,6 +26,7 @@ import json
 import logging
 import os
 import platform
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ import numpy as np
 
 import nsfw_mobilenet
 from nsfw_mobilenet.data import PREPROCESS_MODULES
-from nsfw_mobilenet.taxonomy import taxonomy_for_classes
+from nsfw_mobilenet.taxonomy import TAXONOMIES, taxonomy_for_classes
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 MODEL_FILE = "model.tflite"
@@ -254,6 +256,14 @@ def export_tflite(model: Any, out_dir: Path | str, variant: str, *, classes: Seq
     return exported
 
 
+def default_classes(num_outputs: int) -> list[str]:
+    """Without labels.txt, a model with 2 or 5 outputs is read in the thesis's class order."""
+    matches = [t.classes for t in TAXONOMIES.values() if t.num_classes == num_outputs]
+    if not matches:
+        raise ValueError(f"the model has {num_outputs} outputs, which matches no taxonomy; pass the class names")
+    return list(matches[0])
+
+
 def read_labels(model_path: Path | str) -> list[str] | None:
     """Classes of an exported model, from labels.txt (or model_card.json) next to it; None if neither."""
     folder = Path(model_path).parent
@@ -364,3 +374,51 @@ def parity_markdown(rows: Sequence[VariantParity]) -> str:
               f"{r.max_abs_probability_diff:.4f} | {r.accuracy:.1%} | {r.keras_accuracy:.1%} |" for r in rows]
     return "\n".join(lines) + "\n"
 
+
+
+# ---------------------------------------------------------------- command line
+
+
+def representative_images(data_dir: Path | str, count: int = REPRESENTATIVE_LIMIT,
+                          image_size: tuple[int, int] = (224, 224)) -> np.ndarray:
+    """Up to `count` training images spread over the classes of `data_dir` (its train/ split if any)."""
+    from nsfw_mobilenet import data
+
+    items = data.list_images(data_dir, "train" if data.has_split_folders(data_dir) else None)
+    chosen = [items[i] for i in np.linspace(0, len(items) - 1, min(count, len(items))).astype(int)]
+    return data.load_images(chosen, sorted({item.label for item in items}), image_size=image_size,
+                            progress=False).images
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export", help="write TFLite variants with labels and model cards (listing 2.4)",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, type=Path, help="trained .keras model")
+    parser.add_argument("--backbone", required=True, help="its backbone, for the preprocessing baked into the graph")
+    parser.add_argument("--out", required=True, type=Path, help="one sub-folder per variant is written here")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--data", type=Path, help="training data root: int8 calibration images (needed for int8)")
+    parser.add_argument("--classes", nargs="+", help="class names in output order (default: the thesis taxonomy)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import keras
+
+    try:
+        scaling = pixel_scaling_for(args.backbone)
+        if "int8" in args.variants and args.data is None:
+            raise ValueError("int8 needs calibration images: pass --data with the training folder")
+        model = keras.models.load_model(args.model, compile=False)
+        classes = args.classes or default_classes(int(model.output_shape[-1]))
+        calibration = representative_images(args.data, image_size=model.input_shape[1:3]) if args.data else None
+    except (ValueError, OSError, FileNotFoundError) as error:
+        print(f"nsfw-mobilenet export: error: {error}", file=sys.stderr)
+        return 2
+    card = {"backbone": args.backbone, "source_model": str(args.model),
+            "training_data": str(args.data) if args.data else "not given"}
+    for variant in args.variants:
+        exported = export_tflite(model, args.out, variant, classes=classes, pixel_scaling=scaling,
+                                 representative_images=calibration, model_card=card)
+        print(f"{exported.path} ({exported.path.stat().st_size / 1e6:.2f} MB)")
+    return 0

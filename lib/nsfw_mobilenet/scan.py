@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from nsfw_mobilenet import data, export
-from nsfw_mobilenet.taxonomy import TAXONOMIES, Taxonomy, taxonomy_for_classes
+from nsfw_mobilenet.taxonomy import Taxonomy, taxonomy_for_classes
 from nsfw_mobilenet.video import VIDEO_EXTENSIONS, CorruptVideo, extract_frames, video_score
 
 SAFE, REVIEW, UNSAFE, ERROR = "safe", "review", "unsafe", "error"
@@ -74,15 +74,6 @@ def check_policy(threshold: float, review_band: tuple[float, float]) -> None:
         raise ValueError(f"threshold {threshold} must lie inside the review band {review_band}")
 
 
-def _default_classes(num_outputs: int) -> list[str]:
-    """Without labels.txt, a model with 2 or 5 outputs is read in the thesis's class order."""
-    matches = [t.classes for t in TAXONOMIES.values() if t.num_classes == num_outputs]
-    if not matches:
-        raise ModelError(f"the model has {num_outputs} outputs and no labels.txt/model_card.json next to it; "
-                         "pass the class names (--classes)")
-    return list(matches[0])
-
-
 class Detector:
     """A trained classifier (.keras or .tflite) plus the safe/review/unsafe policy.
 
@@ -104,7 +95,10 @@ class Detector:
             self._runner = self._load_tflite(path, num_threads)
         else:
             self._runner = self._load_keras(model if path is None else path, path, preprocess)
-        self.classes = list(classes or (path and export.read_labels(path)) or _default_classes(self.num_outputs))
+        try:
+            self.classes = list(classes or (path and export.read_labels(path)) or export.default_classes(self.num_outputs))
+        except ValueError as error:
+            raise ModelError(f"{path or 'model'}: {error} (--classes), or put labels.txt next to it") from None
         if len(self.classes) != self.num_outputs:
             raise ModelError(f"{path or 'model'}: {self.num_outputs} outputs but classes {self.classes}")
         try:
