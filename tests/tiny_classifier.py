@@ -8,6 +8,8 @@ parity numbers mean something (a random-init MobileNet outputs exactly 0.5/0.5 f
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 SIDE = 48
@@ -36,6 +38,7 @@ def preprocess(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) * PIXEL_SCALING[0] + PIXEL_SCALING[1]
 
 
+@functools.cache  # trained once per test session, shared by the export and scan tests
 def trained_classifier():
     import keras
 
