@@ -25,6 +25,7 @@ from . import data
 TECHNIQUES: dict[str, tuple[str, Callable[[int | None], Any]]] = {}
 DESTROYED_STD_FRACTION = 1e-3  # an image whose pixel std is below this share of the value range is constant
 ORDERS = ("thesis", "corrected")
+DA_TABLES = ("4.3", "4.7", "4.11", "4.15")  # §4.2.1–4.2.4: all six techniques on each backbone
 
 
 def _technique(letter: str, name: str) -> Callable:
@@ -147,6 +148,17 @@ def destroyed_table(images_uint8: np.ndarray, letters: str = "ABCDEF", seed: int
     return frame
 
 
+def da_table(backbone: str) -> str:
+    """The thesis table that trained `backbone` with all six techniques (e.g. V1 → "4.3")."""
+    from .experiments import table_configs
+
+    for table in DA_TABLES:
+        if table_configs(table)[0].backbone == backbone:
+            return table
+    raise ValueError(f"no data-augmentation table for backbone {backbone!r}; tables {DA_TABLES} cover "
+                     + ", ".join(table_configs(t)[0].backbone for t in DA_TABLES))
+
+
 def order_comparison(configs: list[Any], data_dir: Path | str, out_dir: Path | str, *, run_data: Any = None,
                      smoke: bool = False, **train_options: Any) -> list[dict[str, Any]]:
     """Each config trained in both orders, results in `<out_dir>/<order>/<config.name>.json`.
@@ -161,3 +173,46 @@ def order_comparison(configs: list[Any], data_dir: Path | str, out_dir: Path | s
     return [run_experiment(config.with_overrides(order=order), data_dir, Path(out_dir) / order, smoke=smoke,
                            run_data=run_data, checkpoint_dir=checkpoints / order, **train_options)
             for config in configs for order in ORDERS]
+
+
+def technique_examples(image_uint8: np.ndarray, seed: int = 0, draws: int = 8) -> dict[str, np.ndarray]:
+    """Figures 4.1/4.2: the photo, then each technique alone in pixel space (corrected order).
+
+    Each technique is drawn `draws` times and the draw that changes the photo most is kept, so
+    that a small random factor (or an unflipped flip) does not hide what the technique does.
+    """
+    batch = np.repeat(np.asarray(image_uint8, np.float32)[None], draws, axis=0)
+    examples = {"original": np.asarray(image_uint8, np.uint8)}
+    for letter, (name, _) in TECHNIQUES.items():
+        out = np.asarray(augmentation(letter, seed=seed)(batch, training=True))
+        strongest = np.abs(out - batch).mean(axis=(1, 2, 3)).argmax()
+        examples[f"{letter} {name}"] = np.clip(out[strongest], 0, 255).astype(np.uint8)
+    return examples
+
+
+def as_pixels(batch: np.ndarray, backbone: str) -> np.ndarray:
+    """What the network receives, shown as the uint8 photo it would correspond to (inverse of
+    `preprocess_input`; values outside the backbone's range saturate)."""
+    low = float(np.asarray(data.preprocess_for(backbone)(np.zeros(1, np.float32)))[0])
+    pixels = (np.asarray(batch, np.float64) - low) * 255.0 / value_range(backbone)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def network_views(image_uint8: np.ndarray, backbone: str, letters: str = "ABCDEF", order: str = "thesis",
+                  count: int = 5, seed: int = 1) -> dict[str, np.ndarray]:
+    """`count` training-time draws of one photo as the network sees them, labelled with their
+    input range and whether they are constant (destroyed)."""
+    batch = np.repeat(np.asarray(image_uint8, np.uint8)[None], count, axis=0)
+    seen = training_pipeline(batch, backbone, letters, order, seed)
+    constant = constant_images(seen, backbone)
+    return {f"draw {i + 1}: [{x.min():.1f}, {x.max():.1f}]" + (" constant" if gone else ""): pixels
+            for i, (x, gone, pixels) in enumerate(zip(seen, constant, as_pixels(seen, backbone)))}
+
+
+def load_results(results_dir: Path | str) -> list[dict[str, Any]]:
+    """Every result JSON under `results_dir` (e.g. both order folders of `order_comparison`), sorted by
+    table, row and order."""
+    import json
+
+    results = [json.loads(path.read_text()) for path in Path(results_dir).glob("**/*.json")]
+    return sorted(results, key=lambda r: (r["config"]["table"], r["config"]["row"], r["config"]["order"]))

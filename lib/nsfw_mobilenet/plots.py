@@ -140,19 +140,24 @@ def save_figure(fig: Any, name: str) -> Any:
 
 
 # --- Data augmentation (§4.1, §4.3, figures 4.1/4.2) -------------------------------------------
-def plot_augmented_images(images: Mapping[str, np.ndarray], title: str = "", columns: int = 7) -> Any:
-    """Figures 4.1/4.2: one panel per labelled uint8 image (a technique, or a training-time draw)."""
+def plot_augmented_images(images: Mapping[str, np.ndarray], title: str = "", columns: int = 7,
+                          panel_inches: float = 1.3) -> Any:
+    """Figures 4.1/4.2: one panel per labelled uint8 image (a technique, or a training-time draw).
+
+    Panels are small on purpose: photos compress badly, and the figure is stored in the notebook.
+    """
     import matplotlib.pyplot as plt
 
     rows = -(-len(images) // columns)
     width = min(columns, len(images))
-    fig, axes = plt.subplots(rows, width, figsize=(width * 1.9, rows * 2.0 + 0.3), dpi=FIGURE_DPI, squeeze=False)
+    fig, axes = plt.subplots(rows, width, figsize=(width * panel_inches, rows * (panel_inches + 0.2) + 0.3),
+                             dpi=FIGURE_DPI, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, (label, image) in zip(axes.flat, images.items()):
         axis.imshow(np.asarray(image, dtype=np.uint8))
-        axis.set_title(label, fontsize=7)
-    fig.suptitle(title, fontsize=9)
+        axis.set_title(label, fontsize=6)
+    fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     return fig
 
