@@ -9,6 +9,7 @@ callers report it and go on (never fatal).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -40,6 +41,8 @@ class VideoFrames:
 
 
 def _open(path: Path):
+    # CorruptVideo says what is wrong; FFmpeg's own lines ("moov atom not found") would only add noise.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     import cv2
 
     if not path.is_file():
