@@ -210,9 +210,8 @@ def network_views(image_uint8: np.ndarray, backbone: str, letters: str = "ABCDEF
 
 
 def load_results(results_dir: Path | str) -> list[dict[str, Any]]:
-    """Every result JSON under `results_dir` (e.g. both order folders of `order_comparison`), sorted by
-    table, row and order."""
+    """The result JSONs of both order folders written by `order_comparison`, sorted by table, row and order."""
     import json
 
-    results = [json.loads(path.read_text()) for path in Path(results_dir).glob("**/*.json")]
+    results = [json.loads(path.read_text()) for order in ORDERS for path in (Path(results_dir) / order).glob("*.json")]
     return sorted(results, key=lambda r: (r["config"]["table"], r["config"]["row"], r["config"]["order"]))
