@@ -84,10 +84,20 @@ def make_optimizer(name: str, learning_rate: float) -> Any:
     return optimizers[name](learning_rate=learning_rate)
 
 
-def compile_for_training(model: Any, optimizer: str = "sgd", learning_rate: float = 1e-3) -> Any:
+def compile_for_training(model: Any, optimizer: str = "sgd", learning_rate: float = 1e-3,
+                         run_eagerly: bool = False) -> Any:
     model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], run_eagerly=run_eagerly)
     return model
+
+
+def predict(model: Any, images: np.ndarray, backbone: str, batch_size: int = data.BATCH_SIZE) -> np.ndarray:
+    """Class probabilities (or features) for uint8 images; one batch runs eagerly (no tracing)."""
+    if len(images) <= batch_size:
+        preprocessed = data.preprocess_for(backbone)(images.astype(np.float32))
+        return np.asarray(model(preprocessed, training=False))
+    dataset = data.make_dataset(images, np.zeros(len(images), np.int32), 1, backbone, batch_size=batch_size)
+    return model.predict(dataset.map(lambda x, y: x), verbose=0)
 
 
 def frozen_boundary(model: Any, backbone: str, trainable_layers: int) -> int | None:
@@ -122,11 +132,6 @@ def class_weight_for(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     counts = np.bincount(labels, minlength=num_classes).astype(float)
     weights = len(labels) / (num_classes * np.maximum(counts, 1))
     return {i: float(w) for i, w in enumerate(weights)}
-
-
-def _features(front: Any, loaded: data.LoadedImages, backbone: str, batch_size: int) -> np.ndarray:
-    dataset = data.make_dataset(loaded.images, loaded.labels, len(loaded.classes), backbone, batch_size=batch_size)
-    return front.predict(dataset.map(lambda x, y: x), verbose=0)
 
 
 def _feature_dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
@@ -165,12 +170,6 @@ def _fit(model: Any, training: Any, validation: Any, config: ExperimentConfig, c
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
-def _test_probabilities(model: Any, run_data: RunData, backbone: str, batch_size: int) -> np.ndarray:
-    test = run_data.test
-    dataset = data.make_dataset(test.images, test.labels, len(run_data.classes), backbone, batch_size=batch_size)
-    return model.predict(dataset.map(lambda x, y: x), verbose=0)
-
-
 def versions() -> dict[str, str]:
     import keras
     import sklearn
@@ -195,13 +194,15 @@ def train(config: ExperimentConfig, run_data: RunData, *, checkpoint_dir: Path =
     """Train one config on decoded data and evaluate it on the test images."""
     import keras
 
-    keras.utils.set_random_seed(config.seed)
     weights, weights_note = (models.weights_for_run(config.backbone) if config.weights == "imagenet"
                              else (config.weights, f"weights={config.weights!r} as configured"))
+    keras.utils.set_random_seed(config.seed)  # after the weights probe, which builds a model of its own
     model = models.build_classifier(config.backbone, len(run_data.classes), config.head, weights)
     trainable = models.freeze_all_but_last(model, config.backbone, config.trainable_layers)
     checkpoint_dir = Path(checkpoint_dir) / config.name
     class_weight = class_weight_for(run_data.training.labels, len(run_data.classes)) if config.class_weights else None
+    # With one batch per epoch, tracing costs more than it saves (smoke runs): run eagerly.
+    one_step_per_epoch = len(run_data.training.labels) <= config.batch_size
     started = time.perf_counter()
     parts = None
     if feature_cache and not config.augmentation:
@@ -210,21 +211,21 @@ def train(config: ExperimentConfig, run_data: RunData, *, checkpoint_dir: Path =
     if parts:
         front, tail = parts
         num_classes = len(run_data.classes)
-        training = _feature_dataset(_features(front, run_data.training, config.backbone, config.batch_size),
+        training = _feature_dataset(predict(front, run_data.training.images, config.backbone, config.batch_size),
                                     run_data.training.labels, num_classes, config.batch_size, True, config.seed)
-        validation = _feature_dataset(_features(front, run_data.validation, config.backbone, config.batch_size),
+        validation = _feature_dataset(predict(front, run_data.validation.images, config.backbone, config.batch_size),
                                       run_data.validation.labels, num_classes, config.batch_size, False, config.seed)
-        compile_for_training(tail, config.optimizer, config.learning_rate)
+        compile_for_training(tail, config.optimizer, config.learning_rate, run_eagerly=one_step_per_epoch)
         history = _fit(tail, training, validation, config, checkpoint_dir, class_weight, verbose)
     else:
-        compile_for_training(model, config.optimizer, config.learning_rate)
+        compile_for_training(model, config.optimizer, config.learning_rate, run_eagerly=one_step_per_epoch)
         training, validation = _image_datasets(config, run_data)
         history = _fit(model, training, validation, config, checkpoint_dir, class_weight, verbose)
     wall_time = time.perf_counter() - started
     probabilities = None
     evaluation = None
     if run_data.test is not None and len(run_data.test.labels):
-        probabilities = _test_probabilities(model, run_data, config.backbone, config.batch_size)
+        probabilities = predict(model, run_data.test.images, config.backbone, config.batch_size)
         evaluation = evaluate_predictions(probabilities, run_data.test.labels, run_data.classes).to_dict()
     trained_images = run_data.counts()["training"] * config.epochs
     result = {
