@@ -309,3 +309,20 @@ def add_command(subparsers: Any) -> None:
     parser.add_argument("--order", choices=("thesis", "corrected"), help="augmentation order override")
     parser.add_argument("--smoke", action="store_true", help="a few images per class, for a quick check")
     parser.set_defaults(func=_run_command)
+
+
+def load_or_fine_tune(model_path: str | Path | None, backbone: str, run_data: RunData, *,
+                      trainable_layers: int = 5, epochs: int = 1) -> tuple[Any, str]:
+    """A saved .keras model, or a thesis-head model fine-tuned briefly on `run_data` (for notebooks).
+
+    Returns the model and a sentence saying which, and with which weights.
+    """
+    import keras
+
+    if model_path:
+        return keras.models.load_model(model_path), f"loaded {model_path}"
+    weights, message = models.weights_for_run(backbone)
+    model = models.build_classifier(backbone, len(run_data.classes), weights=weights)
+    models.freeze_all_but_last(model, backbone, trainable_layers)
+    quick_fit(model, run_data.training.images, run_data.training.labels, backbone, epochs=epochs)
+    return model, f"{message} Fine-tuned {epochs} epoch(s), last {trainable_layers} layers, on {run_data.counts()}."
