@@ -44,6 +44,15 @@ def test_finished_run_is_reused_not_retrained(smoke_data, tmp_path):
     assert again == json.loads(json.dumps(first))
 
 
+def test_a_smoke_result_is_never_reused_for_a_different_run(smoke_data, tmp_path):
+    config = experiments.table_configs("4.1")[0].with_overrides(epochs=1)
+    smoke = train.run_experiment(config, "standin", tmp_path, smoke=True, run_data=smoke_data,
+                                 checkpoint_dir=tmp_path / "a", verbose=0)
+    longer = train.run_experiment(config.with_overrides(epochs=2), "standin", tmp_path, smoke=True,
+                                  run_data=smoke_data, checkpoint_dir=tmp_path / "b", verbose=0)
+    assert len(smoke["history"]["loss"]) == 1 and len(longer["history"]["loss"]) == 2
+
+
 def test_cached_features_give_the_same_training_as_recomputing(smoke_data, tmp_path):
     config = experiments.table_configs("4.1")[5].with_overrides(epochs=2)  # N=4, SGD
     cached = train.train(config, smoke_data, checkpoint_dir=tmp_path / "a", feature_cache=True, verbose=0)

@@ -9,6 +9,7 @@ is computed once ("cached features") and only the trainable tail is trained per 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import time
@@ -254,9 +255,14 @@ def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path
     """
     result_file = Path(out_dir) / f"{config.name}.json"
     if result_file.exists() and not force:
-        return json.loads(result_file.read_text())
+        finished = json.loads(result_file.read_text())
+        if finished["config"] == config.to_dict() and finished.get("smoke") == smoke:
+            return finished
     if run_data is None:
         run_data = load_run_data(data_dir, smoke=smoke)
+    # a killed run resumes only into the same results folder, never into another dataset's run
+    folder_key = hashlib.sha1(str(Path(out_dir).resolve()).encode()).hexdigest()[:12]
+    train_options.setdefault("checkpoint_dir", DEFAULT_CHECKPOINT_DIR / folder_key)
     run = train(config, run_data, **train_options)
     run.result["data"]["dir"] = str(data_dir)
     run.result["smoke"] = smoke
