@@ -111,8 +111,12 @@ def contenders(images: np.ndarray, only: list[str] | None = None) -> list[dict[s
     if not wanted(NSFWJS_NAME):
         return found
     try:
-        found.append({"name": NSFWJS_NAME, "model": nsfwjs.load_model(), "scaling": nsfwjs.PIXEL_SCALING,
-                      "weights": f"GantMan's trained weights from npm {nsfwjs.NSFWJS_PACKAGE}",
+        peer = nsfwjs.load_model()
+        photos = ", ".join(f"{name}: Neutral {row['Neutral']:.3f}, Drawing {row['Drawing']:.3f}"
+                           for name, row in nsfwjs.sanity_check(peer).items())
+        found.append({"name": NSFWJS_NAME, "model": peer, "scaling": nsfwjs.PIXEL_SCALING,
+                      "weights": f"GantMan's trained weights from npm {nsfwjs.NSFWJS_PACKAGE} (converted; harmless "
+                                 f"photos {photos})",
                       "variants": ("float32", "int8")})
     except nsfwjs.NsfwjsUnavailable as error:
         print(f"nsfwjs skipped: {error}", file=sys.stderr)
