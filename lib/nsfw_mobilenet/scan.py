@@ -220,8 +220,6 @@ def scan_file(detector: Detector, path: Path, *, fps: float = 1.0, max_frames: i
         return [_row(path, "image", detector.classify(path))]
     except data.CorruptImage as error:
         return [_row(path, "image", error=str(error))]
-    except OSError as error:  # Pillow raises it from Image.open when a JPEG is cut inside its header
-        return [_row(path, "image", error=f"truncated or corrupt image ({error})")]
 
 
 def scan(detector: Detector, paths: Iterable[Path | str], *, fps: float = 1.0, max_frames: int | None = None,
