@@ -163,16 +163,20 @@ def order_comparison(configs: list[Any], data_dir: Path | str, out_dir: Path | s
                      smoke: bool = False, **train_options: Any) -> list[dict[str, Any]]:
     """Each config trained in both orders, results in `<out_dir>/<order>/<config.name>.json`.
 
-    The two orders share a config name, so they get separate folders (and checkpoints);
-    finished runs are reused, as in `train.run_experiment`.
+    The two orders share a config name, so they get separate folders (and separate checkpoint
+    folders when `checkpoint_dir` is given); finished runs are reused, as in `train.run_experiment`.
     """
-    from .train import DEFAULT_CHECKPOINT_DIR, load_run_data, run_experiment
+    from .train import load_run_data, run_experiment
 
     run_data = run_data if run_data is not None else load_run_data(data_dir, smoke=smoke)
-    checkpoints = Path(train_options.pop("checkpoint_dir", DEFAULT_CHECKPOINT_DIR))
-    return [run_experiment(config.with_overrides(order=order), data_dir, Path(out_dir) / order, smoke=smoke,
-                           run_data=run_data, checkpoint_dir=checkpoints / order, **train_options)
-            for config in configs for order in ORDERS]
+    checkpoints = train_options.pop("checkpoint_dir", None)
+    results = []
+    for config in configs:
+        for order in ORDERS:
+            options = dict(train_options, **({"checkpoint_dir": Path(checkpoints) / order} if checkpoints else {}))
+            results.append(run_experiment(config.with_overrides(order=order), data_dir, Path(out_dir) / order,
+                                          smoke=smoke, run_data=run_data, **options))
+    return results
 
 
 def technique_examples(image_uint8: np.ndarray, seed: int = 0, draws: int = 8) -> dict[str, np.ndarray]:
@@ -205,7 +209,7 @@ def network_views(image_uint8: np.ndarray, backbone: str, letters: str = "ABCDEF
     batch = np.repeat(np.asarray(image_uint8, np.uint8)[None], count, axis=0)
     seen = training_pipeline(batch, backbone, letters, order, seed)
     constant = constant_images(seen, backbone)
-    return {f"draw {i + 1}: [{x.min():.1f}, {x.max():.1f}]" + (" constant" if gone else ""): pixels
+    return {f"{order} {i + 1}\n[{x.min():.1f}, {x.max():.1f}]" + (" constant" if gone else ""): pixels
             for i, (x, gone, pixels) in enumerate(zip(seen, constant, as_pixels(seen, backbone)))}
 
 

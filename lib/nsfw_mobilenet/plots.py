@@ -141,7 +141,7 @@ def save_figure(fig: Any, name: str) -> Any:
 
 # --- Data augmentation (§4.1, §4.3, figures 4.1/4.2) -------------------------------------------
 def plot_augmented_images(images: Mapping[str, np.ndarray], title: str = "", columns: int = 7,
-                          panel_inches: float = 1.3) -> Any:
+                          panel_inches: float = 1.1) -> Any:
     """Figures 4.1/4.2: one panel per labelled uint8 image (a technique, or a training-time draw).
 
     Panels are small on purpose: photos compress badly, and the figure is stored in the notebook.
@@ -150,7 +150,7 @@ def plot_augmented_images(images: Mapping[str, np.ndarray], title: str = "", col
 
     rows = -(-len(images) // columns)
     width = min(columns, len(images))
-    fig, axes = plt.subplots(rows, width, figsize=(width * panel_inches, rows * (panel_inches + 0.2) + 0.3),
+    fig, axes = plt.subplots(rows, width, figsize=(width * panel_inches, rows * (panel_inches * 0.8 + 0.25) + 0.3),
                              dpi=FIGURE_DPI, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
@@ -171,6 +171,7 @@ def plot_history_comparison(histories: Mapping[str, Mapping[str, Sequence[float]
         epochs = np.arange(1, len(history["accuracy"]) + 1)
         axis.plot(epochs, history["accuracy"], "o-", color=color, label=f"{label} train")
         axis.plot(epochs, history["val_accuracy"], "s--", color=color, label=f"{label} validation")
+    axis.set_xticks(epochs)
     axis.axhline(0.5, color="grey", lw=0.8, ls=":")
     axis.set_xlabel("epoch", fontsize=8)
     axis.set_ylabel("accuracy", fontsize=8)
