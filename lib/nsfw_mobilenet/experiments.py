@@ -127,3 +127,23 @@ def thesis_vs_run(results: list[dict[str, Any]]) -> Any:
 def load_result(path: Path | str) -> dict[str, Any]:
     """One results JSON written by `train.run_experiment`."""
     return json.loads(Path(path).read_text())
+
+
+def same_training_groups(results: list[dict[str, Any]]) -> Any:
+    """Rows that train exactly the same weights with the same optimizer, side by side with the thesis.
+
+    With a fixed seed such rows give identical results; the spread of the thesis's numbers within
+    a group is then run-to-run noise, not an effect of N.
+    """
+    import pandas as pd
+
+    rows = [{"table": r["config"]["table"], "row": r["config"]["row"], "N": r["config"]["trainable_layers"],
+             "optimizer": r["config"]["optimizer"], "trained weights": ", ".join(r["trainable_layers_with_weights"]),
+             "val_accuracy [thesis]": thesis_row(r["config"]["table"], r["config"]["row"]).get("val_accuracy"),
+             "val_accuracy [run]": r["final"]["val_accuracy"]} for r in results]
+    frame = pd.DataFrame(rows)
+    spread = frame.groupby(["optimizer", "trained weights"]).agg(
+        rows=("row", list), N=("N", list),
+        thesis_spread=("val_accuracy [thesis]", lambda v: max(v) - min(v)),
+        run_spread=("val_accuracy [run]", lambda v: max(v) - min(v)))
+    return spread[spread["rows"].map(len) > 1].reset_index()
