@@ -42,6 +42,7 @@ def test_finished_run_is_reused_not_retrained(smoke_data, tmp_path):
     first = train.run_experiment(config, "standin", tmp_path, run_data=smoke_data, checkpoint_dir=tmp_path, verbose=0)
     again = train.run_experiment(config, "standin", tmp_path, run_data=None, verbose=0)
     assert again == json.loads(json.dumps(first))
+    assert (tmp_path / first["model_file"]).exists()
 
 
 def test_a_smoke_result_is_never_reused_for_a_different_run(smoke_data, tmp_path):

@@ -267,6 +267,9 @@ def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path
     run.result["data"]["dir"] = str(data_dir)
     run.result["smoke"] = smoke
     result_file.parent.mkdir(parents=True, exist_ok=True)
+    model_file = result_file.with_suffix(".keras")  # for `nsfw-mobilenet export`; git-ignored
+    run.model.save(model_file)
+    run.result["model_file"] = model_file.name
     result_file.write_text(json.dumps(run.result, indent=1))
     return run.result
 
