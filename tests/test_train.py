@@ -52,6 +52,9 @@ def test_a_smoke_result_is_never_reused_for_a_different_run(smoke_data, tmp_path
     longer = train.run_experiment(config.with_overrides(epochs=2), "standin", tmp_path, smoke=True,
                                   run_data=smoke_data, checkpoint_dir=tmp_path / "b", verbose=0)
     assert len(smoke["history"]["loss"]) == 1 and len(longer["history"]["loss"]) == 2
+    other_data = train.run_experiment(config, "elsewhere", tmp_path, smoke=True, run_data=smoke_data,
+                                      checkpoint_dir=tmp_path / "c", verbose=0)
+    assert other_data["data"]["dir"] == "elsewhere"
 
 
 def test_cached_features_give_the_same_training_as_recomputing(smoke_data, tmp_path):

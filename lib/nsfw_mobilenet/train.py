@@ -250,13 +250,14 @@ def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path
                    run_data: RunData | None = None, force: bool = False, **train_options: Any) -> dict[str, Any]:
     """Train and evaluate `config` on `data_dir`, writing `<out_dir>/<config.name>.json`.
 
-    A finished result is reused unless `force`, so re-running a table resumes where it stopped;
-    an interrupted run resumes from its last epoch checkpoint.
+    A finished result of the same config, data and mode is reused unless `force`, so re-running a
+    table resumes where it stopped; an interrupted run resumes from its last epoch checkpoint.
     """
     result_file = Path(out_dir) / f"{config.name}.json"
     if result_file.exists() and not force:
         finished = json.loads(result_file.read_text())
-        if finished["config"] == config.to_dict() and finished.get("smoke") == smoke:
+        same_run = (finished["config"], finished.get("smoke"), finished["data"].get("dir"))
+        if same_run == (config.to_dict(), smoke, str(data_dir)):
             return finished
     if run_data is None:
         run_data = load_run_data(data_dir, smoke=smoke)
