@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS, SAFE, UNSAFE, Taxonomy
+from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS, Taxonomy
 
 GENERATOR_VERSION = 1
 SPLITS = ("train", "test")
