@@ -1,4 +1,3 @@
-
 import pytest
 
 from nsfw_mobilenet import models
