@@ -84,3 +84,11 @@ def test_unknown_optimizer_is_named():
 def test_balanced_class_weights_favour_the_rare_class():
     weights = train.class_weight_for(np.array([0, 0, 0, 1]), 2)
     assert weights[1] == pytest.approx(3 * weights[0])
+
+
+def test_a_killed_run_never_resumes_into_a_different_run(smoke_data):
+    config = experiments.table_configs("4.1")[0]
+    same = train.run_fingerprint(config, "imagenet", smoke_data)
+    assert same == train.run_fingerprint(config, "imagenet", smoke_data)
+    assert same != train.run_fingerprint(config, None, smoke_data)
+    assert same != train.run_fingerprint(config.with_overrides(epochs=3), "imagenet", smoke_data)

@@ -181,6 +181,13 @@ def versions() -> dict[str, str]:
             "processor_count": str(__import__("os").cpu_count())}
 
 
+def run_fingerprint(config: ExperimentConfig, weights: str | None, run_data: RunData) -> str:
+    """Names a run's checkpoint folder: a killed run resumes only into the very same run
+    (config, weights and training files), never into another dataset's or another config's."""
+    identity = json.dumps([config.to_dict(), str(weights), [str(p) for p in run_data.training.paths]])
+    return hashlib.sha1(identity.encode()).hexdigest()[:12]
+
+
 @dataclass
 class TrainedRun:
     """A finished run: the trained model and its results (also saved as JSON)."""
@@ -200,7 +207,7 @@ def train(config: ExperimentConfig, run_data: RunData, *, checkpoint_dir: Path =
     keras.utils.set_random_seed(config.seed)  # after the weights probe, which builds a model of its own
     model = models.build_classifier(config.backbone, len(run_data.classes), config.head, weights)
     trainable = models.freeze_all_but_last(model, config.backbone, config.trainable_layers)
-    checkpoint_dir = Path(checkpoint_dir) / config.name
+    checkpoint_dir = Path(checkpoint_dir) / f"{config.name}-{run_fingerprint(config, weights, run_data)}"
     class_weight = class_weight_for(run_data.training.labels, len(run_data.classes)) if config.class_weights else None
     # With one batch per epoch, tracing costs more than it saves (smoke runs): run eagerly.
     one_step_per_epoch = len(run_data.training.labels) <= config.batch_size
@@ -261,9 +268,6 @@ def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path
             return finished
     if run_data is None:
         run_data = load_run_data(data_dir, smoke=smoke)
-    # a killed run resumes only into the same results folder, never into another dataset's run
-    folder_key = hashlib.sha1(str(Path(out_dir).resolve()).encode()).hexdigest()[:12]
-    train_options.setdefault("checkpoint_dir", DEFAULT_CHECKPOINT_DIR / folder_key)
     run = train(config, run_data, **train_options)
     run.result["data"]["dir"] = str(data_dir)
     run.result["smoke"] = smoke
