@@ -15,18 +15,11 @@ MAX_PROBABILITY_DIFF = {"float32": 1e-4, "float16": 5e-3, "dynamic_range": 2e-2,
 
 
 @pytest.fixture(scope="module")
-def classifier():
-    return tiny_classifier.trained_classifier()
-
-
-@pytest.fixture(scope="module")
 def exported(classifier, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("export")
     calibration, _ = tiny_classifier.images(32, seed=1)
-    return {variant: export.export_tflite(classifier, out_dir, variant, classes=tiny_classifier.CLASSES,
-                                          pixel_scaling=tiny_classifier.PIXEL_SCALING,
-                                          representative_images=calibration,
-                                          model_card={"backbone": "tiny", "training_data": "colour gradients"})
+    return {variant: tiny_classifier.export_variant(classifier, out_dir, variant, representative_images=calibration,
+                                                    model_card={"backbone": "tiny", "training_data": "colour gradients"})
             for variant in export.VARIANTS}
 
 

@@ -10,16 +10,11 @@ import pytest
 from PIL import Image
 
 import tiny_classifier
-from nsfw_mobilenet import cli, export, scan
+from nsfw_mobilenet import cli, scan
 from nsfw_mobilenet.taxonomy import FIVE_CLASS
 
 CSV_COLUMNS = [*scan.ROW_FIELDS, "p_normal", "p_sexual"]
 JSONL_KEYS = {*scan.ROW_FIELDS, "probabilities"}
-
-
-@pytest.fixture(scope="module")
-def classifier():
-    return tiny_classifier.trained_classifier()
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +23,7 @@ def models(classifier, tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     keras_path = folder / "tiny.keras"
     classifier.save(keras_path)
-    tflite = export.export_tflite(classifier, folder, "float32", classes=tiny_classifier.CLASSES,
-                                  pixel_scaling=tiny_classifier.PIXEL_SCALING)
+    tflite = tiny_classifier.export_variant(classifier, folder, "float32")
     return {"tflite": tflite.path, "keras": keras_path}
 
 

@@ -60,3 +60,10 @@ def trained_classifier():
     pixels, labels = images(128, seed=1)
     model.fit(preprocess(pixels), labels, epochs=8, batch_size=32, verbose=0)
     return model
+
+
+def export_variant(model, out_dir, variant: str, **options):
+    """`export.export_tflite` with this classifier's classes and pixel scaling."""
+    from nsfw_mobilenet import export
+
+    return export.export_tflite(model, out_dir, variant, classes=CLASSES, pixel_scaling=PIXEL_SCALING, **options)

@@ -18,7 +18,6 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
 REFERENCE_FILE = PROJECT_ROOT / "reference" / "thesis_results.yaml"
-METRIC_COLUMNS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 CONFUSION_COLUMNS = ("TN", "FN", "TP", "FP")
 
 
@@ -74,10 +73,6 @@ def table_configs(table: str, experiments_dir: Path = EXPERIMENTS_DIR) -> list[E
     if not files:
         raise FileNotFoundError(f"no configs for table {table} in {folder}")
     return [load_config(f) for f in files]
-
-
-def all_tables(experiments_dir: Path = EXPERIMENTS_DIR) -> list[str]:
-    return sorted(p.name.removeprefix("table_") for p in experiments_dir.glob("table_*") if p.is_dir())
 
 
 @lru_cache(maxsize=1)

@@ -35,7 +35,6 @@ from PIL import Image, ImageDraw
 from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS, Taxonomy
 
 GENERATOR_VERSION = 1
-SPLITS = ("train", "test")
 DEFAULT_LOCATION = Path("~/.cache/nsfw-mobilenet/standin")
 DATA_ENV_VAR = "NSFW_MOBILENET_DATA"
 MANIFEST = "standin.json"
@@ -47,7 +46,6 @@ NOISE_SIGMA_MAX = 10.0
 
 VIDEO_SIZE = (160, 120)
 VIDEO_FPS = 10
-VIDEO_FRAMES = 30
 # (file stem, container, fourcc, segments of (five-class source, frame count)); both codecs
 # ship with opencv-python-headless, so the video stage is tested on each.
 VIDEO_PLAN: tuple[tuple[str, str, str, tuple[tuple[str, int], ...]], ...] = (
