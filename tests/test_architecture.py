@@ -62,13 +62,14 @@ def test_equation_3_6_ratio_is_one_over_n_plus_one_over_dk_squared_for_every_sep
             assert Fraction(row.separable_cost, row.standard_cost) == Fraction(1, row.N) + Fraction(1, row.D_K**2)
 
 
-@pytest.mark.skipif(models.local_weights_path("mobilenet_v1") is None
+@pytest.mark.skipif(models.local_weights_path("mobilenet_v3_small") is None
                     or not (Path(os.environ.get(models.WEIGHTS_ENV, "")) / architecture.CLASS_INDEX_FILE).exists(),
-                    reason="needs the offline MobileNet V1 ImageNet weights and class index")
-def test_v1_imagenet_weights_see_a_cat_in_chelsea_and_espresso_in_coffee():
-    model = models.build_backbone("mobilenet_v1", "imagenet")
+                    reason="needs the offline ImageNet weights (V1, V2, V3-Small) and class index")
+@pytest.mark.parametrize("backbone", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small"])
+def test_offline_imagenet_weights_see_a_cat_in_chelsea_and_espresso_in_coffee(backbone):
+    model = models.build_backbone(backbone, "imagenet")
     images = {"chelsea": skimage.data.chelsea(), "coffee": skimage.data.coffee()}
-    top = architecture.imagenet_top_k(model, "mobilenet_v1", images, k=3)
+    top = architecture.imagenet_top_k(model, backbone, images, k=3)
     first = top[top["rank"] == 1].set_index("image")["imagenet_class"]
     assert first["chelsea"] in {"Egyptian_cat", "tabby", "tiger_cat"}
     assert first["coffee"] == "espresso"

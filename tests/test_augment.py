@@ -111,3 +111,16 @@ def test_da_tables_have_one_config_per_thesis_row():
             assert config.order == "thesis" and config.optimizer == "sgd"
             assert config.trainable_layers == thesis.get("trainable_layers", 10)  # §4.3: 10 layers for table 4.17
             assert config.backbone == experiments.thesis_reference()["tables"][table]["backbone"]
+
+
+def test_order_effect_pairs_each_config_s_two_orders_and_measures_their_gap():
+    def result(order, history, test):
+        return {"config": {"table": "4.11", "row": 1, "backbone": "mobilenet_v3_small", "order": order},
+                "history": {"val_accuracy": history}, "final": {"val_accuracy": history[-1]},
+                "test": {"accuracy": test}}
+
+    same = augment.order_effect([result("thesis", [0.5, 0.8], 0.7), result("corrected", [0.5, 0.8], 0.7)])
+    assert same.loc[0, "largest per-epoch val. gap"] == 0.0
+    apart = augment.order_effect([result("thesis", [0.5, 0.3], 0.3), result("corrected", [0.6, 0.9], 0.9)])
+    assert apart.loc[0, "largest per-epoch val. gap"] == pytest.approx(0.6)
+    assert augment.order_effect([result("thesis", [0.5], 0.5)]).empty  # one order alone is no comparison

@@ -153,3 +153,15 @@ def test_class_heatmaps_gives_one_map_per_class_in_class_order(square_detector, 
     maps = explain.class_heatmaps(square_detector, test_image[0], ["none", "square"])
     assert list(maps) == ["none", "square"]
     np.testing.assert_allclose(maps["square"], explain.gradcam(square_detector, test_image[0], class_index=1))
+
+
+def test_first_images_heatmaps_takes_the_first_images_of_each_class_in_class_order(square_detector):
+    rng = np.random.default_rng(7)
+    images = np.stack([planted_square(rng, present=i % 2 == 1)[0] for i in range(6)]).astype(np.uint8)
+    labels = np.arange(6) % 2
+    examples = explain.first_images_heatmaps(square_detector, images, labels, ["none", "square"], per_class=2)
+    assert [e.true_class for e in examples] == ["none", "none", "square", "square"]
+    np.testing.assert_array_equal(examples[2].image, images[1])
+    assert all(sum(e.probabilities.values()) == pytest.approx(1.0, abs=1e-5) for e in examples)
+    assert all(list(e.heatmaps) == ["none", "square"] for e in examples)
+

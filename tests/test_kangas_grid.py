@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from nsfw_mobilenet import kangas_grid
-from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS
+from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS, taxonomy_or_proxy
 
 
 def write_images(root: Path, labels: list[str]) -> list[Path]:
@@ -61,6 +61,15 @@ def test_true_labels_may_be_class_indices(binary_split):
     paths, probabilities, _ = binary_split
     grid = kangas_grid.build_error_grid(paths, probabilities, [0, 0, 1, 1], BINARY)
     assert [row[-2] for row in rows(grid)] == ["normal", "sexual"]
+
+
+def test_proxy_class_folders_name_the_columns_and_every_mismatch_is_an_error(tmp_path):
+    paths = write_images(tmp_path, ["roses", "roses", "tulips"])
+    proxy = taxonomy_or_proxy(["roses", "tulips"])
+    grid = kangas_grid.build_error_grid(paths, np.array([[0.6, 0.4], [0.4, 0.6], [0.6, 0.4]]), [0, 0, 1], proxy)
+    assert grid.get_columns() == ["Image", "Guess", "roses", "tulips", "True class", "Path"]
+    assert [row[1] for row in rows(grid)] == ["tulips", "roses"]
+    assert proxy.unsafe_classes == {"tulips"} and taxonomy_or_proxy(["sexual", "normal"]) is BINARY
 
 
 def test_five_class_errors_follow_the_safety_rule_of_listing_4_8():

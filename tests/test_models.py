@@ -57,7 +57,7 @@ def test_listing_4_2_filter_misses_most_v2_batch_norm_layers():
 
 
 def test_wrong_md5_names_the_file_and_what_to_do(tmp_path, monkeypatch):
-    fake = tmp_path / models.BACKBONES["mobilenet_v1"].local_weights_file
+    fake = tmp_path / models.BACKBONES["mobilenet_v1"].offline_top.name
     fake.write_bytes(b"not weights")
     monkeypatch.setenv(models.WEIGHTS_ENV, str(tmp_path))
     with pytest.raises(models.WeightsChecksumError, match=str(fake)) as error:
@@ -107,3 +107,37 @@ def _keras2_thesis_model(tf_keras, name):
 class _DropLayer:
     def __init__(self, model, kind):
         self.layers = [l for l in model.layers if not l.name.startswith(kind)]
+
+
+def test_v1_v2_heads_read_the_pooled_features_and_v2_is_built_without_its_top():
+    """V2's no-top weights file is enough: its heads never read the ImageNet top (issue: no-top files)."""
+    v2 = models.build_classifier("mobilenet_v2", 2, weights=None)
+    assert not models.get_backbone("mobilenet_v2").classifier_needs_top
+    assert v2.get_layer(models.CLASSIFIER_NAME).input.shape[-1] == 1280
+    assert "predictions" not in {layer.name for layer in v2.layers}
+    assert models.get_backbone("mobilenet_v3_small").classifier_needs_top  # listing 4.7 reads the softmax
+
+
+@pytest.mark.parametrize("include_top", [True, False])
+def test_offline_v2_v3_small_files_are_md5_checked_for_top_and_no_top(tmp_path, monkeypatch, include_top):
+    for name in ("mobilenet_v2", "mobilenet_v3_small"):
+        fake = tmp_path / models.get_backbone(name).offline_file(include_top).name
+        fake.write_bytes(b"not weights")
+    monkeypatch.setenv(models.WEIGHTS_ENV, str(tmp_path))
+    for name in ("mobilenet_v2", "mobilenet_v3_small"):
+        with pytest.raises(models.WeightsChecksumError, match="md5"):
+            models.local_weights_path(name, include_top)
+
+
+def test_outputs_name_dequantized_weights_and_random_init(tmp_path, monkeypatch):
+    monkeypatch.setenv(models.WEIGHTS_ENV, str(tmp_path))  # an empty folder: nothing offline
+    assert models.weights_source("mobilenet_v3_small", None) == models.RANDOM_INIT
+    assert models.weights_source("mobilenet_v3_small", "imagenet") == models.IMAGENET  # Keras's own download
+
+
+@pytest.mark.skipif(models.local_weights_path("mobilenet_v3_small") is None, reason="needs ../shared/weights")
+def test_offline_v2_and_v3_small_weights_say_dequantized_from_tflite():
+    for name in ("mobilenet_v2", "mobilenet_v3_small"):
+        assert models.weights_source(name, "imagenet") == "ImageNet (dequantized from TFLite)"
+        assert "dequantized from TFLite" in models.weights_for_run(name)[1]
+    assert models.weights_source("mobilenet_v1", "imagenet") == "ImageNet"

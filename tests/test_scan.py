@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import tiny_classifier
-from nsfw_mobilenet import cli, scan
+from nsfw_mobilenet import cli, export, scan
 from nsfw_mobilenet.taxonomy import FIVE_CLASS
 
 CSV_COLUMNS = [*scan.ROW_FIELDS, "p_normal", "p_sexual"]
@@ -212,3 +212,94 @@ def test_unloadable_model_is_a_usage_error_naming_the_file(corpus, capsys, tmp_p
 def test_keras_model_is_scanned_with_the_named_backbone_preprocessing(models, corpus, capsys):
     code, out, _ = run_scan(capsys, corpus / "safe.png", "--model", models["keras"], "--backbone", "mobilenet_v1")
     assert code == scan.EXIT_SAFE and ",safe," in out  # V1 preprocessing is the tiny model's [-1, 1] scaling
+
+
+# ---------------------------------------------------------------- scan results against known truth
+
+
+@pytest.fixture
+def harmless(tmp_path, decisive):
+    """A folder of harmless photos: three the model calls safe, one it calls unsafe, one unreadable."""
+    root = tmp_path / "harmless"
+    (root / "more").mkdir(parents=True)
+    for name in ("a.png", "b.png", "more/c.jpg"):
+        Image.fromarray(decisive["safe"]).save(root / name)
+    Image.fromarray(decisive["unsafe"]).save(root / "d.png")
+    (root / "e.jpg").write_bytes(b"")
+    return root
+
+
+def test_harmless_folder_counts_each_decision_and_unreadable_files_apart(models, harmless):
+    counts = scan.decision_counts(scan.Detector(models["tflite"]), harmless)
+    assert (counts.folder, counts.images, counts.safe, counts.review, counts.unsafe, counts.unreadable) == (
+        "harmless", 4, 3, 0, 1, 1)
+    assert counts.share("unsafe") == 0.25 and counts.share("unsafe", "review") == 0.25
+
+
+def test_an_unsure_detector_sends_harmless_photos_to_review_not_to_unsafe(models, harmless):
+    everything_in_review = scan.Detector(models["tflite"], threshold=0.5, review_band=(0.0, 1.0))
+    counts = scan.decision_counts(everything_in_review, harmless)
+    assert (counts.review, counts.unsafe, counts.share("review")) == (4, 0, 1.0)
+
+
+def test_decision_counts_limit_takes_that_many_images_spread_over_the_folder(models, harmless):
+    counts = scan.decision_counts(scan.Detector(models["tflite"]), harmless, limit=2)  # first and last: a.png, more/c.jpg
+    assert (counts.images, counts.safe, counts.unreadable) == (2, 2, 0)
+
+
+def test_false_positive_table_has_one_row_per_folder_with_flagged_shares(models, harmless, tmp_path, decisive):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    Image.fromarray(decisive["safe"]).save(faces / "face.png")
+    table = scan.false_positive_table(scan.Detector(models["tflite"]), [harmless, faces])
+    assert table.index.tolist() == ["harmless", "faces"]
+    assert table.loc["harmless", "flagged share"] == 0.25 and table.loc["faces", "flagged share"] == 0.0
+    assert table.loc["faces", "images"] == 1 and table.loc["harmless", "unreadable"] == 1
+
+
+def test_false_positive_check_of_a_missing_folder_names_it(models, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        scan.decision_counts(scan.Detector(models["tflite"]), tmp_path / "nowhere")
+
+
+def test_app_summary_puts_int8_parity_next_to_the_decisions_on_the_test_and_harmless_folders(
+        models, harmless, decisive, tmp_path):
+    test = tmp_path / "test"
+    for folder, kind in (("normal", "safe"), ("sexual", "unsafe")):
+        (test / folder).mkdir(parents=True)
+        Image.fromarray(decisive[kind]).save(test / folder / "x.png")
+    parity = [export.VariantParity("float32", 10, 1.0, 1.0, 0.0, 0.9, 0.9),
+              export.VariantParity("int8", 5, 0.8, 0.75, 0.2, 0.85, 0.9)]
+    unsure = scan.Detector(models["tflite"], review_band=(0.0, 1.0))
+    summary = scan.app_summary(scan.Detector(models["tflite"]), parity, test, [harmless])
+    assert summary["Keras test accuracy"] == 0.9 and summary["int8 test accuracy"] == 0.85
+    assert summary["int8 vs float32 top-1 agreement"] == 0.75
+    assert (summary["test images decided automatically"], summary["test images sent to review"]) == (1.0, 0.0)
+    assert [summary[f"harmless: {d}"] for d in ("unsafe", "review", "safe")] == [0.25, 0.0, 0.75]
+    assert scan.app_summary(unsure, parity, test)["test images sent to review"] == 1.0
+
+
+@pytest.mark.parametrize("folders, labels", [(["normal", "sexual"], ["normal", "sexual"]),
+                                             (["roses", "tulips"], ["roses (normal)", "tulips (sexual)"])])
+def test_scan_csv_gives_the_confusion_matrix_of_a_test_folder(models, decisive, tmp_path, capsys, folders, labels):
+    test = tmp_path / "test"
+    for folder, kind, count in ((folders[0], "safe", 3), (folders[1], "unsafe", 2)):
+        (test / folder).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(decisive[kind]).save(test / folder / f"{i}.png")
+    Image.fromarray(decisive["safe"]).save(test / folders[1] / "missed.png")
+    (test / folders[0] / "broken.jpg").write_text("not a picture")
+    output = tmp_path / "scan.csv"
+    code, _, _ = run_scan(capsys, test, "--model", models["tflite"], "--output", output)
+    confusion = scan.scan_confusion(csv.DictReader(output.open()), test, tiny_classifier.CLASSES)
+    assert code == scan.EXIT_FLAGGED and confusion.labels == labels
+    assert confusion.matrix == [[3, 0], [1, 2]] and confusion.unreadable == 1
+    assert confusion.decisions == [[3, 0, 0], [1, 0, 2]]
+    assert confusion.images == 6 and confusion.accuracy == pytest.approx(5 / 6)
+
+
+def test_scan_confusion_refuses_a_folder_with_other_classes_than_the_model(tmp_path):
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    with pytest.raises(ValueError, match="3 class folders"):
+        scan.scan_confusion([], tmp_path, tiny_classifier.CLASSES)

@@ -92,3 +92,33 @@ def test_a_killed_run_never_resumes_into_a_different_run(smoke_data):
     assert same == train.run_fingerprint(config, "imagenet", smoke_data)
     assert same != train.run_fingerprint(config, None, smoke_data)
     assert same != train.run_fingerprint(config.with_overrides(epochs=3), "imagenet", smoke_data)
+
+
+def test_a_notebook_finds_the_run_made_from_the_repository_root(smoke_data, tmp_path, monkeypatch):
+    config = experiments.table_configs("4.1")[0].with_overrides(epochs=1)
+    monkeypatch.chdir(experiments.PROJECT_ROOT)
+    first = train.run_experiment(config, "data/some_dataset", tmp_path, smoke=True, run_data=smoke_data,
+                                 checkpoint_dir=tmp_path / "ckpt", verbose=0)
+    monkeypatch.chdir(experiments.PROJECT_ROOT / "notebooks")
+    again = train.run_experiment(config, "../data/some_dataset", tmp_path, smoke=True, run_data=None, verbose=0)
+    assert again == json.loads(json.dumps(first)) and again["data"]["dir"] == "data/some_dataset"
+
+
+def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_path):
+    final = train.final_model(standin.ensure_standin() / "binary", tmp_path, smoke=True)
+    assert final.result["config"] == experiments.final_config().with_overrides(epochs=1).to_dict()
+    assert (tmp_path / "table_final_row_01.keras").exists()
+    assert final.test_probabilities().shape == (len(final.data.test.labels), 2)
+    assert "MobileNetV3-Small" in final.describe() and "SMOKE" in final.describe()
+    card = final.model_card(["normal", "sexual"])
+    assert card["config"] == "experiments/final/two_classes.yaml with {'epochs': 1}"
+    assert card["training_data"].endswith("(SMOKE run)") and "as ['normal', 'sexual']" in card["training_data"]
+
+
+def test_final_model_with_the_thesis_head_has_its_own_folder_and_says_so_on_its_card(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "PROJECT_ROOT", tmp_path)
+    thesis_head = train.final_model(standin.ensure_standin() / "binary", smoke=True, head="thesis")
+    assert (tmp_path / "runs" / "final_smoke_thesis_head" / "binary" / "table_final_row_01.keras").exists()
+    assert thesis_head.result["config"]["head"] == "thesis" and "thesis head" in thesis_head.describe()
+    assert "'head': 'thesis'" in thesis_head.model_card(["normal", "sexual"])["config"]
+

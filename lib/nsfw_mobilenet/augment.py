@@ -219,3 +219,27 @@ def load_results(results_dir: Path | str) -> list[dict[str, Any]]:
 
     results = [json.loads(path.read_text()) for order in ORDERS for path in (Path(results_dir) / order).glob("*.json")]
     return sorted(results, key=lambda r: (r["config"]["table"], r["config"]["row"], r["config"]["order"]))
+
+
+def order_effect(results: list[dict[str, Any]]) -> Any:
+    """Per DA config: validation and test accuracy in each order, and the largest per-epoch gap between the
+    two orders' validation accuracy (0 where `preprocess_input` is the identity, as for V3)."""
+    import pandas as pd
+
+    by_config: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    for result in results:
+        config = result["config"]
+        by_config.setdefault((config["table"], config["row"]), {})[config["order"]] = result
+    rows = []
+    for (table, row), orders in sorted(by_config.items()):
+        if set(orders) != set(ORDERS):
+            continue
+        thesis, corrected = orders["thesis"], orders["corrected"]
+        gap = np.abs(np.subtract(thesis["history"]["val_accuracy"], corrected["history"]["val_accuracy"])).max()
+        rows.append({"table": table, "row": row, "backbone": thesis["config"]["backbone"],
+                     "val_accuracy [thesis order]": thesis["final"]["val_accuracy"],
+                     "val_accuracy [corrected order]": corrected["final"]["val_accuracy"],
+                     "test accuracy [thesis order]": thesis["test"]["accuracy"],
+                     "test accuracy [corrected order]": corrected["test"]["accuracy"],
+                     "largest per-epoch val. gap": float(gap)})
+    return pd.DataFrame(rows)

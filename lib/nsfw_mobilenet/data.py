@@ -24,13 +24,14 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from nsfw_mobilenet.models import BACKBONES
+from nsfw_mobilenet.standin import ensure_standin
 from nsfw_mobilenet.taxonomy import taxonomy_for_classes
 
 if TYPE_CHECKING:
@@ -535,15 +536,16 @@ def make_dataset(
 
 
 def make_test_split(source: Path | str, out_dir: Path | str, test_fraction: float = 0.2,
-                    seed: int = SPLIT_SEED) -> Path:
+                    seed: int = SPLIT_SEED, classes: Sequence[str] | None = None) -> Path:
     """A train/ + test/ view of a dataset that has no test folder, made of symlinks (no copies).
 
     The thesis kept a separate test set (§4.2); a real dataset given as one ImageFolder gets a
     deterministic per-class hold-out here, so listing 4.4's split then runs on train/ only.
+    `classes` keeps only those class folders (e.g. roses and tulips of flower_photos, a two-class proxy).
     """
     source, out_dir = Path(source).resolve(), Path(out_dir)
     rng = np.random.RandomState(seed)
-    for name in class_names(source):
+    for name in classes or class_names(source):
         files = sorted(p for p in _walk_files(source / name) if not _is_hidden(p, source))
         test = set(rng.permutation(len(files))[: int(round(test_fraction * len(files)))])
         for i, path in enumerate(files):
@@ -552,3 +554,20 @@ def make_test_split(source: Path | str, out_dir: Path | str, test_fraction: floa
             if not link.is_symlink():
                 link.symlink_to(path)
     return out_dir
+
+
+FLOWER_TWO_CLASS_PROXY = ("roses", "tulips")  # harmless two-class proxy: roses play "normal", tulips "sexual"
+
+
+def two_class_proxy(flower_photos: Path | str, out_dir: Path | str) -> Path:
+    """The harmless real-photo two-class proxy: roses vs tulips of flower_photos, with a 20 % test hold-out
+    (symlinks). Harder than Caltech airplanes/motorbikes, which every configuration separates."""
+    return make_test_split(flower_photos, out_dir, classes=FLOWER_TWO_CLASS_PROXY)
+
+
+def two_class_data(flower_photos: Path | str, proxy_dir: Path | str) -> Path:
+    """The two-class data of notebooks 06–08: the roses-vs-tulips proxy, made in `proxy_dir` when the
+    `flower_photos` folder exists, else the generated stand-in's binary dataset (e.g. on CI)."""
+    if Path(flower_photos).is_dir():
+        return two_class_proxy(flower_photos, proxy_dir)
+    return ensure_standin(progress=False) / "binary"

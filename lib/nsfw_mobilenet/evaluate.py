@@ -12,15 +12,12 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn import metrics as skm
 
-from .taxonomy import taxonomy_for_classes
+from .taxonomy import taxonomy_or_proxy
 
 
 def positive_indices(classes: Sequence[str]) -> list[int]:
     """Indices of the classes counted as positive (unsafe)."""
-    try:
-        return taxonomy_for_classes(list(classes)).unsafe_indices()
-    except ValueError:
-        return [len(classes) - 1]
+    return taxonomy_or_proxy(list(classes)).unsafe_indices()
 
 
 def positive_scores(probabilities: np.ndarray, classes: Sequence[str]) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,9 +16,12 @@ from typing import Any
 
 import yaml
 
+from .models import IMAGENET, RANDOM_INIT
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
 REFERENCE_FILE = PROJECT_ROOT / "reference" / "thesis_results.yaml"
+FINAL_CONFIG_FILE = "experiments/final/two_classes.yaml"  # repository-relative: model cards name it so
 CONFUSION_COLUMNS = ("TN", "FN", "TP", "FP")
 
 
@@ -52,6 +56,15 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
+def repo_relative(path: Path | str) -> str:
+    """How results and notebook outputs name a file or folder: relative to the repository when it
+    lies inside it (the same name from the repository root and from notebooks/), else as given."""
+    try:
+        return Path(os.path.abspath(path)).relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def load_config(path: Path | str) -> ExperimentConfig:
     """Read one config file; unknown keys are an error naming the file."""
     path = Path(path)
@@ -75,6 +88,11 @@ def table_configs(table: str, experiments_dir: Path = EXPERIMENTS_DIR) -> list[E
     return [load_config(f) for f in files]
 
 
+def final_config() -> ExperimentConfig:
+    """The final two-class model's config (`experiments/final/two_classes.yaml`), used by notebooks 06–08."""
+    return load_config(PROJECT_ROOT / FINAL_CONFIG_FILE)
+
+
 @lru_cache(maxsize=1)
 def thesis_reference() -> dict[str, Any]:
     """The parsed `reference/thesis_results.yaml`."""
@@ -89,6 +107,12 @@ def thesis_row(table: str, row: int | str) -> dict[str, Any]:
         if other.get("confusion_of") == table and row in other["rows"]:
             numbers.update(other["rows"][row])
     return numbers
+
+
+def weights_name(result: dict[str, Any]) -> str:
+    """The weights a result was trained from, as every output names them (older results lack `source`)."""
+    weights = result["weights"]
+    return weights.get("source") or (IMAGENET if weights["used"] else RANDOM_INIT)
 
 
 def _run_columns(result: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +133,8 @@ def thesis_vs_run(results: list[dict[str, Any]]) -> Any:
         thesis = thesis_row(config["table"], config["row"])
         row = {"table": config["table"], "row": config["row"], "N": config["trainable_layers"],
                "optimizer": config["optimizer"], "augmentation": config["augmentation"] or "-",
-               "order": config["order"] if config["augmentation"] else "-", "epochs": config["epochs"]}
+               "order": config["order"] if config["augmentation"] else "-", "epochs": config["epochs"],
+               "weights": weights_name(result)}
         for column, value in _run_columns(result).items():
             row[(column, "thesis")] = thesis.get(column)
             row[(column, "run")] = value

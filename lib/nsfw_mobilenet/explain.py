@@ -131,6 +131,34 @@ def class_heatmaps(model: Any, image: np.ndarray, classes: Sequence[str]) -> dic
     return {label: gradcam(model, image, class_index=i, layer_name=path[-1].name) for i, label in enumerate(classes)}
 
 
+@dataclass
+class ImageHeatmaps:
+    """One test image of §5.3: its true class, the model's probability and a Grad-CAM map per class."""
+
+    image: np.ndarray  # the photo, uint8
+    true_class: str
+    probabilities: dict[str, float]
+    heatmaps: dict[str, np.ndarray]
+
+
+def first_images_heatmaps(model: Any, images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
+                          per_class: int = 1, preprocess_input: Callable[[np.ndarray], np.ndarray] | None = None
+                          ) -> list[ImageHeatmaps]:
+    """Figures 5.2–5.17: the first `per_class` images of each class (uint8 photos, integer labels),
+    each with the model's probabilities and one Grad-CAM map per class."""
+    chosen = [i for label in range(len(classes)) for i in np.flatnonzero(np.asarray(labels) == label)[:per_class]]
+    probabilities = classifier_fn(model, preprocess_input)(images[chosen])
+    examples = []
+    for i, chances in zip(chosen, probabilities):
+        model_input = images[i].astype(np.float32)
+        if preprocess_input is not None:
+            model_input = preprocess_input(model_input)
+        examples.append(ImageHeatmaps(image=images[i], true_class=classes[int(labels[i])],
+                                      probabilities={c: float(p) for c, p in zip(classes, chances)},
+                                      heatmaps=class_heatmaps(model, model_input, classes)))
+    return examples
+
+
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
     """The photo with the heat map in "jet" colours on top (keras-io `save_and_display_gradcam`).
 
@@ -160,15 +188,17 @@ def shap_explain(model: Any, images: np.ndarray, background: np.ndarray, ranked_
 
     shap 0.51 handles Keras 3 models in eager mode directly (it wraps the gradient in its own
     `tf.function`); it passes inputs as a one-element list, which Keras 3 accepts with a
-    structure warning that is silenced here. Only the `ranked_outputs` most probable classes
-    are explained: each class costs `nsamples` gradient evaluations per image.
+    structure warning that is silenced here, as is tqdm's note that notebook progress bars need
+    ipywidgets. Only the `ranked_outputs` most probable classes are explained: each class costs
+    `nsamples` gradient evaluations per image.
     """
-    import shap
-
     images = np.asarray(images, dtype=np.float32)
     background = np.asarray(background, dtype=np.float32)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import shap
+
         explainer = shap.GradientExplainer(model, background, batch_size=batch_size)
         values, indices = explainer.shap_values(images, nsamples=nsamples, ranked_outputs=ranked_outputs,
                                                 rseed=seed)
@@ -198,17 +228,20 @@ def lime_explain(predict_fn: Callable[[np.ndarray], np.ndarray], image: np.ndarr
     Hidden superpixels are black (hide_color=0). Perturbed photos go to the model `batch_size` at a
     time: one batch of 1,000 224-pixel photos needs over 20 GB of activations.
     """
+    from unittest import mock
+
     from lime import lime_image
     from skimage.segmentation import mark_boundaries, quickshift
 
     photo = np.asarray(image, dtype=np.float64)
     segmentation = {**QUICKSHIFT, **(quickshift_params or {})}
     explainer = lime_image.LimeImageExplainer(random_state=seed)
-    explanation = explainer.explain_instance(
-        photo, predict_fn, top_labels=top_labels, hide_color=0, num_samples=num_samples,
-        batch_size=batch_size, random_seed=seed,
-        segmentation_fn=lambda x: quickshift(x / 255.0, rng=seed, **segmentation),
-    )
+    with mock.patch.object(lime_image, "tqdm", lambda rows: rows):  # lime 0.2 always draws a progress bar
+        explanation = explainer.explain_instance(
+            photo, predict_fn, top_labels=top_labels, hide_color=0, num_samples=num_samples,
+            batch_size=batch_size, random_seed=seed,
+            segmentation_fn=lambda x: quickshift(x / 255.0, rng=seed, **segmentation),
+        )
     label = int(explanation.top_labels[0])
     weights = dict(explanation.local_exp[label])
     heatmap = np.vectorize(lambda segment: weights.get(segment, 0.0))(explanation.segments)

@@ -47,6 +47,8 @@ CARD_MARKDOWN_FILE = "model_card.md"
 REPRESENTATIVE_LIMIT = 200  # calibration images for int8; more adds conversion time, not accuracy
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_REVIEW_BAND = (0.3, 0.7)  # §6.2: "less than 70% of possibilities" → human review
+AGREEMENT_TARGET = 0.99  # top-1 agreement of every variant with float32 (and Keras) the export must reach
+REFERENCE_VARIANT = "float32"  # listing 2.4's file: what the quantized variants are compared with
 
 # keras.applications preprocess_input as an affine map of 0..255 pixels: (scale, offset), or None
 # when the network rescales itself (V3 models contain a Rescaling layer).
@@ -163,7 +165,9 @@ def convert(model: Any, variant: str, representative_images: np.ndarray | None =
     level = tf_logger.level
     tf_logger.setLevel(logging.WARNING)  # "Assets written to <tmp>" for each conversion
     try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # Keras prints the traced signature
+        # Keras prints the traced signature (stdout), the converter "fully_quantize: ..." (native stderr)
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), \
+                nsfw_mobilenet.native_stderr_discarded():
             warnings.filterwarnings("ignore", "Statistics for quantized inputs")  # uint8 input: scale 1, no stats needed
             return converter.convert()
     finally:
@@ -256,6 +260,11 @@ def export_tflite(model: Any, out_dir: Path | str, variant: str, *, classes: Seq
     return exported
 
 
+def export_variants(model: Any, out_dir: Path | str, variants: Sequence[str], **options: Any) -> dict[str, ExportedModel]:
+    """`export_tflite` for each of `variants` (same `options`), by variant name."""
+    return {variant: export_tflite(model, out_dir, variant, **options) for variant in variants}
+
+
 def default_classes(num_outputs: int) -> list[str]:
     """Without labels.txt, a model with 2 or 5 outputs is read in the thesis's class order."""
     matches = [t.classes for t in TAXONOMIES.values() if t.num_classes == num_outputs]
@@ -288,8 +297,9 @@ class LiteRTModel:
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
-        self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        with nsfw_mobilenet.native_stderr_discarded():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+            self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
 
@@ -330,20 +340,29 @@ class LiteRTModel:
 
 @dataclass(frozen=True)
 class VariantParity:
-    """How far one `.tflite` is from the Keras model it was exported from, on the same images."""
+    """How far one `.tflite` is from the Keras model it was exported from, on the same images.
+
+    `float32_agreement` compares it with the float32 `.tflite` instead (None when that was not
+    exported): what an app switching from listing 2.4's file to a quantized one would notice.
+    """
 
     variant: str
     size_bytes: int
     top1_agreement: float
+    float32_agreement: float | None
     max_abs_probability_diff: float
     accuracy: float
     keras_accuracy: float
+
+    @property
+    def size_mb(self) -> float:
+        return self.size_bytes / 1e6
 
 
 def parity_report(keras_model: Any, tflite_paths: Mapping[str, Path | str], images: np.ndarray,
                   labels: np.ndarray, preprocess: Callable[[np.ndarray], np.ndarray],
                   num_threads: int = 1) -> list[VariantParity]:
-    """Compare every exported variant with `keras_model` on held-out uint8 `images`.
+    """Compare every exported variant with `keras_model`, and with the float32 variant, on held-out uint8 `images`.
 
     `preprocess` is what the Keras model expects (e.g. `data.preprocess_for(backbone)`); the
     `.tflite` files get raw pixels, since their preprocessing is baked in.
@@ -351,29 +370,35 @@ def parity_report(keras_model: Any, tflite_paths: Mapping[str, Path | str], imag
     keras_probabilities = np.asarray(
         keras_model.predict(preprocess(images.astype(np.float32)), verbose=0, batch_size=32))
     keras_top1 = keras_probabilities.argmax(axis=1)
+    probabilities = {variant: LiteRTModel(path, num_threads).predict(images) for variant, path in tflite_paths.items()}
+    reference_top1 = probabilities[REFERENCE_VARIANT].argmax(axis=1) if REFERENCE_VARIANT in probabilities else None
     rows = []
     for variant, path in tflite_paths.items():
-        probabilities = LiteRTModel(path, num_threads).predict(images)
-        top1 = probabilities.argmax(axis=1)
+        top1 = probabilities[variant].argmax(axis=1)
         rows.append(VariantParity(
             variant=variant,
             size_bytes=os.path.getsize(path),
             top1_agreement=float(np.mean(top1 == keras_top1)),
-            max_abs_probability_diff=float(np.max(np.abs(probabilities - keras_probabilities))),
+            float32_agreement=None if reference_top1 is None else float(np.mean(top1 == reference_top1)),
+            max_abs_probability_diff=float(np.max(np.abs(probabilities[variant] - keras_probabilities))),
             accuracy=float(np.mean(top1 == labels)),
             keras_accuracy=float(np.mean(keras_top1 == labels)),
         ))
     return rows
 
 
-def parity_markdown(rows: Sequence[VariantParity]) -> str:
-    """The parity report as a markdown table (for model cards, notebooks and reports)."""
-    header = "| variant | size (KB) | top-1 agreement | max abs prob diff | accuracy | Keras accuracy |"
-    lines = [header, "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r.variant} | {r.size_bytes / 1024:.0f} | {r.top1_agreement:.1%} | "
+def parity_markdown(rows: Sequence[VariantParity], target: float = AGREEMENT_TARGET) -> str:
+    """The parity report as a markdown table (for model cards, notebooks and reports); ✗ marks an
+    agreement below `target`."""
+    def agreement(value: float | None) -> str:
+        return "–" if value is None else f"{value:.1%}" + (" ✗" if value < target else "")
+
+    header = ("| variant | size (MB) | top-1 agreement with Keras | top-1 agreement with float32 | "
+              "max abs prob diff | accuracy | Keras accuracy |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r.variant} | {r.size_mb:.2f} | {agreement(r.top1_agreement)} | {agreement(r.float32_agreement)} | "
               f"{r.max_abs_probability_diff:.4f} | {r.accuracy:.1%} | {r.keras_accuracy:.1%} |" for r in rows]
     return "\n".join(lines) + "\n"
-
 
 
 # ---------------------------------------------------------------- command line

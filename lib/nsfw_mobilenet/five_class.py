@@ -20,7 +20,7 @@ import numpy as np
 from . import data
 from .data import LabeledImage, LoadedImages
 from .evaluate import evaluate_predictions
-from .experiments import EXPERIMENTS_DIR, PROJECT_ROOT, ExperimentConfig, load_config, thesis_reference
+from .experiments import EXPERIMENTS_DIR, PROJECT_ROOT, ExperimentConfig, load_config, thesis_reference, weights_name
 from .taxonomy import FIVE_CLASS, Taxonomy, taxonomy_for_classes
 
 DATASETS = ("dataset_1", "dataset_2", "dataset_3")
@@ -298,7 +298,7 @@ def well_predicted_table(result: Mapping[str, Any]) -> Any:
     for run, summary in result["runs"].items():
         safety, dataset = summary["safety"], dataset_of(run.split("+")[0])
         rows.append({"run": run, "backbone": summary["config"]["backbone"],
-                     "weights": "ImageNet" if summary["weights"]["used"] else "random init",
+                     "weights": weights_name(summary),
                      "training images": summary["counts"]["training"] + summary["counts"]["validation"],
                      "well predicted [thesis]": f"{thesis['well_predicted'][dataset]} / {thesis_total}",
                      "well predicted [here]": f"{safety['well_predicted']} / {safety['total']}",

@@ -16,24 +16,53 @@ from typing import Any, Callable
 
 WEIGHTS_ENV = "NSFW_MOBILENET_WEIGHTS_DIR"
 INPUT_SHAPE = (224, 224, 3)
+IMAGENET = "ImageNet"
+RANDOM_INIT = "random init"
+DEQUANTIZED = "ImageNet (dequantized from TFLite)"
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """An offline ImageNet weights file (as in ../shared/weights/README.md) and its md5."""
+
+    name: str
+    md5: str
 
 
 @dataclass(frozen=True)
 class Backbone:
-    """One `keras.applications` MobileNet and what it needs around it."""
+    """One `keras.applications` MobileNet and what it needs around it.
+
+    `heads_need_top`: the heads read layers of the ImageNet top (V3's softmax and its 1024-wide
+    `Conv_2`); V1/V2 heads read only the pooled features, so a no-top file is enough for them.
+    `offline_source` is how results name the offline files ("ImageNet (dequantized from TFLite)"
+    for V2/V3-Small, which were converted from quantized TFLite exports).
+    """
 
     name: str
     title: str
     builder: str  # attribute of keras.applications
     preprocess_module: str  # module of keras.applications holding preprocess_input
-    local_weights_file: str | None = None  # file name expected in $NSFW_MOBILENET_WEIGHTS_DIR
-    local_weights_md5: str | None = None
+    heads_need_top: bool
+    offline_top: WeightsFile | None = None
+    offline_notop: WeightsFile | None = None
+    offline_source: str = IMAGENET
 
-    def build(self, weights: str | None) -> Any:
+    def build(self, weights: str | None, include_top: bool = True) -> Any:
         import keras
 
         builder = getattr(keras.applications, self.builder)
-        return builder(input_shape=INPUT_SHAPE, alpha=1.0, include_top=True, weights=weights)
+        pooling = None if include_top else "avg"
+        return builder(input_shape=INPUT_SHAPE, alpha=1.0, include_top=include_top, weights=weights,
+                       pooling=pooling)
+
+    def offline_file(self, include_top: bool) -> WeightsFile | None:
+        return self.offline_top if include_top else self.offline_notop
+
+    @property
+    def classifier_needs_top(self) -> bool:
+        """Whether a classifier is built on the full network (else on the no-top one, pooled)."""
+        return self.heads_need_top or self.offline_notop is None
 
     @property
     def preprocess_input(self) -> Callable:
@@ -42,15 +71,26 @@ class Backbone:
         return getattr(keras.applications, self.preprocess_module).preprocess_input
 
 
+def _dequantized_files(stem: str, top_md5: str, notop_md5: str) -> dict[str, Any]:
+    """The include-top and no-top files converted from a quantized TFLite export (../shared/weights)."""
+    return {"offline_top": WeightsFile(f"{stem}.weights.h5", top_md5),
+            "offline_notop": WeightsFile(f"{stem}_notop.weights.h5", notop_md5), "offline_source": DEQUANTIZED}
+
+
 BACKBONES: dict[str, Backbone] = {
     b.name: b
     for b in (
-        # md5 of the offline file as documented in ../shared/weights/README.md
-        Backbone("mobilenet_v1", "MobileNetV1", "MobileNet", "mobilenet",
-                 "mobilenet_v1_1.0_224_imagenet.weights.h5", "76bb2bd371223718ea552172860a1528"),
-        Backbone("mobilenet_v2", "MobileNetV2", "MobileNetV2", "mobilenet_v2"),
-        Backbone("mobilenet_v3_small", "MobileNetV3-Small", "MobileNetV3Small", "mobilenet_v3"),
-        Backbone("mobilenet_v3_large", "MobileNetV3-Large", "MobileNetV3Large", "mobilenet_v3"),
+        # md5s as documented in ../shared/weights/README.md
+        Backbone("mobilenet_v1", "MobileNetV1", "MobileNet", "mobilenet", heads_need_top=False,
+                 offline_top=WeightsFile("mobilenet_v1_1.0_224_imagenet.weights.h5",
+                                         "76bb2bd371223718ea552172860a1528")),
+        Backbone("mobilenet_v2", "MobileNetV2", "MobileNetV2", "mobilenet_v2", heads_need_top=False,
+                 **_dequantized_files("mobilenet_v2_1.0_224_imagenet_from_int8",
+                                      "7ee9d81d9a2751c00efb3c06b2e6858c", "185b02e93d56e54ae7e6441bfbcd6e1b")),
+        Backbone("mobilenet_v3_small", "MobileNetV3-Small", "MobileNetV3Small", "mobilenet_v3", heads_need_top=True,
+                 **_dequantized_files("mobilenet_v3_small_1.0_224_imagenet_from_uint8",
+                                      "0b135f34cdde4e1b8b40bb7329305f0b", "3f925c949eb3f95348aeb3668a4d7d15")),
+        Backbone("mobilenet_v3_large", "MobileNetV3-Large", "MobileNetV3Large", "mobilenet_v3", heads_need_top=True),
     )
 }
 
@@ -78,26 +118,26 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def local_weights_path(name: str) -> Path | None:
+def local_weights_path(name: str, include_top: bool = True) -> Path | None:
     """The md5-checked offline ImageNet weights file for `name`, or None if the folder has none."""
     folder = os.environ.get(WEIGHTS_ENV)
-    backbone = get_backbone(name)
-    if not folder or backbone.local_weights_file is None:
+    expected = get_backbone(name).offline_file(include_top)
+    if not folder or expected is None:
         return None
-    path = Path(folder) / backbone.local_weights_file
+    path = Path(folder) / expected.name
     if not path.exists():
         return None
     actual = file_md5(path)
-    if actual != backbone.local_weights_md5:
+    if actual != expected.md5:
         raise WeightsChecksumError(
-            f"{path}: md5 {actual} does not match the expected {backbone.local_weights_md5}; "
+            f"{path}: md5 {actual} does not match the expected {expected.md5}; "
             "the file is corrupt or not the MobileNet weights it is named after. Replace it, or unset "
             f"{WEIGHTS_ENV} to let Keras download the official weights."
         )
     return path
 
 
-def resolve_weights(name: str, weights: str | Path | None) -> str | None:
+def resolve_weights(name: str, weights: str | Path | None, include_top: bool = True) -> str | None:
     """What to pass to the Keras builder for `weights` ("imagenet", a file, or None for random init).
 
     "imagenet" prefers the offline folder; without one, Keras downloads (and caches) the official
@@ -107,13 +147,25 @@ def resolve_weights(name: str, weights: str | Path | None) -> str | None:
         return None
     if weights != "imagenet":
         return str(weights)
-    local = local_weights_path(name)
+    local = local_weights_path(name, include_top)
     return str(local) if local else "imagenet"
+
+
+def weights_source(name: str, weights: str | Path | None, include_top: bool = True) -> str:
+    """How outputs name the weights: "ImageNet", "ImageNet (dequantized from TFLite)", "random init"
+    or the file given."""
+    if weights is None:
+        return RANDOM_INIT
+    if weights != "imagenet":
+        return str(weights)
+    return get_backbone(name).offline_source if local_weights_path(name, include_top) else IMAGENET
 
 
 @lru_cache(maxsize=None)
 def imagenet_weights_available(name: str) -> bool:
     """Whether ImageNet weights for `name` can be loaded here without raising (asked once per process)."""
+    if local_weights_path(name, include_top=True):
+        return True
     try:
         build_backbone(name, "imagenet")
     except WeightsUnavailable:
@@ -121,17 +173,18 @@ def imagenet_weights_available(name: str) -> bool:
     return True
 
 
-def build_backbone(name: str, weights: str | Path | None = "imagenet") -> Any:
-    """The full Keras application (ImageNet top included), with the weights asked for."""
+def build_backbone(name: str, weights: str | Path | None = "imagenet", include_top: bool = True) -> Any:
+    """The Keras application with the weights asked for: the full ImageNet network, or without its
+    top and globally average-pooled (`include_top=False`)."""
     backbone = get_backbone(name)
-    resolved = resolve_weights(name, weights)
+    resolved = resolve_weights(name, weights, include_top)
     try:
-        return backbone.build(resolved)
+        return backbone.build(resolved, include_top)
     except Exception as error:  # Keras raises a plain Exception when the download fails
         if resolved != "imagenet":
             raise
-        hint = (f"put {backbone.local_weights_file} in a folder and set {WEIGHTS_ENV} to it"
-                if backbone.local_weights_file else
+        expected = backbone.offline_file(include_top)
+        hint = (f"put {expected.name} in a folder and set {WEIGHTS_ENV} to it" if expected else
                 "no offline file is known for it: build it with weights=None and say so, or go online")
         raise WeightsUnavailable(
             f"{backbone.title}: ImageNet weights could not be downloaded ({error}); {hint}."
@@ -141,12 +194,12 @@ def build_backbone(name: str, weights: str | Path | None = "imagenet") -> Any:
 def weights_for_run(name: str) -> tuple[str | None, str]:
     """("imagenet" or None, a sentence for the notebook output) for a run that prefers ImageNet.
 
-    Offline, V2/V3 ImageNet weights are not obtainable here: they run from random initialisation,
-    and the returned sentence says so, so no result is mistaken for transfer learning.
+    Without ImageNet weights (offline V3-Large) the run uses random initialisation and the sentence
+    says so, so no result is mistaken for transfer learning.
     """
     title = get_backbone(name).title
     if imagenet_weights_available(name):
-        return "imagenet", f"{title}: ImageNet weights loaded."
+        return "imagenet", f"{title}: {weights_source(name, 'imagenet')} weights loaded."
     return None, (f"{title}: ImageNet weights are not available offline (set {WEIGHTS_ENV} or go online); "
                   "this run uses random initialisation (weights=None), so it is NOT transfer learning.")
 
@@ -165,16 +218,37 @@ def _flat(tensor: Any) -> Any:
     return keras.layers.Reshape((tensor.shape[-1],), name=FEATURES_FLATTEN_NAME)(tensor)
 
 
+# Index (from the end) of the penultimate feature vector of each full ImageNet network.
+PENULTIMATE_LAYER = {"mobilenet_v1": -5, "mobilenet_v2": -2, "mobilenet_v3_small": -4, "mobilenet_v3_large": -4}
+
+
+def has_imagenet_top(base: Any) -> bool:
+    """Whether `base` is the full ImageNet network (every Keras MobileNet ends in "predictions")."""
+    return base.layers[-1].name == "predictions"
+
+
+def penultimate_features(base: Any, backbone: str) -> Any:
+    """The feature vector under the ImageNet classifier: the pooled output of a no-top network, or
+    `PENULTIMATE_LAYER` of the full one (V1's 1×1×1024 pool, flattened; V3's 1024-wide `Conv_2`)."""
+    if not has_imagenet_top(base):
+        return base.output
+    return _flat(base.layers[PENULTIMATE_LAYER[backbone]].output)
+
+
+def _dropout_dense(features: Any, num_classes: int, dropout: float) -> Any:
+    import keras
+
+    x = keras.layers.Dropout(dropout)(features)
+    return keras.layers.Dense(num_classes, activation="softmax", name=CLASSIFIER_NAME)(x)
+
+
 def thesis_head_v1(base: Any, num_classes: int) -> Any:
     """Listing 4.6: drop the last 5 layers, then Dropout(0.5) and a softmax Dense.
 
     `layers[-5]` is the 1×1×1024 global average pool; it is flattened so that Dense sees the
     1024 features of table 3.1 (the flatten is a reshape and counts as no layer below).
     """
-    import keras
-
-    x = keras.layers.Dropout(0.5)(_flat(base.layers[-5].output))
-    return keras.layers.Dense(num_classes, activation="softmax", name=CLASSIFIER_NAME)(x)
+    return _dropout_dense(penultimate_features(base, "mobilenet_v1"), num_classes, 0.5)
 
 
 def thesis_head_v2(base: Any, num_classes: int) -> Any:
@@ -182,10 +256,7 @@ def thesis_head_v2(base: Any, num_classes: int) -> Any:
 
     The thesis does not give V2's dropout rate; 0.5 as for V1 is our assumption.
     """
-    import keras
-
-    x = keras.layers.Dropout(0.5)(base.layers[-2].output)
-    return keras.layers.Dense(num_classes, activation="softmax", name=CLASSIFIER_NAME)(x)
+    return _dropout_dense(penultimate_features(base, "mobilenet_v2"), num_classes, 0.5)
 
 
 def thesis_head_v3(base: Any, num_classes: int) -> Any:
@@ -202,31 +273,28 @@ THESIS_HEADS: dict[str, Callable[[Any, int], Any]] = {
     "mobilenet_v3_large": thesis_head_v3,
 }
 
-# Index (from the end) of the penultimate feature vector of each ImageNet network.
-PENULTIMATE_LAYER = {"mobilenet_v1": -5, "mobilenet_v2": -2, "mobilenet_v3_small": -4, "mobilenet_v3_large": -4}
-
 
 def standard_head(base: Any, num_classes: int, backbone: str, dropout: float = 0.2) -> Any:
     """The usual transfer-learning head: penultimate ImageNet features → Dropout → softmax Dense."""
-    import keras
-
-    features = _flat(base.layers[PENULTIMATE_LAYER[backbone]].output)
-    x = keras.layers.Dropout(dropout)(features)
-    return keras.layers.Dense(num_classes, activation="softmax", name=CLASSIFIER_NAME)(x)
+    return _dropout_dense(penultimate_features(base, backbone), num_classes, dropout)
 
 
 def build_classifier(backbone: str, num_classes: int, head: str = "thesis",
                      weights: str | Path | None = "imagenet") -> Any:
-    """A backbone with the thesis head (default) or the standard head, on preprocessed 224×224 input."""
+    """A backbone with the thesis head (default) or the standard head, on preprocessed 224×224 input.
+
+    Heads that drop the ImageNet top are built on the no-top network (and its no-top weights file)
+    where one is known offline.
+    """
     import keras
 
-    base = build_backbone(backbone, weights)
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
+    base = build_backbone(backbone, weights, include_top=get_backbone(backbone).classifier_needs_top)
     if head == "thesis":
         outputs = THESIS_HEADS[backbone](base, num_classes)
-    elif head == "standard":
-        outputs = standard_head(base, num_classes, backbone)
     else:
-        raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
+        outputs = standard_head(base, num_classes, backbone)
     return keras.Model(base.input, outputs, name=f"{backbone}_{head}_head_{num_classes}_classes")
 
 

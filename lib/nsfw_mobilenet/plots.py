@@ -31,20 +31,27 @@ def plot_gradcam(image: np.ndarray, heatmap: np.ndarray, title: str = "") -> Any
 
 
 def plot_class_heatmaps(image: np.ndarray, heatmaps: Mapping[str, np.ndarray],
-                        probabilities: Mapping[str, float] | None = None, title: str = "") -> Any:
-    """Figures 5.2–5.17: the image, then one Grad-CAM overlay per class with its probability."""
+                        probabilities: Mapping[str, float] | None = None, title: str = "",
+                        panel_inches: float = 2.0) -> Any:
+    """Figures 5.2–5.17: the image, then one Grad-CAM overlay per class with its probability.
+
+    An all-zero map (nothing in the image raises the class score, or its gradient vanished) is
+    labelled "empty": the overlay alone would look like a faint blue tint. Panels are smaller than
+    `PANEL_INCHES` because a notebook stores several of these photo figures.
+    """
     import matplotlib.pyplot as plt
 
     from nsfw_mobilenet.explain import overlay
 
-    fig, axes = plt.subplots(1, 1 + len(heatmaps), figsize=((1 + len(heatmaps)) * PANEL_INCHES, PANEL_INCHES + 0.3),
+    fig, axes = plt.subplots(1, 1 + len(heatmaps), figsize=((1 + len(heatmaps)) * panel_inches, panel_inches + 0.4),
                              dpi=FIGURE_DPI)
     axes[0].imshow(np.asarray(image, dtype=np.uint8))
-    axes[0].set_title("image", fontsize=9)
+    axes[0].set_title("image", fontsize=8)
     for axis, (label, heatmap) in zip(axes[1:], heatmaps.items()):
         axis.imshow(overlay(image, heatmap))
         chance = f" ({probabilities[label]:.2%})" if probabilities is not None else ""
-        axis.set_title(f"heat map for {label}{chance}", fontsize=9)
+        empty = "" if np.any(heatmap > 0) else "\n(empty map)"
+        axis.set_title(f"heat map for {label}{chance}{empty}", fontsize=8)
     for axis in axes:
         axis.axis("off")
     fig.suptitle(title, fontsize=10)
@@ -52,7 +59,14 @@ def plot_class_heatmaps(image: np.ndarray, heatmaps: Mapping[str, np.ndarray],
     return fig
 
 
-def plot_shap(values: np.ndarray, images: np.ndarray, labels: Sequence[Sequence[str]]) -> Any:
+def save_class_heatmaps(examples: Sequence[Any], name: str, title: str = "test image") -> list[Any]:
+    """Figures 5.2–5.17, one per `explain.ImageHeatmaps`, saved as `<name>_<n>` (n from 1)."""
+    return [save_figure(plot_class_heatmaps(example.image, example.heatmaps, example.probabilities,
+                                            title=f"{title} {n}, true class {example.true_class}"), f"{name}_{n}")
+            for n, example in enumerate(examples, start=1)]
+
+
+def plot_shap(values: np.ndarray, images: np.ndarray, labels: Sequence[Sequence[str]], title: str = "") -> Any:
     """Figure 2.12 (listing 2.1's `shap.image_plot`): each image, then its SHAP map per ranked class.
 
     `values` is `ShapExplanation.values` (N, H, W, C, ranked); `labels` one row of names per image.
@@ -65,10 +79,12 @@ def plot_shap(values: np.ndarray, images: np.ndarray, labels: Sequence[Sequence[
                     width=(1 + ranked) * 2.0, show=False)
     fig = plt.gcf()
     fig.set_dpi(FIGURE_DPI)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
-def plot_lime(heatmap: np.ndarray, boundary: np.ndarray, label: str = "") -> Any:
+def plot_lime(heatmap: np.ndarray, boundary: np.ndarray, label: str = "", title: str = "") -> Any:
     """Figure 2.13 (listing 2.2): superpixel weights in RdBu, and the top superpixels outlined."""
     import matplotlib.pyplot as plt
 
@@ -82,6 +98,7 @@ def plot_lime(heatmap: np.ndarray, boundary: np.ndarray, label: str = "") -> Any
     outlined.set_title("top superpixels", fontsize=9)
     for axis in (weights, outlined):
         axis.axis("off")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -173,9 +190,14 @@ def plot_history_comparison(histories: Mapping[str, Mapping[str, Sequence[float]
         axis.plot(epochs, history["val_accuracy"], "s--", color=color, label=f"{label} validation")
     axis.set_xticks(epochs)
     axis.axhline(0.5, color="grey", lw=0.8, ls=":")
-    axis.set_xlabel("epoch", fontsize=8)
-    axis.set_ylabel("accuracy", fontsize=8)
-    axis.set_ylim(0, 1.02)
+    return _finish_accuracy_axes(fig, axis, "epoch", "accuracy", title)
+
+
+def _finish_accuracy_axes(fig: Any, axis: Any, xlabel: str, ylabel: str, title: str, bottom: float = 0.0) -> Any:
+    """Labels, an accuracy range up to 1, legend and title shared by the accuracy plots."""
+    axis.set_xlabel(xlabel, fontsize=8 if len(xlabel) < 40 else 7)
+    axis.set_ylabel(ylabel, fontsize=8)
+    axis.set_ylim(bottom, 1.02)
     axis.tick_params(labelsize=7)
     axis.legend(fontsize=6, loc="lower right")
     axis.set_title(title, fontsize=9)
@@ -246,3 +268,38 @@ def plot_samples(images: Sequence[np.ndarray], titles: Sequence[str], columns: i
         axis.set_title(title, fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# --- The V3 thesis head and the model selection (§4.2.3, §4.2.5) ------------------------------------
+def plot_accuracy_vs_steps(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], thesis_steps: int,
+                           title: str = "") -> Any:
+    """Validation accuracy against optimizer steps (log scale), with the thesis's step count marked."""
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(2 * PANEL_INCHES, PANEL_INCHES + 0.2), dpi=FIGURE_DPI)
+    for label, (steps, accuracy) in curves.items():
+        axis.plot(steps, accuracy, label=label)
+    axis.axvline(thesis_steps, color="black", lw=0.8, ls="--")
+    axis.text(thesis_steps, 0.05, f" thesis: {thesis_steps:,} steps", fontsize=7)
+    axis.axhline(0.5, color="grey", lw=0.8, ls=":")
+    axis.set_xscale("log")
+    return _finish_accuracy_axes(fig, axis, "optimizer steps (batch 64)", "validation accuracy", title)
+
+
+def plot_selection(table: Any, accuracy_column: str, title: str = "") -> Any:
+    """§4.2.5 redone: test accuracy against LiteRT latency (float32 hollow, int8 filled), marker area ∝ int8 MB;
+    random-init backbones are marked as such."""
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(2 * PANEL_INCHES, PANEL_INCHES + 0.4), dpi=FIGURE_DPI)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for color, (backbone, row) in zip(colors, table.iterrows()):
+        random_init = row["weights"] == "random init"
+        label = f"{backbone} ({row['int8 MB']:.1f} MB int8)" + (" RANDOM INIT" if random_init else "")
+        axis.scatter(row["float32 ms"], row[accuracy_column], s=20 * row["float32 MB"], facecolors="none",
+                     edgecolors=color, marker="x" if random_init else "o")
+        axis.scatter(row["int8 ms"], row[accuracy_column], s=20 * row["int8 MB"], color=color,
+                     marker="x" if random_init else "o", label=label)
+        axis.plot([row["float32 ms"], row["int8 ms"]], [row[accuracy_column]] * 2, color=color, lw=0.8)
+    return _finish_accuracy_axes(fig, axis, "LiteRT ms per image (batch 1, 2 threads): hollow float32, filled int8",
+                                 accuracy_column, title, bottom=0.4)

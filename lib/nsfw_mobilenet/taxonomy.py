@@ -86,6 +86,17 @@ def taxonomy_for_classes(classes: list[str] | tuple[str, ...]) -> Taxonomy:
     )
 
 
+def taxonomy_or_proxy(classes: list[str] | tuple[str, ...]) -> Taxonomy:
+    """The thesis taxonomy of `classes`, or for a proxy dataset with other class folders (roses vs
+    tulips) a plain label set: every mismatch is an error and the last class plays the unsafe one."""
+    try:
+        return taxonomy_for_classes(classes)
+    except ValueError:
+        ordered = tuple(sorted(classes))
+        return Taxonomy(name="proxy", classes=ordered, unsafe_classes=frozenset(ordered[-1:]),
+                        error_groups=tuple(frozenset({c}) for c in ordered))
+
+
 def cross_taxonomy_correct(true_label: str, true_taxonomy: Taxonomy, predicted_label: str,
                            predicted_taxonomy: Taxonomy) -> bool:
     """§5.1: a prediction from another label set is right when its safety matches the truth's."""

@@ -22,7 +22,8 @@ import numpy as np
 
 from . import data, models
 from .evaluate import evaluate_predictions
-from .experiments import ExperimentConfig
+from .experiments import (FINAL_CONFIG_FILE, PROJECT_ROOT, ExperimentConfig, final_config, repo_relative,
+                          weights_name)
 
 SMOKE_IMAGES_PER_CLASS = {"training": 8, "validation": 4, "test": 4}
 STOCHASTIC_LAYERS = ("Dropout", "GaussianNoise", "GaussianDropout", "SpatialDropout2D")
@@ -238,7 +239,7 @@ def train(config: ExperimentConfig, run_data: RunData, *, checkpoint_dir: Path =
     trained_images = run_data.counts()["training"] * config.epochs
     result = {
         "config": config.to_dict(),
-        "weights": {"used": weights, "note": weights_note},
+        "weights": {"used": weights, "source": models.weights_source(config.backbone, weights), "note": weights_note},
         "trainable_layers_with_weights": trainable,
         "feature_cache": bool(parts),
         "data": {"classes": run_data.classes, "counts": run_data.counts(), "bad_files": run_data.bad_files()},
@@ -257,19 +258,22 @@ def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path
                    run_data: RunData | None = None, force: bool = False, **train_options: Any) -> dict[str, Any]:
     """Train and evaluate `config` on `data_dir`, writing `<out_dir>/<config.name>.json`.
 
-    A finished result of the same config, data and mode is reused unless `force`, so re-running a
-    table resumes where it stopped; an interrupted run resumes from its last epoch checkpoint.
+    A finished result of the same config, data folder and mode is reused unless `force`, so re-running
+    a table resumes where it stopped; an interrupted run resumes from its last epoch checkpoint. The
+    data folder is recorded relative to the repository, so a notebook (run from notebooks/) finds
+    the runs made from the repository root.
     """
     result_file = Path(out_dir) / f"{config.name}.json"
+    data_name = repo_relative(data_dir)
     if result_file.exists() and not force:
         finished = json.loads(result_file.read_text())
         same_run = (finished["config"], finished.get("smoke"), finished["data"].get("dir"))
-        if same_run == (config.to_dict(), smoke, str(data_dir)):
+        if same_run == (config.to_dict(), smoke, data_name):
             return finished
     if run_data is None:
         run_data = load_run_data(data_dir, smoke=smoke)
     run = train(config, run_data, **train_options)
-    run.result["data"]["dir"] = str(data_dir)
+    run.result["data"]["dir"] = data_name
     run.result["smoke"] = smoke
     result_file.parent.mkdir(parents=True, exist_ok=True)
     model_file = result_file.with_suffix(".keras")  # for `nsfw-mobilenet export`; git-ignored
@@ -277,6 +281,78 @@ def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path
     run.result["model_file"] = model_file.name
     result_file.write_text(json.dumps(run.result, indent=1))
     return run.result
+
+
+def trained_model(config: ExperimentConfig, data_dir: Path | str, out_dir: Path | str, *, smoke: bool = False,
+                  run_data: RunData | None = None, **train_options: Any) -> tuple[Any, dict[str, Any]]:
+    """The trained model of `config` on `data_dir` and its results: the saved `.keras` of a finished
+    run, else trained now (a fresh clone has the committed results JSON but never the model file)."""
+    import keras
+
+    result = run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, **train_options)
+    model_file = Path(out_dir) / f"{config.name}.keras"
+    if not model_file.exists():
+        result = run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, force=True,
+                                **train_options)
+    return keras.models.load_model(model_file), result
+
+
+@dataclass
+class FinalModel:
+    """The final two-class model (§5.1's choice) trained on one dataset, its results and that data."""
+
+    model: Any
+    result: dict[str, Any]
+    data: RunData
+
+    @property
+    def backbone(self) -> str:
+        return self.result["config"]["backbone"]
+
+    def test_probabilities(self) -> np.ndarray:
+        """Class probabilities of the test images, in `data.test` order."""
+        return predict(self.model, self.data.test.images, self.backbone)
+
+    def describe(self) -> str:
+        """Which model, from which weights, trained on what, and its test accuracy: for notebook outputs."""
+        config, data_info, test = self.result["config"], self.result["data"], self.result.get("test") or {}
+        smoke = " SMOKE run (1 epoch, a few images per class): not a result." if self.result.get("smoke") else ""
+        return (f"{models.get_backbone(config['backbone']).title} from {weights_name(self.result)} weights, "
+                f"{config['head']} head, last {config['trainable_layers']} layers trained with {config['optimizer']}, "
+                f"augmentation {config['augmentation'] or '-'} ({config['order']} order), {config['epochs']} epochs "
+                f"({self.result['time_min']:.1f} min) on {data_info['dir']} {data_info['counts']}; "
+                f"test accuracy {test.get('accuracy', float('nan')):.3f}."
+                f"{smoke}")
+
+    def model_card(self, classes: list[str]) -> dict[str, Any]:
+        """What an exported model's card says about its origin: backbone, weights, config (with any change
+        from experiments/final/two_classes.yaml), training data and test accuracy."""
+        config, data_info, final = self.result["config"], self.result["data"], final_config().to_dict()
+        changed = {key: value for key, value in config.items() if final[key] != value}
+        return {"backbone": config["backbone"], "weights": weights_name(self.result),
+                "config": FINAL_CONFIG_FILE + (f" with {changed}" if changed else ""),
+                "training_data": f"{data_info['dir']}: class folders {data_info['classes']} as {list(classes)}, "
+                                 f"{data_info['counts']}{' (SMOKE run)' if self.result.get('smoke') else ''}",
+                "metrics": {"keras_test_accuracy": (self.result.get("test") or {}).get("accuracy")}}
+
+
+def final_model(data_dir: Path | str, out_dir: Path | str | None = None, *, smoke: bool = False,
+                head: str | None = None) -> FinalModel:
+    """`experiments.final_config()` trained on `data_dir` (notebooks 06–08): the saved model of a
+    finished run in `out_dir`, else trained now.
+
+    `out_dir` defaults to runs/final/<data folder name>. A smoke run trains one epoch on a few images
+    per class into runs/final_smoke/<data folder name>, so it never touches the full model. `head`
+    swaps the config's head (notebook 07 compares listing 4.7's "thesis" head); such a model
+    defaults to runs/final_<head>_head/ (runs/final_smoke_<head>_head/ when smoke).
+    """
+    config = final_config().with_overrides(epochs=1 if smoke else None, head=head)
+    folder = ("final_smoke" if smoke else "final") + (f"_{head}_head" if head and head != final_config().head else "")
+    default_dir = PROJECT_ROOT / "runs" / folder / Path(data_dir).name
+    run_data = load_run_data(data_dir, smoke=smoke, progress=False)
+    model, result = trained_model(config, data_dir, out_dir or default_dir, smoke=smoke, run_data=run_data,
+                                  verbose=0)
+    return FinalModel(model, result, run_data)
 
 
 def quick_fit(model: Any, images: np.ndarray, labels: np.ndarray, backbone: str, *, epochs: int = 1,
@@ -303,7 +379,7 @@ def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: li
 
 
 def _run_command(args: Any) -> int:
-    overrides = {"epochs": args.epochs, "order": args.order}
+    overrides = {"epochs": args.epochs, "order": args.order, "optimizer": args.optimizer}
     from .experiments import thesis_vs_run
 
     results = run_table(args.table, args.data, args.out, rows=args.row, smoke=args.smoke, **overrides)
@@ -321,22 +397,7 @@ def add_command(subparsers: Any) -> None:
     parser.add_argument("--out", required=True, help="folder for one results JSON per row")
     parser.add_argument("--epochs", type=int, help="override the configs' epochs")
     parser.add_argument("--order", choices=("thesis", "corrected"), help="augmentation order override")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer override (listing 4.3)")
     parser.add_argument("--smoke", action="store_true", help="a few images per class, for a quick check")
     parser.set_defaults(func=_run_command)
 
-
-def load_or_fine_tune(model_path: str | Path | None, backbone: str, run_data: RunData, *,
-                      trainable_layers: int = 5, epochs: int = 1) -> tuple[Any, str]:
-    """A saved .keras model, or a thesis-head model fine-tuned briefly on `run_data` (for notebooks).
-
-    Returns the model and a sentence saying which, and with which weights.
-    """
-    import keras
-
-    if model_path:
-        return keras.models.load_model(model_path), f"loaded {model_path}"
-    weights, message = models.weights_for_run(backbone)
-    model = models.build_classifier(backbone, len(run_data.classes), weights=weights)
-    models.freeze_all_but_last(model, backbone, trainable_layers)
-    quick_fit(model, run_data.training.images, run_data.training.labels, backbone, epochs=epochs)
-    return model, f"{message} Fine-tuned {epochs} epoch(s), last {trainable_layers} layers, on {run_data.counts()}."

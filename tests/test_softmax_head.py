@@ -1,0 +1,37 @@
+import numpy as np
+
+from nsfw_mobilenet import softmax_head
+
+
+def test_thesis_made_3910_optimizer_steps_in_ten_epochs_of_24998_images():
+    assert softmax_head.thesis_optimizer_steps() == 391 * 10
+
+
+def test_epochs_for_steps_rounds_up_to_whole_epochs():
+    assert softmax_head.epochs_for_steps(3910, 507) == 489  # 8 steps per epoch of 507 images
+    assert softmax_head.epochs_for_steps(8, 507) == 1
+
+
+def test_entropy_is_zero_for_a_certain_softmax_and_log_n_for_a_uniform_one():
+    certain, uniform = np.eye(1000)[:1], np.full((1, 1000), 1e-3)
+    np.testing.assert_allclose(softmax_head.entropy(certain), [0.0], atol=1e-6)
+    np.testing.assert_allclose(softmax_head.entropy(uniform), [np.log(1000)], rtol=1e-6)
+
+
+def test_saturation_table_reports_each_class_input_norms():
+    softmax = np.array([[1.0, 0.0], [0.5, 0.5], [0.5, 0.5]])
+    features = np.array([[3.0, 4.0], [1.0, 0.0], [0.0, 1.0]])
+    table = softmax_head.saturation_table(softmax, features, np.array([0, 1, 1]), ["roses", "tulips"])
+    assert table.loc["roses", "‖softmax‖² (thesis head input)"] == 1.0
+    assert table.loc["tulips", "‖softmax‖² (thesis head input)"] == 0.5
+    assert table.loc["roses", "‖pooled features‖² (standard head input)"] == 25.0
+
+
+def test_steps_table_reads_accuracy_after_the_asked_steps():
+    result = {"config": {"head": "thesis", "optimizer": "sgd", "trainable_layers": 10, "batch_size": 64},
+              "data": {"counts": {"training": 507}}, "history": {"val_accuracy": [0.5, 0.6, 0.7, 0.8]},
+              "test": {"accuracy": 0.75}}
+    table = softmax_head.steps_table([result], [8, 20, 1000])
+    assert list(table.columns) == ["8 steps", "24 steps", "32 steps", "test accuracy"]
+    assert table.iloc[0].tolist() == [0.5, 0.7, 0.8, 0.75]
+    assert softmax_head.accuracy_by_steps(result)[0] == [8, 16, 24, 32]
