@@ -41,7 +41,7 @@ if SHARED_WEIGHTS.is_dir():
 import numpy as np  # noqa: E402
 
 import nsfwjs  # noqa: E402  (benchmarks/nsfwjs.py, next to this script)
-from nsfw_mobilenet import data, export, models, standin  # noqa: E402
+from nsfw_mobilenet import data, export, models, selection, standin  # noqa: E402
 from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -96,7 +96,7 @@ def contenders(images: np.ndarray, only: list[str] | None = None) -> list[dict[s
     wanted = lambda name: not only or any(part in name for part in only)  # noqa: E731
     found = []
     for backbone, head in [*((name, "thesis") for name in models.BACKBONES), *EXTRA_HEADS]:
-        name = backbone if head == "thesis" else f"{backbone} ({head} head)"
+        name = selection.latency_model_name(backbone, head)
         if not wanted(name):
             continue
         # Only the offline file: latency does not depend on weight values, so no download is attempted.

@@ -117,6 +117,27 @@ def test_int8_writes_hard_swish_as_ops_xnnpack_runs_in_int8(exported):
     assert "HARD_SWISH" not in op_names(exported["int8"].path)
 
 
+def test_int8_with_float_multiplications_keeps_uint8_input_and_runs_every_mul_in_float(classifier, tmp_path):
+    calibration, _ = tiny_classifier.images(16, seed=1)
+    exported = export.export_tflite(classifier, tmp_path, "int8", classes=tiny_classifier.CLASSES,
+                                    pixel_scaling=tiny_classifier.PIXEL_SCALING, representative_images=calibration,
+                                    float_ops=export.INT8_FLOAT_MULTIPLICATIONS)
+    model = export.LiteRTModel(exported.path)
+    tensors = {t["index"]: t["dtype"] for t in model.interpreter.get_tensor_details()}
+    muls = [op for op in model.interpreter._get_ops_details() if op["op_name"] == "MUL"]
+    assert model._input["dtype"] == np.uint8
+    assert muls and all(tensors[op["outputs"][0]] == np.float32 for op in muls)
+    images, labels = tiny_classifier.images(32, seed=2)
+    row = export.parity_report(classifier, {"int8": exported.path}, images, labels, tiny_classifier.preprocess)[0]
+    assert row.top1_agreement >= MIN_TOP1_AGREEMENT
+    assert json.loads(exported.card_path.read_text())["float_ops"] == ["MUL"]
+
+
+def test_float_ops_apply_to_int8_only(classifier):
+    with pytest.raises(ValueError, match="int8"):
+        export.convert(classifier, "float16", float_ops=export.INT8_FLOAT_MULTIPLICATIONS)
+
+
 def test_decomposed_hard_swish_computes_the_same_function(classifier):
     images = tiny_classifier.preprocess(tiny_classifier.images(8, seed=4)[0])
     decomposed = export.decompose_hard_swish(classifier)
@@ -172,3 +193,11 @@ def test_tensorflow_and_litert_start_without_native_log_lines(exported):
     completed = subprocess.run([sys.executable, "-c", code, str(exported["int8"].path)], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
     assert "InitializeLog" not in completed.stderr and "XNNPACK" not in completed.stderr
+
+
+def test_model_card_names_the_weights_from_the_results_beside_the_model(tmp_path):
+    model = tmp_path / "table_4.9_row_01.keras"
+    assert export.trained_from(model).startswith("unknown")
+    model.with_suffix(".json").write_text(json.dumps({"weights": {"used": "imagenet",
+                                                                   "source": "ImageNet (dequantized from TFLite)"}}))
+    assert export.trained_from(model) == "ImageNet (dequantized from TFLite)"

@@ -193,13 +193,14 @@ def plot_history_comparison(histories: Mapping[str, Mapping[str, Sequence[float]
     return _finish_accuracy_axes(fig, axis, "epoch", "accuracy", title)
 
 
-def _finish_accuracy_axes(fig: Any, axis: Any, xlabel: str, ylabel: str, title: str, bottom: float = 0.0) -> Any:
+def _finish_accuracy_axes(fig: Any, axis: Any, xlabel: str, ylabel: str, title: str, bottom: float = 0.0,
+                          legend: str = "lower right") -> Any:
     """Labels, an accuracy range up to 1, legend and title shared by the accuracy plots."""
     axis.set_xlabel(xlabel, fontsize=8 if len(xlabel) < 40 else 7)
     axis.set_ylabel(ylabel, fontsize=8)
     axis.set_ylim(bottom, 1.02)
     axis.tick_params(labelsize=7)
-    axis.legend(fontsize=6, loc="lower right")
+    axis.legend(fontsize=6, loc=legend)
     axis.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
@@ -280,10 +281,11 @@ def plot_accuracy_vs_steps(curves: Mapping[str, tuple[Sequence[int], Sequence[fl
     for label, (steps, accuracy) in curves.items():
         axis.plot(steps, accuracy, label=label)
     axis.axvline(thesis_steps, color="black", lw=0.8, ls="--")
-    axis.text(thesis_steps, 0.05, f" thesis: {thesis_steps:,} steps", fontsize=7)
+    axis.text(thesis_steps, 0.05, f"thesis: {thesis_steps:,} steps ", fontsize=7, ha="right")
     axis.axhline(0.5, color="grey", lw=0.8, ls=":")
     axis.set_xscale("log")
-    return _finish_accuracy_axes(fig, axis, "optimizer steps (batch 64)", "validation accuracy", title)
+    return _finish_accuracy_axes(fig, axis, "optimizer steps (batch 64)", "validation accuracy", title,
+                                 legend="lower left")
 
 
 def plot_selection(table: Any, accuracy_column: str, title: str = "") -> Any:
@@ -293,13 +295,15 @@ def plot_selection(table: Any, accuracy_column: str, title: str = "") -> Any:
 
     fig, axis = plt.subplots(figsize=(2 * PANEL_INCHES, PANEL_INCHES + 0.4), dpi=FIGURE_DPI)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for color, (backbone, row) in zip(colors, table.iterrows()):
+    measured = table.dropna(subset=[accuracy_column, "float32 ms", "int8 ms"])
+    for color, (backbone, row) in zip(colors, measured.iterrows()):
         random_init = row["weights"] == "random init"
         label = f"{backbone} ({row['int8 MB']:.1f} MB int8)" + (" RANDOM INIT" if random_init else "")
-        axis.scatter(row["float32 ms"], row[accuracy_column], s=20 * row["float32 MB"], facecolors="none",
-                     edgecolors=color, marker="x" if random_init else "o")
+        hollow = {"color": color} if random_init else {"facecolors": "none", "edgecolors": color}
+        axis.scatter(row["float32 ms"], row[accuracy_column], s=20 * row["float32 MB"],
+                     marker="x" if random_init else "o", **hollow)
         axis.scatter(row["int8 ms"], row[accuracy_column], s=20 * row["int8 MB"], color=color,
                      marker="x" if random_init else "o", label=label)
         axis.plot([row["float32 ms"], row["int8 ms"]], [row[accuracy_column]] * 2, color=color, lw=0.8)
     return _finish_accuracy_axes(fig, axis, "LiteRT ms per image (batch 1, 2 threads): hollow float32, filled int8",
-                                 accuracy_column, title, bottom=0.4)
+                                 accuracy_column, title, bottom=0.2)

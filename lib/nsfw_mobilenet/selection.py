@@ -30,14 +30,36 @@ def _results(folder: Path) -> list[dict[str, Any]]:
     return [load_result(path) for path in sorted(folder.glob("*.json"))]
 
 
-def latency_rows(latency: dict[str, Any], backbone: str) -> dict[str, dict[str, Any]]:
-    """The benchmark's rows of `backbone`'s thesis-head model, by variant."""
-    return {row["variant"]: row for row in latency["rows"] if row["model"] == backbone}
+def latency_model_name(backbone: str, head: str = "thesis") -> str:
+    """How `benchmarks/latency.py` names a model: the backbone for the thesis head, else "<backbone> (<head> head)"."""
+    return backbone if head == "thesis" else f"{backbone} ({head} head)"
+
+
+def latency_rows(latency: dict[str, Any], backbone: str, head: str = "thesis") -> dict[str, dict[str, Any]]:
+    """The benchmark's rows of one model, by variant."""
+    name = latency_model_name(backbone, head)
+    return {row["variant"]: row for row in latency["rows"] if row["model"] == name}
+
+
+def _row(label: str, table: str, best: dict[str, Any], augmented: dict[str, Any] | None,
+         timings: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    config = best["config"]
+    row = {"model": label, "weights": weights_name(best),
+           "configuration": f"{table} row {config['row']} (N={config['trainable_layers']}, {config['optimizer']}, "
+                            f"{config['head']} head, DA {config['augmentation'] or '-'})",
+           "test accuracy (no DA)": None if config["augmentation"] else best["test"]["accuracy"],
+           "test accuracy (with DA, corrected order)": augmented["test"]["accuracy"] if augmented else None}
+    for variant in ("float32", "int8"):
+        timing = timings.get(variant, {})
+        row[f"{variant} ms"] = timing.get("ms_2_threads")
+        row[f"{variant} MB"] = timing["size_bytes"] / 1e6 if timing else None
+    return row
 
 
 def selection_table(results_root: Path | str, dataset: str, latency: dict[str, Any]) -> Any:
-    """One row per backbone: best no-augmentation row and corrected-order DA run, test accuracy,
-    weights, LiteRT ms (2 threads) and MB for float32 and int8."""
+    """One row per backbone: best no-augmentation row (by validation accuracy) and its all-six-techniques
+    run in the corrected order, test accuracy, weights, LiteRT ms (2 threads) and MB for float32 and int8;
+    then the final model (`results/final/<dataset>`), when there is one."""
     import pandas as pd
 
     root = Path(results_root)
@@ -46,21 +68,14 @@ def selection_table(results_root: Path | str, dataset: str, latency: dict[str, A
         plain = _results(root / f"table_{table}" / dataset)
         augmented = [r for r in _results(root / "augmentation" / dataset / "corrected")
                      if r["config"]["table"] == da_table(backbone)]
-        if not plain:
-            continue
-        best = best_by_validation(plain)
-        timings = latency_rows(latency, backbone)
-        row = {"backbone": BACKBONES[backbone].title, "weights": weights_name(best),
-               "best row (no DA)": f"{table} row {best['config']['row']} (N={best['config']['trainable_layers']}, "
-                                   f"{best['config']['optimizer']})",
-               "test accuracy (no DA)": best["test"]["accuracy"],
-               "test accuracy (A-F, corrected order)": augmented[0]["test"]["accuracy"] if augmented else None}
-        for variant in ("float32", "int8"):
-            timing = timings.get(variant, {})
-            row[f"{variant} ms"] = timing.get("ms_2_threads")
-            row[f"{variant} MB"] = timing["size_bytes"] / 1e6 if timing else None
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("backbone")
+        if plain:
+            rows.append(_row(BACKBONES[backbone].title, table, best_by_validation(plain),
+                             augmented[0] if augmented else None, latency_rows(latency, backbone)))
+    for final in _results(root / "final" / dataset):
+        config = final["config"]
+        rows.append(_row(f"{BACKBONES[config['backbone']].title}, final model", "final", final, final,
+                         latency_rows(latency, config["backbone"], config["head"])))
+    return pd.DataFrame(rows).set_index("model")
 
 
 def load_latency(path: Path | str) -> dict[str, Any]:
