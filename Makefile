@@ -16,11 +16,14 @@ run: install
 	nsfw-mobilenet make-standin data/standin
 	nsfw-mobilenet train --table 4.1 --data data/standin/binary --out runs/table_4.1_standin
 
-# Execute every notebook at full scale on the stand-in data; they rewrite figures/.
+# Execute every notebook at full scale (real-photo proxies from ../shared where present); they rewrite figures/.
+# notebooks/full_run/NN_name.yaml holds a notebook's parameters for that run (reuse of committed results).
 figures:
 	mkdir -p runs/notebooks
 	for nb in $(NOTEBOOKS); do \
-	  NSFW_MOBILENET_SMOKE=0 $(PYTHON) -m papermill --cwd notebooks $$nb runs/notebooks/$$(basename $$nb) || exit 1; \
+	  params=notebooks/full_run/$$(basename $$nb .ipynb).yaml; \
+	  NSFW_MOBILENET_SMOKE=0 IPYTHONDIR=$(abspath notebooks/full_run/ipython) $(PYTHON) -m papermill --cwd notebooks \
+	    $$( [ -f $$params ] && echo -f $$params ) $$nb runs/notebooks/$$(basename $$nb) || exit 1; \
 	done
 
 test: install
