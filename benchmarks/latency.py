@@ -14,7 +14,8 @@ Two extra rows explain int8 on MobileNetV3:
 V1, V2 and V3-Small load their offline ImageNet weights (V2/V3-Small dequantized from TFLite).
 V3-Large has none offline: it is random-init and its BatchNorm statistics are re-estimated on stand-in
 images, so int8 calibration sees realistic activation ranges (random-init activations shrink to ~1e-6
-and would distort what XNNPACK accepts). Latency does not depend on the weights' values; accuracy is not measured here.
+and would distort what XNNPACK accepts). Latency does not depend on the weights' values; accuracy is
+not measured here.
 
     python benchmarks/latency.py            # writes benchmarks/results/latency.{json,md}
 """

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .models import RANDOM_INIT
+
 FIGURE_DPI = 80
 PANEL_INCHES = 2.6
 
@@ -297,7 +299,7 @@ def plot_selection(table: Any, accuracy_column: str, title: str = "") -> Any:
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     measured = table.dropna(subset=[accuracy_column, "float32 ms", "int8 ms"])
     for color, (backbone, row) in zip(colors, measured.iterrows()):
-        random_init = row["weights"] == "random init"
+        random_init = row["weights"] == RANDOM_INIT
         label = f"{backbone} ({row['int8 MB']:.1f} MB int8)" + (" RANDOM INIT" if random_init else "")
         hollow = {"color": color} if random_init else {"facecolors": "none", "edgecolors": color}
         axis.scatter(row["float32 ms"], row[accuracy_column], s=20 * row["float32 MB"],

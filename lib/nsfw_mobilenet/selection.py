@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from .augment import da_table
 from .experiments import load_result, weights_name
-from .models import BACKBONES, RANDOM_INIT
+from .models import BACKBONES
 
 NO_AUGMENTATION_TABLES = {"mobilenet_v1": "4.1", "mobilenet_v2": "4.5", "mobilenet_v3_small": "4.9",
                           "mobilenet_v3_large": "4.13"}  # §4.2.1–4.2.4
@@ -81,7 +81,3 @@ def selection_table(results_root: Path | str, dataset: str, latency: dict[str, A
 def load_latency(path: Path | str) -> dict[str, Any]:
     """`benchmarks/results/latency.json`, with the load average it was measured under."""
     return json.loads(Path(path).read_text())
-
-
-def is_random_init(weights: str) -> bool:
-    return weights == RANDOM_INIT

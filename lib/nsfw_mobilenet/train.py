@@ -355,16 +355,6 @@ def final_model(data_dir: Path | str, out_dir: Path | str | None = None, *, smok
     return FinalModel(model, result, run_data)
 
 
-def quick_fit(model: Any, images: np.ndarray, labels: np.ndarray, backbone: str, *, epochs: int = 1,
-              optimizer: str = "sgd", learning_rate: float = 1e-3, batch_size: int = 16) -> Any:
-    """Fit `model` briefly on uint8 images (for smoke-mode notebooks that need a trained model)."""
-    num_classes = int(model.output.shape[-1])
-    compile_for_training(model, optimizer, learning_rate)
-    dataset = data.make_dataset(images, labels, num_classes, backbone, batch_size=batch_size, shuffle=True)
-    model.fit(dataset, epochs=epochs, shuffle=False, verbose=0)
-    return model
-
-
 def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: list[int] | None = None,
               smoke: bool = False, progress: bool = True, **overrides: Any) -> list[dict[str, Any]]:
     """Every row of a thesis table (or the chosen rows), decoding the dataset once."""
