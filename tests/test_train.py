@@ -31,7 +31,7 @@ def test_every_thesis_config_runs_in_smoke_mode(table, smoke_data, tmp_path):
         assert len(result["history"]["val_accuracy"]) == 1
         assert result["test"]["TN"] + result["test"]["FP"] + result["test"]["TP"] + result["test"]["FN"] == 8
         assert "classifier" in result["trainable_layers_with_weights"]
-        assert (tmp_path / f"{experiments.ExperimentConfig(**result['config']).name}.json").exists()
+        assert train.result_path(experiments.ExperimentConfig(**result["config"]), tmp_path, smoke=True).exists()
     thesis_column = experiments.thesis_vs_run(results)["val_accuracy [thesis]"]
     expected = [experiments.thesis_row(table, c.row).get("val_accuracy") for c in experiments.table_configs(table)]
     assert [None if v != v else v for v in thesis_column] == expected  # NaN where the thesis printed nothing
@@ -55,6 +55,16 @@ def test_a_smoke_result_is_never_reused_for_a_different_run(smoke_data, tmp_path
     other_data = train.run_experiment(config, "elsewhere", tmp_path, smoke=True, run_data=smoke_data,
                                       checkpoint_dir=tmp_path / "c", verbose=0)
     assert other_data["data"]["dir"] == "elsewhere"
+
+
+def test_a_smoke_run_never_overwrites_a_full_result_in_the_same_folder(smoke_data, tmp_path):
+    config = experiments.table_configs("4.1")[0].with_overrides(epochs=1)
+    full = train.run_experiment(config, "standin", tmp_path, run_data=smoke_data, checkpoint_dir=tmp_path / "a",
+                                verbose=0)
+    train.run_experiment(config, "standin", tmp_path, smoke=True, run_data=smoke_data,
+                         checkpoint_dir=tmp_path / "b", verbose=0)
+    assert json.loads(train.result_path(config, tmp_path).read_text()) == json.loads(json.dumps(full))
+    assert train.result_path(config, tmp_path, smoke=True).parent.name == "smoke"
 
 
 def test_cached_features_give_the_same_training_as_recomputing(smoke_data, tmp_path):
@@ -107,7 +117,7 @@ def test_a_notebook_finds_the_run_made_from_the_repository_root(smoke_data, tmp_
 def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_path):
     final = train.final_model(standin.ensure_standin() / "binary", tmp_path, smoke=True)
     assert final.result["config"] == experiments.final_config().with_overrides(epochs=1).to_dict()
-    assert (tmp_path / "table_final_row_01.keras").exists()
+    assert (tmp_path / "smoke" / "table_final_row_01.keras").exists()
     assert final.test_probabilities().shape == (len(final.data.test.labels), 2)
     assert "MobileNetV3-Small" in final.describe() and "SMOKE" in final.describe()
     card = final.model_card(["normal", "sexual"])
@@ -118,7 +128,7 @@ def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_pat
 def test_final_model_with_the_thesis_head_has_its_own_folder_and_says_so_on_its_card(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "PROJECT_ROOT", tmp_path)
     thesis_head = train.final_model(standin.ensure_standin() / "binary", smoke=True, head="thesis")
-    assert (tmp_path / "runs" / "final_smoke_thesis_head" / "binary" / "table_final_row_01.keras").exists()
+    assert (tmp_path / "runs" / "final_thesis_head" / "binary" / "smoke" / "table_final_row_01.keras").exists()
     assert thesis_head.result["config"]["head"] == "thesis" and "thesis head" in thesis_head.describe()
     assert "'head': 'thesis'" in thesis_head.model_card(["normal", "sexual"])["config"]
 

@@ -37,7 +37,7 @@ import numpy as np
 
 import nsfw_mobilenet
 from nsfw_mobilenet.data import PREPROCESS_MODULES
-from nsfw_mobilenet.experiments import weights_name
+from nsfw_mobilenet.experiments import load_result, weights_name
 from nsfw_mobilenet.taxonomy import TAXONOMIES, taxonomy_for_classes
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
@@ -45,16 +45,14 @@ MODEL_FILE = "model.tflite"
 LABELS_FILE = "labels.txt"
 CARD_FILE = "model_card.json"
 CARD_MARKDOWN_FILE = "model_card.md"
-REPRESENTATIVE_LIMIT = 512  # int8 calibration images; V3-Small roses/tulips: 200 → all 507 raised float32 agreement 86 → 89 % (95.6 → 97.5 % with float MULs)
+REPRESENTATIVE_LIMIT = 512  # int8 calibration images: fewer (200) cost V3-Small int8 a few points of agreement
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_REVIEW_BAND = (0.3, 0.7)  # §6.2: "less than 70% of possibilities" → human review
 AGREEMENT_TARGET = 0.99  # top-1 agreement of every variant with float32 (and Keras) the export must reach
 REFERENCE_VARIANT = "float32"  # listing 2.4's file: what the quantized variants are compared with
 # int8 with the multiplications left in float (`float_ops=INT8_FLOAT_MULTIPLICATIONS`): the hard-swish and
-# squeeze-excite products are where V3-Small's int8 loses most. Measured on the roses/tulips V3-Small
-# (159 test images, 507 calibration images): top-1 agreement with float32 88.7 % → 97.5 %, accuracy
-# 84.9 % → 89.9 % (float32 91.2 %), 1.87 → 1.88 MB, latency unchanged (all ops stay in XNNPACK, ~2.5 ms at
-# 2 threads). Keeping HARD_SWISH ops gives the same 97.5 % but runs at ~5.6 ms, slower than float32.
+# squeeze-excite products are where V3-Small's int8 loses most of its agreement with float32, and keeping
+# them float costs no size and no speed (every op stays in XNNPACK); notebook 07 measures both forms.
 INT8_FLOAT_MULTIPLICATIONS = ("MUL",)
 
 # keras.applications preprocess_input as an affine map of 0..255 pixels: (scale, offset), or None
@@ -466,7 +464,7 @@ def trained_from(model_path: Path | str) -> str:
     results = Path(model_path).with_suffix(".json")
     if not results.exists():
         return f"unknown (no {results.name} beside the model)"
-    return weights_name(json.loads(results.read_text()))
+    return weights_name(load_result(results))
 
 
 def run(args: argparse.Namespace) -> int:

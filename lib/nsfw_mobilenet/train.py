@@ -254,16 +254,22 @@ def train(config: ExperimentConfig, run_data: RunData, *, checkpoint_dir: Path =
     return TrainedRun(model, result, probabilities)
 
 
+def result_path(config: ExperimentConfig, out_dir: Path | str, smoke: bool = False) -> Path:
+    """Where `run_experiment` writes a run's results JSON (its `.keras` beside it). Smoke runs go to
+    `<out_dir>/smoke/`, so a seconds-long check can never overwrite a full (committed) result."""
+    return Path(out_dir) / ("smoke" if smoke else "") / f"{config.name}.json"
+
+
 def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path | str, *, smoke: bool = False,
                    run_data: RunData | None = None, force: bool = False, **train_options: Any) -> dict[str, Any]:
-    """Train and evaluate `config` on `data_dir`, writing `<out_dir>/<config.name>.json`.
+    """Train and evaluate `config` on `data_dir`, writing `result_path(config, out_dir, smoke)`.
 
     A finished result of the same config, data folder and mode is reused unless `force`, so re-running
     a table resumes where it stopped; an interrupted run resumes from its last epoch checkpoint. The
     data folder is recorded relative to the repository, so a notebook (run from notebooks/) finds
     the runs made from the repository root.
     """
-    result_file = Path(out_dir) / f"{config.name}.json"
+    result_file = result_path(config, out_dir, smoke)
     data_name = repo_relative(data_dir)
     if result_file.exists() and not force:
         finished = json.loads(result_file.read_text())
@@ -290,7 +296,7 @@ def trained_model(config: ExperimentConfig, data_dir: Path | str, out_dir: Path 
     import keras
 
     result = run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, **train_options)
-    model_file = Path(out_dir) / f"{config.name}.keras"
+    model_file = result_path(config, out_dir, smoke).with_suffix(".keras")
     if not model_file.exists():
         result = run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, force=True,
                                 **train_options)
@@ -342,12 +348,12 @@ def final_model(data_dir: Path | str, out_dir: Path | str | None = None, *, smok
     finished run in `out_dir`, else trained now.
 
     `out_dir` defaults to runs/final/<data folder name>. A smoke run trains one epoch on a few images
-    per class into runs/final_smoke/<data folder name>, so it never touches the full model. `head`
+    per class (into the `smoke/` subfolder, `result_path`), so it never touches the full model. `head`
     swaps the config's head (notebook 07 compares listing 4.7's "thesis" head); such a model
-    defaults to runs/final_<head>_head/ (runs/final_smoke_<head>_head/ when smoke).
+    defaults to runs/final_<head>_head/<data folder name>.
     """
     config = final_config().with_overrides(epochs=1 if smoke else None, head=head)
-    folder = ("final_smoke" if smoke else "final") + (f"_{head}_head" if head and head != final_config().head else "")
+    folder = "final" + (f"_{head}_head" if head and head != final_config().head else "")
     default_dir = PROJECT_ROOT / "runs" / folder / Path(data_dir).name
     run_data = load_run_data(data_dir, smoke=smoke, progress=False)
     model, result = trained_model(config, data_dir, out_dir or default_dir, smoke=smoke, run_data=run_data,
