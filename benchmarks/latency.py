@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 
 import nsfwjs  # noqa: E402  (benchmarks/nsfwjs.py, next to this script)
 from nsfw_mobilenet import data, export, models, selection, standin  # noqa: E402
+from nsfw_mobilenet.litert import LiteRTModel  # noqa: E402
 from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -135,7 +136,7 @@ def xnnpack_coverage(path: Path) -> dict[str, Any]:
     A delegated op's output is either internal to its partition or an output of a DELEGATE node;
     an op whose output is neither, but is consumed across a partition boundary, ran outside XNNPACK.
     """
-    interpreter = export.LiteRTModel(path).interpreter
+    interpreter = LiteRTModel(path).interpreter
     ops = interpreter._get_ops_details()
     delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
     delegated_outputs = {t for op in delegates for t in op["outputs"]}
@@ -198,7 +199,7 @@ def measure(contenders_: list[dict[str, Any]], images: np.ndarray, work: Path, r
             rows.append({"model": contender["name"], "variant": variant, "size_bytes": path.stat().st_size,
                          "weights": contender["weights"], **xnnpack_coverage(path)})
             for threads in THREADS:
-                runners[(len(rows) - 1, threads)] = export.LiteRTModel(path, num_threads=threads)
+                runners[(len(rows) - 1, threads)] = LiteRTModel(path, num_threads=threads)
     print(f"timing {len(runners)} interpreters, {runs} runs each ...", file=sys.stderr)
     times = timed_invocations(runners, images[0], runs)
     for (index, threads), measured in times.items():

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 import tiny_classifier
-from nsfw_mobilenet import export
+from nsfw_mobilenet import export, model_card
+from nsfw_mobilenet.litert import LiteRTModel
 from nsfw_mobilenet.data import preprocess_for
+from nsfw_mobilenet.operating_point import DEFAULT_OPERATING_POINT
 
 # Measured on the tiny classifier's 64-image batch: all variants agree on 100%; the issue's bar is 99%.
 MIN_TOP1_AGREEMENT = export.AGREEMENT_TARGET
@@ -46,7 +48,7 @@ def test_export_variants_writes_one_folder_per_variant_named_after_it(exported):
 
 
 def test_exported_models_take_raw_pixels_uint8_for_int8_and_float_otherwise(exported):
-    dtypes = {v: export.LiteRTModel(e.path).interpreter.get_input_details()[0]["dtype"] for v, e in exported.items()}
+    dtypes = {v: LiteRTModel(e.path).interpreter.get_input_details()[0]["dtype"] for v, e in exported.items()}
     assert dtypes == {"float32": np.float32, "float16": np.float32, "dynamic_range": np.float32, "int8": np.uint8}
 
 
@@ -58,7 +60,8 @@ def test_export_writes_labels_and_a_model_card_an_app_developer_can_follow(expor
     assert card["input"]["shape"] == [1, tiny_classifier.SIDE, tiny_classifier.SIDE, 3]
     assert card["input"]["dtype"] == "uint8"
     assert "baked into the graph" in card["preprocessing"]
-    assert card["thresholds"]["review_band"] == list(export.DEFAULT_REVIEW_BAND)
+    assert card["operating_point"]["review_band"] == list(DEFAULT_OPERATING_POINT.review_band)
+    assert card["operating_point"]["chosen_on"] is None and card["calibration"] is None
     assert card["training_data"] == "colour gradients" and card["backbone"] == "tiny"
     assert card["size_bytes"] == int8.path.stat().st_size
     assert {"tensorflow", "keras", "ai_edge_litert", "nsfw_mobilenet"} <= set(card["versions"])
@@ -102,13 +105,13 @@ def test_class_count_must_match_the_model_outputs(classifier, tmp_path):
 
 
 def test_labels_are_read_from_the_model_card_when_labels_txt_is_missing(exported, tmp_path):
-    (tmp_path / export.CARD_FILE).write_text(exported["float32"].card_path.read_text())
-    assert export.read_labels(tmp_path / export.MODEL_FILE) == tiny_classifier.CLASSES
-    assert export.read_labels(tmp_path / "elsewhere" / export.MODEL_FILE) is None
+    (tmp_path / model_card.CARD_FILE).write_text(exported["float32"].card_path.read_text())
+    assert model_card.read_labels(tmp_path / export.MODEL_FILE) == tiny_classifier.CLASSES
+    assert model_card.read_labels(tmp_path / "elsewhere" / export.MODEL_FILE) is None
 
 
 def op_names(path):
-    interpreter = export.LiteRTModel(path).interpreter
+    interpreter = LiteRTModel(path).interpreter
     return {op["op_name"] for op in interpreter._get_ops_details()}
 
 
@@ -122,7 +125,7 @@ def test_int8_with_float_multiplications_keeps_uint8_input_and_runs_every_mul_in
     exported = export.export_tflite(classifier, tmp_path, "int8", classes=tiny_classifier.CLASSES,
                                     pixel_scaling=tiny_classifier.PIXEL_SCALING, representative_images=calibration,
                                     float_ops=export.INT8_FLOAT_MULTIPLICATIONS)
-    model = export.LiteRTModel(exported.path)
+    model = LiteRTModel(exported.path)
     tensors = {t["index"]: t["dtype"] for t in model.interpreter.get_tensor_details()}
     muls = [op for op in model.interpreter._get_ops_details() if op["op_name"] == "MUL"]
     assert model._input["dtype"] == np.uint8
@@ -145,24 +148,113 @@ def test_decomposed_hard_swish_computes_the_same_function(classifier):
     np.testing.assert_allclose(decomposed.predict(images, verbose=0), classifier.predict(images, verbose=0), atol=1e-6)
 
 
-def test_export_command_writes_the_variants_calibrated_on_the_data_folder(classifier, tmp_path, capsys):
+def write_image_folder(root, images, labels):
     from PIL import Image
+
+    for i, (image, label) in enumerate(zip(images, labels)):
+        folder = root / tiny_classifier.CLASSES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i}.png")
+
+
+@pytest.fixture(scope="module")
+def exported_with_evidence(classifier, tmp_path_factory):
+    """`nsfw-mobilenet export --data --benign` of the tiny classifier: train/ (40), test/ (24), harmless (6)."""
+    from nsfw_mobilenet import cli
+
+    root = tmp_path_factory.mktemp("evidence")
+    write_image_folder(root / "data" / "train", *tiny_classifier.images(40, seed=5))
+    write_image_folder(root / "data" / "test", *tiny_classifier.images(24, seed=7))
+    harmless, _ = tiny_classifier.images(12, seed=8)
+    write_image_folder(root / "harmless_parent", harmless[::2], np.zeros(6, int))  # only "normal"-like gradients
+    classifier.save(root / "tiny.keras")
+    code = cli.main(["export", "--model", str(root / "tiny.keras"), "--backbone", "mobilenet_v1",
+                     "--out", str(root / "out"), "--variants", "float32", "int8", "--data", str(root / "data"),
+                     "--benign", str(root / "harmless_parent" / "normal")])
+    assert code == 0
+    return root
+
+
+def card_of(root, variant):
+    return json.loads((root / "out" / variant / model_card.CARD_FILE).read_text())
+
+
+def test_export_command_writes_the_variants_calibrated_on_the_data_folder(exported_with_evidence):
+    root = exported_with_evidence
+    images, labels = tiny_classifier.images(8, seed=9)
+    lite = LiteRTModel(root / "out" / "int8" / export.MODEL_FILE)
+    assert lite.predict(images).argmax(axis=1).tolist() == labels.tolist()
+    assert model_card.read_labels(root / "out" / "float32" / export.MODEL_FILE) == tiny_classifier.CLASSES
+
+
+def test_card_carries_the_temperature_fitted_on_validation_data_and_its_ece(exported_with_evidence):
+    calibration = card_of(exported_with_evidence, "int8")["calibration"]
+    assert calibration["temperature"] > 0 and calibration["bins"] == 15
+    assert calibration["ece_after"] <= calibration["ece_before"]
+    assert "validation split" in calibration["fitted_on"] and "inside the graph" in calibration["applied"]
+
+
+def test_card_carries_the_operating_point_chosen_for_the_targets_with_validation_and_test_figures(
+        exported_with_evidence):
+    point = card_of(exported_with_evidence, "int8")["operating_point"]
+    assert point["target_false_positive_rate"] == 0.01 and point["target_recall"] == 0.99
+    assert point["review_band"][1] == point["threshold"] and point["review_band"][0] <= point["threshold"]
+    assert point["validation"]["false_positive_rate"] <= 0.01 and point["validation"]["recall"] >= 0.99
+    assert point["test"]["images"] == 24
+    assert set(point["test"]) >= {"recall", "false_positive_rate", "decided_automatically",
+                                  "error_rate_of_automatic_decisions", "decisions"}
+
+
+def test_card_test_metrics_hold_accuracy_per_class_figures_auc_confusion_agreement_and_harmless_rate(
+        exported_with_evidence):
+    test = card_of(exported_with_evidence, "int8")["metrics"]["test"]
+    assert test["accuracy"] > 0.9 and test["roc_auc"] > 0.9
+    assert set(test["per_class"]) == set(tiny_classifier.CLASSES)
+    assert np.sum(test["confusion_matrix"]) == 24
+    assert test["float32_top1_agreement"] >= MIN_TOP1_AGREEMENT
+    assert test["benign"]["normal"]["images"] == 6
+    assert sum(test["benign"]["normal"][d] for d in ("safe", "review", "unsafe")) == pytest.approx(1.0)
+    assert "float32_top1_agreement" not in card_of(exported_with_evidence, "float32")["metrics"]["test"]
+
+
+def test_scanning_the_test_folder_with_no_flags_reproduces_the_card_test_figures(exported_with_evidence, capsys):
+    import csv
+    import io
 
     from nsfw_mobilenet import cli
 
-    images, labels = tiny_classifier.images(8, seed=5)
-    for i, (image, label) in enumerate(zip(images, labels)):
-        folder = tmp_path / "data" / "train" / tiny_classifier.CLASSES[label]
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(folder / f"{i}.png")
+    root = exported_with_evidence
+    card = card_of(root, "int8")
+    code = cli.main(["scan", "--quiet", str(root / "data" / "test"), "--model", str(root / "out" / "int8" / export.MODEL_FILE)])
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert code in (0, 1) and len(rows) == 24
+    counted = {side: {d: 0 for d in ("safe", "review", "unsafe")} for side in ("safe", "unsafe")}
+    for row in rows:
+        counted["unsafe" if "/sexual/" in row["path"] else "safe"][row["decision"]] += 1
+    assert counted == card["operating_point"]["test"]["decisions"]
+    assert {float(row["threshold"]) for row in rows} == {card["operating_point"]["threshold"]}
+    assert {(float(row["review_low"]), float(row["review_high"])) for row in rows} == {
+        tuple(card["operating_point"]["review_band"])}
+
+
+def test_model_card_markdown_has_the_usual_sections_generated_from_the_json(exported_with_evidence):
+    text = (exported_with_evidence / "out" / "int8" / model_card.CARD_MARKDOWN_FILE).read_text()
+    for section in ("Model details", "Intended use", "Out-of-scope uses", "Training and evaluation data", "Metrics",
+                    "Calibration", "Operating point", "Limitations", "Ethical considerations"):
+        assert f"## {section}" in text
+    assert f"{card_of(exported_with_evidence, 'int8')['calibration']['temperature']:.3f}" in text
+
+
+def test_export_command_names_a_target_the_validation_data_cannot_check(classifier, tmp_path, capsys):
+    from nsfw_mobilenet import cli
+
+    images, labels = tiny_classifier.images(10, seed=5)
+    write_image_folder(tmp_path / "data" / "train", images[labels == 1], labels[labels == 1])  # one class only
+    (tmp_path / "data" / "train" / "normal").mkdir()
     classifier.save(tmp_path / "tiny.keras")
     code = cli.main(["export", "--model", str(tmp_path / "tiny.keras"), "--backbone", "mobilenet_v1",
-                     "--out", str(tmp_path / "out"), "--variants", "float32", "int8", "--data", str(tmp_path / "data")])
-    assert code == 0
-    lite = export.LiteRTModel(tmp_path / "out" / "int8" / export.MODEL_FILE)
-    assert lite.predict(images).argmax(axis=1).tolist() == labels.tolist()
-    assert export.read_labels(tmp_path / "out" / "float32" / export.MODEL_FILE) == tiny_classifier.CLASSES
-    assert "int8" in capsys.readouterr().out
+                     "--out", str(tmp_path / "out"), "--variants", "float32", "--data", str(tmp_path / "data")])
+    assert code == 2 and "no safe validation images" in capsys.readouterr().err
 
 
 def test_export_command_refuses_int8_without_calibration_data(classifier, tmp_path, capsys):
@@ -189,7 +281,7 @@ def test_tensorflow_and_litert_start_without_native_log_lines(exported):
     import sys
 
     code = ("import sys, nsfw_mobilenet; nsfw_mobilenet.import_tensorflow_quietly(); "
-            "from nsfw_mobilenet import export; export.LiteRTModel(sys.argv[1])")
+            "from nsfw_mobilenet.litert import LiteRTModel; LiteRTModel(sys.argv[1])")
     completed = subprocess.run([sys.executable, "-c", code, str(exported["int8"].path)], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
     assert "InitializeLog" not in completed.stderr and "XNNPACK" not in completed.stderr

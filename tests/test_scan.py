@@ -67,24 +67,6 @@ def run_scan(capsys, *argv):
     return code, out, err
 
 
-# ---------------------------------------------------------------- decision policy
-
-
-@pytest.mark.parametrize("probability, decision", [
-    (0.0, "safe"), (0.29, "safe"), (0.3, "review"), (0.5, "review"), (0.69, "review"), (0.7, "unsafe"), (1.0, "unsafe")])
-def test_review_band_sends_unsure_predictions_to_a_person(probability, decision):
-    assert scan.decide(probability, threshold=0.5, review_band=(0.3, 0.7)) == decision
-
-
-def test_an_empty_review_band_leaves_the_threshold_alone():
-    assert [scan.decide(p, 0.5, (0.5, 0.5)) for p in (0.49, 0.5)] == ["safe", "unsafe"]
-
-
-def test_threshold_outside_the_review_band_is_refused():
-    with pytest.raises(ValueError, match="inside the review band"):
-        scan.check_policy(0.8, (0.3, 0.7))
-
-
 # ---------------------------------------------------------------- Detector API
 
 

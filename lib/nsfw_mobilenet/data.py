@@ -130,6 +130,15 @@ def list_images(root: Path | str, split: str | None = None) -> list[LabeledImage
     ]
 
 
+def image_files(folder: Path | str) -> list[Path]:
+    """Every non-hidden file with an image extension under `folder`, recursively, in a fixed order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder of images")
+    return [path for path in _walk_files(folder)
+            if path.suffix.lower() in IMAGE_EXTENSIONS and not _is_hidden(path, folder)]
+
+
 def split_files(
     root: Path | str, subset: str, validation_split: float = VALIDATION_SPLIT, seed: int = SPLIT_SEED
 ) -> list[LabeledImage]:
@@ -467,6 +476,18 @@ def load_images(
         classes=list(classes),
         bad_files=bad_files,
     )
+
+
+def load_folder(folder: Path | str, *, limit: int | None = None, image_size: tuple[int, int] = IMAGE_SIZE,
+                progress: bool = False) -> LoadedImages:
+    """The images under one unlabelled folder (e.g. harmless photos), labelled with the folder's name;
+    `limit`: that many, spread evenly over the sorted files."""
+    paths = image_files(folder)
+    if limit is not None and limit < len(paths):
+        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, limit).astype(int)]
+    name = Path(folder).name
+    return load_images([LabeledImage(path, name) for path in paths], [name], image_size=image_size,
+                       progress=progress)
 
 
 # ---------------------------------------------------------------- tf.data pipeline

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn import metrics as skm
 
+from .operating_point import unsafe_probabilities
 from .taxonomy import taxonomy_or_proxy
 
 
@@ -22,7 +23,7 @@ def positive_indices(classes: Sequence[str]) -> list[int]:
 
 def positive_scores(probabilities: np.ndarray, classes: Sequence[str]) -> np.ndarray:
     """Probability of the positive (unsafe) side: the sum over unsafe classes."""
-    return probabilities[:, positive_indices(classes)].sum(axis=1)
+    return unsafe_probabilities(probabilities, positive_indices(classes))
 
 
 @dataclass
@@ -66,3 +67,12 @@ def evaluate_predictions(probabilities: np.ndarray, labels: np.ndarray, classes:
         f1=float(skm.f1_score(true_positive, predicted_positive, zero_division=0)),
         roc_auc=float(skm.roc_auc_score(true_positive, scores)) if both_sides_present else None,
     )
+
+
+def per_class_metrics(probabilities: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Precision, recall and image count of each class (top-1), as model cards report them."""
+    predicted = np.asarray(probabilities).argmax(axis=1)
+    precision, recall, _, support = skm.precision_recall_fscore_support(
+        labels, predicted, labels=range(len(classes)), zero_division=0)
+    return {name: {"precision": float(p), "recall": float(r), "images": int(n)}
+            for name, p, r, n in zip(classes, precision, recall, support)}

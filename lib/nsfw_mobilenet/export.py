@@ -5,8 +5,8 @@ phone as future work (§6.2). Here each export is a folder an app developer can 
 
     <out_dir>/<variant>/model.tflite      the network, preprocessing baked in
     <out_dir>/<variant>/labels.txt        one class per line, in output order
-    <out_dir>/<variant>/model_card.json   classes, input, preprocessing, thresholds, data, metrics, versions
-    <out_dir>/<variant>/model_card.md     the same, for people
+    <out_dir>/<variant>/model_card.json   classes, input, preprocessing, calibration, operating point, metrics
+    <out_dir>/<variant>/model_card.md     the same as a model card in the usual sections (`model_card`)
 
 Preprocessing is part of the exported graph: every `.tflite` takes RGB pixels 0..255 (float32, or
 uint8 for the full-integer variant), so an app resizes to 224×224 and feeds the bitmap. Getting
@@ -14,18 +14,20 @@ uint8 for the full-integer variant), so an app resizes to 224×224 and feeds the
 
 Variants: float32 (listing 2.4), float16 weights, dynamic-range (int8 weights, float activations)
 and full integer int8 (activations calibrated on representative training images).
+
+Given labelled data (`--data`), the exported graph divides its logits by a temperature fitted on the
+validation split (`calibrate`), and each card carries the operating point chosen there for a target
+false-positive rate and recall (`operating_point`), with the figures measured by running that file.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import io
 import json
 import logging
 import os
-import platform
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -36,18 +38,19 @@ from typing import Any, Callable
 import numpy as np
 
 import nsfw_mobilenet
+from nsfw_mobilenet import calibrate, data, train
 from nsfw_mobilenet.data import PREPROCESS_MODULES
+from nsfw_mobilenet.evaluate import evaluate_predictions, per_class_metrics, positive_indices, positive_scores
 from nsfw_mobilenet.experiments import load_result, weights_name
-from nsfw_mobilenet.taxonomy import TAXONOMIES, taxonomy_for_classes
+from nsfw_mobilenet.litert import LiteRTModel
+from nsfw_mobilenet.model_card import (CARD_FILE, CARD_MARKDOWN_FILE, LABELS_FILE, TEMPERATURE_APPLIED,
+                                       build_model_card, default_classes, model_card_markdown)
+from nsfw_mobilenet.operating_point import (DEFAULT_TARGET_FALSE_POSITIVE_RATE, DEFAULT_TARGET_RECALL, Targets,
+                                            choose_operating_point, decision_shares, policy_figures)
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 MODEL_FILE = "model.tflite"
-LABELS_FILE = "labels.txt"
-CARD_FILE = "model_card.json"
-CARD_MARKDOWN_FILE = "model_card.md"
 REPRESENTATIVE_LIMIT = 512  # int8 calibration images: fewer (200) cost V3-Small int8 a few points of agreement
-DEFAULT_THRESHOLD = 0.5
-DEFAULT_REVIEW_BAND = (0.3, 0.7)  # §6.2: "less than 70% of possibilities" → human review
 AGREEMENT_TARGET = 0.99  # top-1 agreement of every variant with float32 (and Keras) the export must reach
 REFERENCE_VARIANT = "float32"  # listing 2.4's file: what the quantized variants are compared with
 # int8 with the multiplications left in float (`float_ops=INT8_FLOAT_MULTIPLICATIONS`): the hard-swish and
@@ -202,72 +205,19 @@ def _quantize_except(calibrated: bytes, float_ops: Sequence[str], disable_per_ch
                                         denylisted_ops=list(float_ops))
 
 
-def library_versions() -> dict[str, str]:
-    import keras
-    import tensorflow as tf
-    from importlib.metadata import version
-
-    return {
-        "nsfw_mobilenet": nsfw_mobilenet.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "ai_edge_litert": version("ai-edge-litert"),
-        "python": platform.python_version(),
-    }
-
-
-def build_model_card(variant: str, classes: Sequence[str], input_shape: Sequence[int],
-                     scaling: tuple[float, float] | None, size_bytes: int,
-                     extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Everything an app developer needs to use the file correctly; `extra` adds or overrides fields
-    such as `backbone`, `training_data`, `metrics`, `thresholds`."""
-    try:
-        unsafe = sorted(taxonomy_for_classes(list(classes)).unsafe_classes)
-    except ValueError:
-        unsafe = []
-    height, width = input_shape[0], input_shape[1]
-    card: dict[str, Any] = {
-        "format": "tflite",
-        "variant": variant,
-        "classes": list(classes),
-        "unsafe_classes": unsafe,
-        "input": {
-            "shape": [1, height, width, 3],
-            "dtype": "uint8" if variant == "int8" else "float32",
-            "pixels": "RGB, 0..255, resized (squashed, bilinear) to the input size",
-        },
-        "output": {"dtype": "float32", "meaning": "softmax probabilities in the order of `classes`"},
-        "preprocessing": describe_scaling(scaling),
-        "thresholds": {"unsafe": DEFAULT_THRESHOLD, "review_band": list(DEFAULT_REVIEW_BAND),
-                       "rule": "unsafe probability = sum over unsafe classes; review when it falls in the band"},
-        "training_data": "not given",
-        "metrics": {},
-        "size_bytes": size_bytes,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": library_versions(),
-    }
-    card.update(extra or {})
-    return card
-
-
-def model_card_markdown(card: Mapping[str, Any]) -> str:
-    """A short human-readable card; the JSON is the source of truth."""
-    lines = [f"# Model card: {card.get('backbone', 'model')} ({card['variant']})", ""]
-    for key, value in card.items():
-        shown = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
-        lines.append(f"- **{key}**: {shown}")
-    return "\n".join(lines) + "\n"
-
-
 def export_tflite(model: Any, out_dir: Path | str, variant: str, *, classes: Sequence[str],
                   pixel_scaling: tuple[float, float] | None,
                   representative_images: np.ndarray | None = None,
-                  model_card: Mapping[str, Any] | None = None, float_ops: Sequence[str] = ()) -> ExportedModel:
+                  model_card: Mapping[str, Any] | None = None, float_ops: Sequence[str] = (),
+                  evidence: Evidence | None = None, reference_path: Path | None = None) -> ExportedModel:
     """Write `<out_dir>/<variant>/` with the `.tflite`, labels and model card.
 
     `model` takes preprocessed input (as trained); `pixel_scaling` (see `pixel_scaling_for`) is baked
     in so the file takes 0..255 pixels. `representative_images` (uint8 training images) calibrate int8;
     `float_ops` keeps those op types float in it (`INT8_FLOAT_MULTIPLICATIONS`: closer to float32, as fast).
+    With `evidence`, the temperature fitted on validation data is applied inside the graph and the card
+    carries the operating point and metrics measured by running the written file
+    (`model_card.measured_fields`; `reference_path`: the float32 export, for top-1 agreement).
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
@@ -275,96 +225,126 @@ def export_tflite(model: Any, out_dir: Path | str, variant: str, *, classes: Seq
         raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(classes)} classes were given")
     folder = Path(out_dir) / variant
     folder.mkdir(parents=True, exist_ok=True)
-    network = decompose_hard_swish(model) if variant == "int8" else model
+    network = calibrate.with_temperature(model, evidence.calibration.temperature) if evidence else model
+    int8_notes = _int8_notes(model, float_ops) if variant == "int8" else {}
+    if "hard_swish" in int8_notes:
+        network = decompose_hard_swish(network)
     flatbuffer = convert(raw_pixel_model(network, pixel_scaling), variant, representative_images,
                          float_ops if variant == "int8" else ())
     exported = ExportedModel(variant, folder / MODEL_FILE, folder / LABELS_FILE, folder / CARD_FILE,
                              folder / CARD_MARKDOWN_FILE)
     exported.path.write_bytes(flatbuffer)
     exported.labels_path.write_text("\n".join(classes) + "\n")
-    notes = {"hard_swish": "written as (x/6)*relu6(x+3) so LiteRT's XNNPACK runs it in int8"} if network is not model else {}
-    if variant == "int8" and float_ops:
-        notes["float_ops"] = list(float_ops)
-    card = build_model_card(variant, classes, model.input_shape[1:], pixel_scaling, len(flatbuffer),
-                            {**notes, **(model_card or {})})
+    measured = measured_fields(exported.path, classes, evidence, reference_path) if evidence else {}
+    card = build_model_card(variant, classes, model.input_shape[1:], describe_scaling(pixel_scaling),
+                            len(flatbuffer), {**int8_notes, **measured, **(model_card or {})})
     exported.card_path.write_text(json.dumps(card, indent=2) + "\n")
     exported.card_markdown_path.write_text(model_card_markdown(card))
     return exported
 
 
+def _int8_notes(model: Any, float_ops: Sequence[str]) -> dict[str, Any]:
+    """What the int8 file changes in the graph, for its card."""
+    notes: dict[str, Any] = {}
+    if hard_swish_layers(model):
+        notes["hard_swish"] = "written as (x/6)*relu6(x+3) so LiteRT's XNNPACK runs it in int8"
+    if float_ops:
+        notes["float_ops"] = list(float_ops)
+    return notes
+
+
 def export_variants(model: Any, out_dir: Path | str, variants: Sequence[str], **options: Any) -> dict[str, ExportedModel]:
-    """`export_tflite` for each of `variants` (same `options`), by variant name."""
-    return {variant: export_tflite(model, out_dir, variant, **options) for variant in variants}
+    """`export_tflite` for each of `variants` (same `options`), by variant name; the cards of the
+    others compare them with the float32 file when it is among them (exported first)."""
+    exported: dict[str, ExportedModel] = {}
+    for variant in sorted(variants, key=lambda name: name != REFERENCE_VARIANT):
+        reference = exported[REFERENCE_VARIANT].path if REFERENCE_VARIANT in exported else None
+        exported[variant] = export_tflite(model, out_dir, variant, reference_path=reference, **options)
+    return {variant: exported[variant] for variant in variants}
 
 
-def default_classes(num_outputs: int) -> list[str]:
-    """Without labels.txt, a model with 2 or 5 outputs is read in the thesis's class order."""
-    matches = [t.classes for t in TAXONOMIES.values() if t.num_classes == num_outputs]
-    if not matches:
-        raise ValueError(f"the model has {num_outputs} outputs, which matches no taxonomy; pass the class names")
-    return list(matches[0])
+# ---------------------------------------------------------------- what the card measures
 
 
-def read_labels(model_path: Path | str) -> list[str] | None:
-    """Classes of an exported model, from labels.txt (or model_card.json) next to it; None if neither."""
-    folder = Path(model_path).parent
-    if (folder / LABELS_FILE).exists():
-        return [line.strip() for line in (folder / LABELS_FILE).read_text().splitlines() if line.strip()]
-    if (folder / CARD_FILE).exists():
-        return list(json.loads((folder / CARD_FILE).read_text())["classes"])
-    return None
+@dataclass(frozen=True)
+class Evidence:
+    """Labelled images a card's figures come from: calibration and operating point are chosen on
+    `validation` (listing 4.4's hold-out), checked on `test` and on folders of harmless photos."""
+
+    calibration: calibrate.Calibration
+    validation: data.LoadedImages
+    test: data.LoadedImages | None = None
+    benign: tuple[data.LoadedImages, ...] = ()
+    targets: Targets = Targets()
 
 
-# ---------------------------------------------------------------- running .tflite with LiteRT
+def gather_evidence(validation_probabilities: np.ndarray, validation: data.LoadedImages,
+                    test: data.LoadedImages | None = None, benign: Sequence[data.LoadedImages] = (),
+                    targets: Targets = Targets()) -> Evidence:
+    """Fit the temperature on the trained model's `validation_probabilities` and keep the images to measure on."""
+    fitted_on = f"validation split (listing 4.4), {len(validation.labels)} images"
+    calibration = calibrate.calibrate(validation_probabilities, validation.labels, fitted_on)
+    return Evidence(calibration, validation, test, tuple(benign), targets)
 
 
-class LiteRTModel:
-    """A `.tflite` classifier run with LiteRT at batch 1: uint8 pixels in, float probabilities out.
+def evidence_for(model: Any, backbone: str, run_data: train.RunData, benign_dirs: Sequence[Path | str] = (),
+                 targets: Targets = Targets(), benign_limit: int | None = None) -> Evidence:
+    """`gather_evidence` for a trained Keras model and its run's data; `benign_dirs` are folders of
+    harmless photos (`benign_limit` images each, spread evenly; None: all)."""
+    validation_probabilities = train.predict(model, run_data.validation.images, backbone)
+    size = tuple(run_data.validation.images.shape[1:3])
+    benign = [data.load_folder(folder, limit=benign_limit, image_size=size) for folder in benign_dirs]
+    return gather_evidence(validation_probabilities, run_data.validation, run_data.test, benign, targets)
 
-    Handles quantized inputs and outputs from the tensors' own (scale, zero point), so float and
-    int8 exports are called the same way.
+
+def _is_unsafe(labels: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    return np.isin(labels, positive_indices(classes))
+
+
+def _test_metrics(probabilities: np.ndarray, labels: np.ndarray, classes: Sequence[str],
+                  reference: np.ndarray | None) -> dict[str, Any]:
+    evaluation = evaluate_predictions(probabilities, labels, classes)
+    metrics = {"images": int(len(labels)), "accuracy": evaluation.accuracy, "roc_auc": evaluation.roc_auc,
+               "per_class": per_class_metrics(probabilities, labels, classes),
+               "confusion_matrix": evaluation.confusion_matrix,
+               "ece": calibrate.expected_calibration_error(probabilities, labels)}
+    if reference is not None:
+        metrics["float32_top1_agreement"] = float(np.mean(probabilities.argmax(1) == reference.argmax(1)))
+    return metrics
+
+
+def measured_fields(model_path: Path | str, classes: Sequence[str], evidence: Evidence,
+                    reference_path: Path | str | None = None) -> dict[str, Any]:
+    """`calibration`, `operating_point` and `metrics` of one exported file, run with LiteRT on `evidence`.
+
+    `reference_path`: the float32 export, for the top-1 agreement of this file with it.
+    Raises `operating_point.OperatingPointError` when the targets cannot be met on validation data.
     """
-
-    def __init__(self, path: Path | str, num_threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.path = Path(path)
-        with nsfw_mobilenet.native_stderr_discarded():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-            self.interpreter.allocate_tensors()
-        self._input = self.interpreter.get_input_details()[0]
-        self._output = self.interpreter.get_output_details()[0]
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return int(self._input["shape"][1]), int(self._input["shape"][2])
-
-    @property
-    def num_classes(self) -> int:
-        return int(self._output["shape"][-1])
-
-    def _quantize(self, image: np.ndarray) -> np.ndarray:
-        dtype = self._input["dtype"]
-        scale, zero_point = self._input["quantization"]
-        if np.issubdtype(dtype, np.floating):
-            return image.astype(dtype)[None]
-        values = image.astype(np.float32) / scale + zero_point if scale else image
-        info = np.iinfo(dtype)
-        return np.clip(np.round(values), info.min, info.max).astype(dtype)[None]
-
-    def invoke(self, image: np.ndarray) -> np.ndarray:
-        """Probabilities for one uint8 [H, W, 3] image."""
-        self.interpreter.set_tensor(self._input["index"], self._quantize(image))
-        self.interpreter.invoke()
-        output = self.interpreter.get_tensor(self._output["index"])[0]
-        scale, zero_point = self._output["quantization"]
-        if not np.issubdtype(output.dtype, np.floating):
-            output = (output.astype(np.float32) - zero_point) * scale
-        return output.astype(np.float32)
-
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """Probabilities [N, C] for uint8 images [N, H, W, 3], one invocation each (batch 1, as on a phone)."""
-        return np.stack([self.invoke(image) for image in images]) if len(images) else np.zeros((0, self.num_classes))
+    lite = LiteRTModel(model_path, num_threads=2)
+    validation = lite.predict(evidence.validation.images)
+    validation_unsafe = _is_unsafe(evidence.validation.labels, classes)
+    point = choose_operating_point(positive_scores(validation, classes), validation_unsafe, evidence.targets)
+    operating_point = {
+        "threshold": point.threshold, "review_band": list(point.review_band),
+        "target_false_positive_rate": evidence.targets.false_positive_rate,
+        "target_recall": evidence.targets.recall, "chosen_on": evidence.calibration.fitted_on,
+        "validation": policy_figures(positive_scores(validation, classes), validation_unsafe, point).to_dict()}
+    metrics: dict[str, Any] = {}
+    if evidence.test is not None and len(evidence.test.labels):
+        test = lite.predict(evidence.test.images)
+        reference = LiteRTModel(reference_path, num_threads=2).predict(evidence.test.images) if reference_path else None
+        operating_point["test"] = policy_figures(positive_scores(test, classes),
+                                                 _is_unsafe(evidence.test.labels, classes), point).to_dict()
+        metrics["test"] = _test_metrics(test, evidence.test.labels, classes, reference)
+    if evidence.benign:
+        metrics.setdefault("test", {})["benign"] = {
+            folder.classes[0]: {"images": int(len(folder.labels)),
+                                **decision_shares(positive_scores(lite.predict(folder.images), classes), point)}
+            for folder in evidence.benign}
+    calibration = {**evidence.calibration.to_dict(), "applied": TEMPERATURE_APPLIED,
+                   "ece_this_file_validation": calibrate.expected_calibration_error(validation,
+                                                                                   evidence.validation.labels)}
+    return {"calibration": calibration, "operating_point": operating_point, "metrics": metrics}
 
 
 # ---------------------------------------------------------------- parity report
@@ -439,8 +419,6 @@ def parity_markdown(rows: Sequence[VariantParity], target: float = AGREEMENT_TAR
 def representative_images(data_dir: Path | str, count: int = REPRESENTATIVE_LIMIT,
                           image_size: tuple[int, int] = (224, 224)) -> np.ndarray:
     """Up to `count` training images spread over the classes of `data_dir` (its train/ split if any)."""
-    from nsfw_mobilenet import data
-
     items = data.list_images(data_dir, "train" if data.has_split_folders(data_dir) else None)
     chosen = [items[i] for i in np.linspace(0, len(items) - 1, min(count, len(items))).astype(int)]
     return data.load_images(chosen, sorted({item.label for item in items}), image_size=image_size,
@@ -454,8 +432,19 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backbone", required=True, help="its backbone, for the preprocessing baked into the graph")
     parser.add_argument("--out", required=True, type=Path, help="one sub-folder per variant is written here")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
-    parser.add_argument("--data", type=Path, help="training data root: int8 calibration images (needed for int8)")
+    parser.add_argument("--data", type=Path,
+                        help="the training data root (train/ and test/): int8 calibration images, and the validation "
+                             "split (listing 4.4) the temperature and operating point are chosen on")
     parser.add_argument("--classes", nargs="+", help="class names in output order (default: the thesis taxonomy)")
+    parser.add_argument("--target-false-positive-rate", type=float, default=DEFAULT_TARGET_FALSE_POSITIVE_RATE,
+                        help="threshold: the lowest with at most this share of safe validation images decided "
+                             "unsafe (default %(default)s)")
+    parser.add_argument("--target-recall", type=float, default=DEFAULT_TARGET_RECALL,
+                        help="review band: from the highest threshold keeping at least this share of unsafe "
+                             "validation images out of 'safe' (default %(default)s)")
+    parser.add_argument("--benign", type=Path, action="append", default=[], metavar="DIR",
+                        help="a folder of harmless photos: the card reports the share flagged or sent to review "
+                             "(repeatable)")
     parser.set_defaults(func=run)
 
 
@@ -474,16 +463,20 @@ def run(args: argparse.Namespace) -> int:
         scaling = pixel_scaling_for(args.backbone)
         if "int8" in args.variants and args.data is None:
             raise ValueError("int8 needs calibration images: pass --data with the training folder")
+        targets = Targets(args.target_false_positive_rate, args.target_recall)
         model = keras.models.load_model(args.model, compile=False)
         classes = args.classes or default_classes(int(model.output_shape[-1]))
-        calibration = representative_images(args.data, image_size=model.input_shape[1:3]) if args.data else None
-    except (ValueError, OSError, FileNotFoundError) as error:
+        size = tuple(model.input_shape[1:3])
+        representative = representative_images(args.data, image_size=size) if args.data else None
+        evidence = (evidence_for(model, args.backbone, train.load_run_data(args.data, progress=False, image_size=size),
+                                 args.benign, targets) if args.data else None)
+        card = {"backbone": args.backbone, "source_model": str(args.model), "weights": trained_from(args.model),
+                "training_data": str(args.data) if args.data else "not given"}
+        exported = export_variants(model, args.out, args.variants, classes=classes, pixel_scaling=scaling,
+                                   representative_images=representative, model_card=card, evidence=evidence)
+    except (ValueError, OSError) as error:  # OperatingPointError is a ValueError
         print(f"nsfw-mobilenet export: error: {error}", file=sys.stderr)
         return 2
-    card = {"backbone": args.backbone, "source_model": str(args.model), "weights": trained_from(args.model),
-            "training_data": str(args.data) if args.data else "not given"}
-    for variant in args.variants:
-        exported = export_tflite(model, args.out, variant, classes=classes, pixel_scaling=scaling,
-                                 representative_images=calibration, model_card=card)
-        print(f"{exported.path} ({exported.path.stat().st_size / 1e6:.2f} MB)")
+    for variant in exported.values():
+        print(f"{variant.path} ({variant.path.stat().st_size / 1e6:.2f} MB)")
     return 0

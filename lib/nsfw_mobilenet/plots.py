@@ -309,3 +309,62 @@ def plot_selection(table: Any, accuracy_column: str, title: str = "") -> Any:
         axis.plot([row["float32 ms"], row["int8 ms"]], [row[accuracy_column]] * 2, color=color, lw=0.8)
     return _finish_accuracy_axes(fig, axis, "LiteRT ms per image (batch 1, 2 threads): hollow float32, filled int8",
                                  accuracy_column, title, bottom=0.2)
+
+
+# --- Calibration and operating point (notebook 07) ---------------------------------------------
+def plot_reliability(diagrams: Mapping[str, Any], title: str = "") -> Any:
+    """Reliability diagrams (`calibrate.Reliability`) side by side: accuracy per confidence bin against the
+    diagonal of perfect calibration, bar widths the bins, with each diagram's ECE."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(diagrams), figsize=(len(diagrams) * PANEL_INCHES, PANEL_INCHES + 0.4),
+                             dpi=FIGURE_DPI, sharey=True, squeeze=False)
+    for axis, (label, diagram) in zip(axes[0], diagrams.items()):
+        filled = diagram.counts > 0
+        widths = np.diff(diagram.bin_edges)
+        axis.bar(diagram.bin_edges[:-1][filled], diagram.accuracy[filled], width=widths[filled], align="edge",
+                 edgecolor="black", lw=0.4, label="accuracy")
+        axis.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="perfect calibration")
+        axis.set_title(f"{label}\nECE {diagram.expected_calibration_error:.3f}", fontsize=8)
+        axis.set_xlabel("top-1 confidence", fontsize=8)
+        axis.set_xlim(0, 1)
+        axis.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("top-1 accuracy", fontsize=8)
+    axes[0][0].legend(fontsize=6, loc="upper left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_operating_point(unsafe_probabilities: np.ndarray, is_unsafe: np.ndarray, point: Any, title: str = "") -> Any:
+    """ROC and precision-recall curves of the unsafe probability, with an `operating_point.OperatingPoint`
+    marked: its threshold (automatic unsafe) and the low end of its review band (everything above is caught)."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    scores, truth = np.asarray(unsafe_probabilities, np.float64), np.asarray(is_unsafe, bool)
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(2 * PANEL_INCHES + 0.4, PANEL_INCHES + 0.4), dpi=FIGURE_DPI)
+    false_positive_rate, true_positive_rate, _ = roc_curve(truth, scores)
+    precision, recall, _ = precision_recall_curve(truth, scores)
+    roc.plot(false_positive_rate, true_positive_rate, lw=1)
+    pr.plot(recall, precision, lw=1)
+    marks = {f"threshold {point.threshold:.3g}": (point.threshold, "o"),
+             f"review from {point.review_band[0]:.3g}": (point.review_band[0], "s")}
+    for label, (cut, marker) in marks.items():
+        flagged = scores >= cut
+        tpr, fpr = flagged[truth].mean(), flagged[~truth].mean()
+        precision_at = truth[flagged].mean() if flagged.any() else 1.0
+        roc.scatter(fpr, tpr, marker=marker, zorder=3, label=label)
+        pr.scatter(tpr, precision_at, marker=marker, zorder=3, label=label)
+    for axis, (x, y) in ((roc, ("false-positive rate", "recall (true-positive rate)")), (pr, ("recall", "precision"))):
+        axis.set_xlabel(x, fontsize=8)
+        axis.set_ylabel(y, fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.set_xlim(-0.02, 1.02)
+        axis.set_ylim(-0.02, 1.02)
+    roc.set_title("ROC", fontsize=8)
+    pr.set_title("precision-recall", fontsize=8)
+    roc.legend(fontsize=6, loc="lower right")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

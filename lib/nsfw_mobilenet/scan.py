@@ -9,6 +9,8 @@ Decision for an unsafe probability p (the sum over the taxonomy's unsafe classes
     review  if low <= p < high   (the review band; low == high disables it)
     unsafe  if p >= threshold    (outside the band)
     safe    otherwise
+The threshold and band come from the model card next to the model (`operating_point`: chosen on
+validation data at export) unless given; each row records the ones used.
 
 Exit codes of `scan`:
     0  every input was read and is safe
@@ -30,21 +32,28 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 from PIL import Image
 
-from nsfw_mobilenet import data, export
+from nsfw_mobilenet import data
+from nsfw_mobilenet.litert import LiteRTModel
+from nsfw_mobilenet.model_card import default_classes, operating_point_of, read_card, read_labels
+from nsfw_mobilenet.operating_point import (DECISIONS, DEFAULT_OPERATING_POINT, REVIEW, SAFE, UNSAFE, check_policy,
+                                            decide, unsafe_probabilities)
 from nsfw_mobilenet.taxonomy import Taxonomy, taxonomy_for_classes
 from nsfw_mobilenet.video import VIDEO_EXTENSIONS, CorruptVideo, extract_frames, video_score
 
-SAFE, REVIEW, UNSAFE, ERROR = "safe", "review", "unsafe", "error"
-DECISIONS = (SAFE, REVIEW, UNSAFE)
+if TYPE_CHECKING:  # export imports TensorFlow-side modules; the scanner does not need them
+    from nsfw_mobilenet.export import VariantParity
+
+ERROR = "error"
 EXIT_SAFE, EXIT_FLAGGED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
 TFLITE_SUFFIX = ".tflite"
 KERAS_SUFFIXES = (".keras", ".h5")
-ROW_FIELDS = ("path", "kind", "time_s", "label", "unsafe_probability", "decision", "error")
+ROW_FIELDS = ("path", "kind", "time_s", "label", "unsafe_probability", "decision", "error", "threshold",
+              "review_low", "review_high")
 
 
 class ModelError(Exception):
@@ -61,39 +70,22 @@ class Verdict:
     probabilities: dict[str, float] = field(default_factory=dict)
 
 
-def decide(unsafe_probability: float, threshold: float, review_band: tuple[float, float]) -> str:
-    """§6.2: the band around the threshold goes to a person; outside it the threshold decides."""
-    low, high = review_band
-    if low <= unsafe_probability < high:
-        return REVIEW
-    return UNSAFE if unsafe_probability >= threshold else SAFE
-
-
-def check_policy(threshold: float, review_band: tuple[float, float]) -> None:
-    low, high = review_band
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold {threshold} must be within [0, 1]")
-    if not 0.0 <= low <= high <= 1.0:
-        raise ValueError(f"review band {review_band} must satisfy 0 <= low <= high <= 1")
-    if low < high and not low <= threshold <= high:
-        raise ValueError(f"threshold {threshold} must lie inside the review band {review_band}")
-
-
 class Detector:
     """A trained classifier (.keras or .tflite) plus the safe/review/unsafe policy.
 
-    `.tflite` files from `export` take raw pixels and carry their labels. A Keras model takes
-    preprocessed pixels, so give `preprocess` (a backbone name or a function) unless a model card
-    next to the file names the backbone.
+    `.tflite` files from `export` take raw pixels and carry their labels, and their model card the
+    threshold and review band chosen on validation data: those are used unless `threshold` or
+    `review_band` are given (§6.2's defaults without a card). A Keras model takes preprocessed
+    pixels, so give `preprocess` (a backbone name or a function) unless a model card next to the
+    file names the backbone.
     """
 
     def __init__(self, model: Any, *, classes: Sequence[str] | None = None,
                  preprocess: str | Callable[[np.ndarray], np.ndarray] | None = None,
-                 threshold: float = export.DEFAULT_THRESHOLD,
-                 review_band: tuple[float, float] = export.DEFAULT_REVIEW_BAND, num_threads: int = 2):
-        check_policy(threshold, review_band)
-        self.threshold, self.review_band = threshold, tuple(review_band)
+                 threshold: float | None = None, review_band: tuple[float, float] | None = None,
+                 num_threads: int = 2):
         path = None if hasattr(model, "predict") else Path(model)
+        self._set_policy(read_card(path) if path is not None and path.is_file() else None, threshold, review_band)
         if path is not None and not path.is_file():
             raise ModelError(f"{path}: no such model file")
         if path is not None and path.suffix == TFLITE_SUFFIX:
@@ -101,7 +93,7 @@ class Detector:
         else:
             self._runner = self._load_keras(model if path is None else path, path, preprocess)
         try:
-            self.classes = list(classes or (path and export.read_labels(path)) or export.default_classes(self.num_outputs))
+            self.classes = list(classes or (path and read_labels(path)) or default_classes(self.num_outputs))
         except ValueError as error:
             raise ModelError(f"{path or 'model'}: {error} (--classes), or put labels.txt next to it") from None
         if len(self.classes) != self.num_outputs:
@@ -112,9 +104,24 @@ class Detector:
             raise ModelError(f"{path or 'model'}: {error}") from None
         self._unsafe = self.taxonomy.unsafe_indices()
 
+    def _set_policy(self, card: dict[str, Any] | None, threshold: float | None,
+                    review_band: tuple[float, float] | None) -> None:
+        point = operating_point_of(card)
+        self.threshold = point.threshold if threshold is None else threshold
+        self.review_band = point.review_band if review_band is None else tuple(review_band)
+        try:
+            check_policy(self.threshold, self.review_band)
+        except ValueError as error:
+            raise ValueError(f"{error}; the model card's operating point is threshold {point.threshold:.6g}, review "
+                             f"band {list(point.review_band)}: give both --threshold and --review-band") from None
+
+    def policy_columns(self) -> dict[str, float]:
+        """The threshold and band every row records."""
+        return {"threshold": self.threshold, "review_low": self.review_band[0], "review_high": self.review_band[1]}
+
     def _load_tflite(self, path: Path, num_threads: int) -> Callable[[np.ndarray], np.ndarray]:
         try:
-            lite = export.LiteRTModel(path, num_threads=num_threads)
+            lite = LiteRTModel(path, num_threads=num_threads)
         except (ValueError, RuntimeError) as error:
             raise ModelError(f"{path}: not a TFLite model LiteRT can load ({error})") from None
         self.image_size, self.num_outputs = lite.image_size, lite.num_classes
@@ -130,9 +137,8 @@ class Detector:
                 model = keras.models.load_model(path, compile=False)
             except Exception as error:  # Keras raises many types for a bad file
                 raise ModelError(f"{path}: Keras cannot load it ({error})") from None
-            card = path.parent / export.CARD_FILE
-            if preprocess is None and card.exists():
-                preprocess = json.loads(card.read_text()).get("backbone")
+            if preprocess is None:
+                preprocess = (read_card(path) or {}).get("backbone")
         if preprocess is None:
             raise ModelError(f"{path or 'Keras model'}: its preprocessing is unknown; pass the backbone "
                              "(--backbone mobilenet_v3_small, or preprocess=...)")
@@ -165,7 +171,7 @@ class Detector:
         return self.verdicts(self.pixels(image)[None])[0]
 
     def _verdict(self, probabilities: np.ndarray) -> Verdict:
-        unsafe = float(np.clip(probabilities[self._unsafe].sum(), 0.0, 1.0))
+        unsafe = float(np.clip(unsafe_probabilities(probabilities[None], self._unsafe)[0], 0.0, 1.0))
         return Verdict(label=self.classes[int(np.argmax(probabilities))], unsafe_probability=unsafe,
                        decision=decide(unsafe, self.threshold, self.review_band),
                        probabilities={c: float(p) for c, p in zip(self.classes, probabilities)})
@@ -238,6 +244,7 @@ def scan(detector: Detector, paths: Iterable[Path | str], *, fps: float = 1.0, m
             rows = ([_row(path, "input", error=problem)] if problem else
                     scan_file(detector, path, fps=fps, max_frames=max_frames, unsafe_frames=unsafe_frames))
             for row in rows:
+                row.update(detector.policy_columns())
                 if row["error"]:
                     bar.write(f"{row['path']}: {row['error']} (skipped)", file=sys.stderr)
                 elif row.get("note"):
@@ -365,7 +372,7 @@ def false_positive_table(detector: Detector, folders: Iterable[Path | str], limi
     return pd.DataFrame(rows, columns=columns).set_index("folder")
 
 
-def app_summary(detector: Detector, parity: Sequence[export.VariantParity], test_dir: Path | str,
+def app_summary(detector: Detector, parity: Sequence[VariantParity], test_dir: Path | str,
                 benign_dirs: Iterable[Path | str] = (), limit: int | None = None) -> Any:
     """One exported model as the §6.2 app would see it, a column of notebook 07's head comparison:
     Keras and int8 test accuracy and int8-vs-float32 agreement (from `parity`), the share of `test_dir`
@@ -401,12 +408,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, type=Path, help=".tflite (from `export`) or .keras model")
     parser.add_argument("--backbone", help="preprocessing of a .keras model, e.g. mobilenet_v3_small")
     parser.add_argument("--classes", nargs="+", help="class names in output order (default: labels.txt next to the model)")
-    parser.add_argument("--threshold", type=float, default=export.DEFAULT_THRESHOLD,
-                        help="unsafe when the unsafe probability is at least this (default %(default)s)")
+    parser.add_argument("--threshold", type=float,
+                        help="unsafe when the unsafe probability is at least this (default: the model card's, "
+                             f"else {DEFAULT_OPERATING_POINT.threshold})")
     parser.add_argument("--review-band", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                        default=list(export.DEFAULT_REVIEW_BAND),
-                        help="unsafe probabilities in [LOW, HIGH) go to human review, §6.2 (default %(default)s; "
-                             "equal values disable it)")
+                        help="unsafe probabilities in [LOW, HIGH) go to human review, §6.2 (default: the model "
+                             f"card's, else {list(DEFAULT_OPERATING_POINT.review_band)}; equal values disable it)")
     parser.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     parser.add_argument("--output", type=Path, help="write rows here instead of stdout")
     parser.add_argument("--fps", type=float, default=1.0, help="video frames sampled per second (default 1)")
@@ -421,7 +428,8 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         detector = Detector(args.model, classes=args.classes, preprocess=args.backbone,
-                            threshold=args.threshold, review_band=tuple(args.review_band), num_threads=args.threads)
+                            threshold=args.threshold, review_band=args.review_band and tuple(args.review_band),
+                            num_threads=args.threads)
         if args.fps <= 0 or args.unsafe_frames < 1 or (args.max_frames is not None and args.max_frames < 1):
             raise ValueError("--fps must be positive, --unsafe-frames and --max-frames at least 1")
     except (ModelError, ValueError) as error:

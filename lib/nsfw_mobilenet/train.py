@@ -59,7 +59,7 @@ def _first_per_class(items: list[data.LabeledImage], per_class: int) -> list[dat
 
 
 def load_run_data(data_dir: Path | str, *, smoke: bool = False, cache_dir: Path | None = None,
-                  progress: bool = True) -> RunData:
+                  progress: bool = True, image_size: tuple[int, int] = data.IMAGE_SIZE) -> RunData:
     """Listing 4.4's training/validation split of `data_dir` (or its train/), and its test/ folder.
 
     `smoke` keeps a few images per class so that a run takes seconds.
@@ -72,7 +72,8 @@ def load_run_data(data_dir: Path | str, *, smoke: bool = False, cache_dir: Path 
         items = data.split_files(root, subset)
         if smoke:
             items = _first_per_class(items, SMOKE_IMAGES_PER_CLASS[subset])
-        loaded[subset] = data.load_images(items, classes, cache_dir=cache_dir, progress=progress)
+        loaded[subset] = data.load_images(items, classes, image_size=image_size, cache_dir=cache_dir,
+                                          progress=progress)
     return RunData(classes, loaded["training"], loaded["validation"], loaded.get("test"))
 
 
@@ -319,6 +320,10 @@ class FinalModel:
         """Class probabilities of the test images, in `data.test` order."""
         return predict(self.model, self.data.test.images, self.backbone)
 
+    def validation_probabilities(self) -> np.ndarray:
+        """Class probabilities of listing 4.4's validation images, in `data.validation` order."""
+        return predict(self.model, self.data.validation.images, self.backbone)
+
     def describe(self) -> str:
         """Which model, from which weights, trained on what, and its test accuracy: for notebook outputs."""
         config, data_info, test = self.result["config"], self.result["data"], self.result.get("test") or {}
@@ -339,7 +344,7 @@ class FinalModel:
                 "config": FINAL_CONFIG_FILE + (f" with {changed}" if changed else ""),
                 "training_data": f"{data_info['dir']}: class folders {data_info['classes']} as {list(classes)}, "
                                  f"{data_info['counts']}{' (SMOKE run)' if self.result.get('smoke') else ''}",
-                "metrics": {"keras_test_accuracy": (self.result.get("test") or {}).get("accuracy")}}
+                "keras_test_accuracy": (self.result.get("test") or {}).get("accuracy")}
 
 
 def final_model(data_dir: Path | str, out_dir: Path | str | None = None, *, smoke: bool = False,

@@ -1,0 +1,61 @@
+"""Running an exported `.tflite` classifier with LiteRT (`ai-edge-litert`), without TensorFlow.
+
+The phone's side of §2.5: uint8 pixels in, float probabilities out, whatever the variant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import nsfw_mobilenet
+
+
+class LiteRTModel:
+    """A `.tflite` classifier run with LiteRT at batch 1: uint8 pixels in, float probabilities out.
+
+    Handles quantized inputs and outputs from the tensors' own (scale, zero point), so float and
+    int8 exports are called the same way.
+    """
+
+    def __init__(self, path: Path | str, num_threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        with nsfw_mobilenet.native_stderr_discarded():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self._input["shape"][1]), int(self._input["shape"][2])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self._output["shape"][-1])
+
+    def _quantize(self, image: np.ndarray) -> np.ndarray:
+        dtype = self._input["dtype"]
+        scale, zero_point = self._input["quantization"]
+        if np.issubdtype(dtype, np.floating):
+            return image.astype(dtype)[None]
+        values = image.astype(np.float32) / scale + zero_point if scale else image
+        info = np.iinfo(dtype)
+        return np.clip(np.round(values), info.min, info.max).astype(dtype)[None]
+
+    def invoke(self, image: np.ndarray) -> np.ndarray:
+        """Probabilities for one uint8 [H, W, 3] image."""
+        self.interpreter.set_tensor(self._input["index"], self._quantize(image))
+        self.interpreter.invoke()
+        output = self.interpreter.get_tensor(self._output["index"])[0]
+        scale, zero_point = self._output["quantization"]
+        if not np.issubdtype(output.dtype, np.floating):
+            output = (output.astype(np.float32) - zero_point) * scale
+        return output.astype(np.float32)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities [N, C] for uint8 images [N, H, W, 3], one invocation each (batch 1, as on a phone)."""
+        return np.stack([self.invoke(image) for image in images]) if len(images) else np.zeros((0, self.num_classes))
