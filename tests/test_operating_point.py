@@ -103,3 +103,13 @@ def test_operating_point_plot_marks_the_threshold_and_the_review_start_on_the_ro
     roc = plots.plot_operating_point(SCORES, IS_UNSAFE, point).axes[0]
     threshold_mark, review_mark = (collection.get_offsets()[0].tolist() for collection in roc.collections)
     assert threshold_mark == pytest.approx([0.1, 0.9]) and review_mark == pytest.approx([0.6, 1.0])
+
+
+def test_tradeoff_rows_choose_on_validation_and_check_on_test():
+    from nsfw_mobilenet.operating_point import tradeoff
+
+    strict, loose = Targets(0.0, 1.0), Targets(0.1, 0.8)
+    rows = tradeoff((SCORES, IS_UNSAFE), (SCORES, IS_UNSAFE), [strict, loose])
+    assert [row["target false-positive rate"] for row in rows] == [0.0, 0.1]
+    assert rows[0]["test false-positive rate"] == 0.0 and rows[0]["test recall"] == 1.0
+    assert rows[0]["test decided automatically"] < rows[1]["test decided automatically"]

@@ -285,3 +285,23 @@ def test_scan_confusion_refuses_a_folder_with_other_classes_than_the_model(tmp_p
         (tmp_path / name).mkdir()
     with pytest.raises(ValueError, match="3 class folders"):
         scan.scan_confusion([], tmp_path, tiny_classifier.CLASSES)
+
+
+def test_a_corrupt_model_card_is_a_usage_error_naming_it(classifier, tmp_path, capsys):
+    exported = tiny_classifier.export_variant(classifier, tmp_path, "float32")
+    exported.card_path.write_text('{"classes": ["normal", "sex')
+    code, _, err = run_scan(capsys, tmp_path, "--model", exported.path)
+    assert code == scan.EXIT_USAGE and "model_card.json: not a model card" in err
+
+
+def test_threshold_and_band_flags_override_the_card_and_each_row_records_them(models, corpus, capsys):
+    code, out, _ = run_scan(capsys, corpus / "safe.png", "--model", models["tflite"], "--threshold", "0.6",
+                            "--review-band", "0.4", "0.8")
+    row = next(csv.DictReader(io.StringIO(out)))
+    assert (row["threshold"], row["review_low"], row["review_high"]) == ("0.6", "0.4", "0.8")
+
+
+def test_a_threshold_outside_the_cards_band_asks_for_both_flags(classifier, tmp_path, capsys):
+    exported = tiny_classifier.export_variant(classifier, tmp_path, "float32")  # card: §6.2's [0.3, 0.7)
+    code, _, err = run_scan(capsys, tmp_path, "--model", exported.path, "--threshold", "0.9")
+    assert code == scan.EXIT_USAGE and "give both --threshold and --review-band" in err

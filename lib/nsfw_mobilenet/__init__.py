@@ -31,7 +31,9 @@ def native_stderr_discarded():
 
 
 def import_tensorflow_quietly():
-    """Import TensorFlow without its native start-up lines (TF_CPP_MIN_LOG_LEVEL does not stop them); return it."""
+    """Import TensorFlow without its native start-up lines (TF_CPP_MIN_LOG_LEVEL does not stop them) and with its
+    Python logger at ERROR (no "triggered tf.function retracing" advice when many models predict); return it."""
     with native_stderr_discarded():
         import tensorflow
+    tensorflow.get_logger().setLevel("ERROR")
     return tensorflow

@@ -113,9 +113,8 @@ def with_temperature(model: Any, temperature: float) -> Any:
     if not isinstance(classifier, keras.layers.Dense) or classifier.activation is not keras.activations.softmax:
         raise ValueError(f"{model.name}: temperature scaling needs a model ending in a softmax Dense, "
                          f"not {type(classifier).__name__}")
-    logits = keras.layers.Dense(classifier.units, name="logits")(classifier.input)
-    scaled = keras.layers.Rescaling(1.0 / temperature, name="temperature")(logits)
-    probabilities = keras.layers.Softmax(name="calibrated_probabilities")(scaled)
-    calibrated = keras.Model(model.inputs, probabilities, name=f"{model.name}_calibrated")
-    calibrated.get_layer("logits").set_weights(classifier.get_weights())
-    return calibrated
+    logits_layer = keras.layers.Dense(classifier.units, name=f"{classifier.name}_logits")  # MobileNetV3 has "logits"
+    scaled = keras.layers.Rescaling(1.0 / temperature, name=f"{classifier.name}_temperature")(logits_layer(classifier.input))
+    probabilities = keras.layers.Softmax(name=f"{classifier.name}_calibrated")(scaled)
+    logits_layer.set_weights(classifier.get_weights())
+    return keras.Model(model.inputs, probabilities, name=f"{model.name}_calibrated")

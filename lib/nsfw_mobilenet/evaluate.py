@@ -21,6 +21,11 @@ def positive_indices(classes: Sequence[str]) -> list[int]:
     return taxonomy_or_proxy(list(classes)).unsafe_indices()
 
 
+def is_unsafe(labels: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """Whether each integer label is an unsafe (positive) class."""
+    return np.isin(labels, positive_indices(classes))
+
+
 def positive_scores(probabilities: np.ndarray, classes: Sequence[str]) -> np.ndarray:
     """Probability of the positive (unsafe) side: the sum over unsafe classes."""
     return unsafe_probabilities(probabilities, positive_indices(classes))
@@ -51,9 +56,8 @@ def evaluate_predictions(probabilities: np.ndarray, labels: np.ndarray, classes:
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels)
     predicted = probabilities.argmax(axis=1)
-    positives = positive_indices(classes)
-    true_positive = np.isin(labels, positives)
-    predicted_positive = np.isin(predicted, positives)
+    true_positive = is_unsafe(labels, classes)
+    predicted_positive = is_unsafe(predicted, classes)
     tn, fp, fn, tp = skm.confusion_matrix(true_positive, predicted_positive, labels=[False, True]).ravel()
     scores = positive_scores(probabilities, classes)
     both_sides_present = true_positive.any() and (~true_positive).any()

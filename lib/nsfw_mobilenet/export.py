@@ -40,7 +40,7 @@ import numpy as np
 import nsfw_mobilenet
 from nsfw_mobilenet import calibrate, data, train
 from nsfw_mobilenet.data import PREPROCESS_MODULES
-from nsfw_mobilenet.evaluate import evaluate_predictions, per_class_metrics, positive_indices, positive_scores
+from nsfw_mobilenet.evaluate import evaluate_predictions, is_unsafe, per_class_metrics, positive_scores
 from nsfw_mobilenet.experiments import load_result, weights_name
 from nsfw_mobilenet.litert import LiteRTModel
 from nsfw_mobilenet.model_card import (CARD_FILE, CARD_MARKDOWN_FILE, LABELS_FILE, TEMPERATURE_APPLIED,
@@ -297,10 +297,6 @@ def evidence_for(model: Any, backbone: str, run_data: train.RunData, benign_dirs
     return gather_evidence(validation_probabilities, run_data.validation, run_data.test, benign, targets)
 
 
-def _is_unsafe(labels: np.ndarray, classes: Sequence[str]) -> np.ndarray:
-    return np.isin(labels, positive_indices(classes))
-
-
 def _test_metrics(probabilities: np.ndarray, labels: np.ndarray, classes: Sequence[str],
                   reference: np.ndarray | None) -> dict[str, Any]:
     evaluation = evaluate_predictions(probabilities, labels, classes)
@@ -322,7 +318,7 @@ def measured_fields(model_path: Path | str, classes: Sequence[str], evidence: Ev
     """
     lite = LiteRTModel(model_path, num_threads=2)
     validation = lite.predict(evidence.validation.images)
-    validation_unsafe = _is_unsafe(evidence.validation.labels, classes)
+    validation_unsafe = is_unsafe(evidence.validation.labels, classes)
     point = choose_operating_point(positive_scores(validation, classes), validation_unsafe, evidence.targets)
     operating_point = {
         "threshold": point.threshold, "review_band": list(point.review_band),
@@ -334,7 +330,7 @@ def measured_fields(model_path: Path | str, classes: Sequence[str], evidence: Ev
         test = lite.predict(evidence.test.images)
         reference = LiteRTModel(reference_path, num_threads=2).predict(evidence.test.images) if reference_path else None
         operating_point["test"] = policy_figures(positive_scores(test, classes),
-                                                 _is_unsafe(evidence.test.labels, classes), point).to_dict()
+                                                 is_unsafe(evidence.test.labels, classes), point).to_dict()
         metrics["test"] = _test_metrics(test, evidence.test.labels, classes, reference)
     if evidence.benign:
         metrics.setdefault("test", {})["benign"] = {

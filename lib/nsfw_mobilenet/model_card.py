@@ -58,7 +58,12 @@ def default_classes(num_outputs: int) -> list[str]:
 def read_card(model_path: Path | str) -> dict[str, Any] | None:
     """The model_card.json next to a model file, or None."""
     path = Path(model_path).parent / CARD_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a model card ({error}); re-export the model or remove the file") from None
 
 
 def read_labels(model_path: Path | str) -> list[str] | None:

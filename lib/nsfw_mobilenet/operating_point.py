@@ -178,3 +178,20 @@ def decision_shares(unsafe_probabilities: Sequence[float], point: OperatingPoint
     """Share of images per decision: on a folder of harmless photos, `unsafe` and `review` are false alarms."""
     decided = point.decisions(np.asarray(unsafe_probabilities, np.float64))
     return {decision: _share(int(np.sum(decided == decision)), len(decided)) for decision in DECISIONS}
+
+
+def tradeoff(validation: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+             targets: Sequence[Targets]) -> list[dict[str, float]]:
+    """One row per `targets`: the operating point chosen on `validation` (unsafe probabilities, is-unsafe) and
+    how it does on `test`: what a stricter or looser promise costs in images sent to a person."""
+    rows = []
+    for target in targets:
+        point = choose_operating_point(*validation, target)
+        checked = policy_figures(*test, point)
+        rows.append({"target false-positive rate": target.false_positive_rate, "target recall": target.recall,
+                     "threshold": point.threshold, "review from": point.review_band[0],
+                     "validation decided automatically": policy_figures(*validation, point).decided_automatically,
+                     "test recall": checked.recall, "test false-positive rate": checked.false_positive_rate,
+                     "test decided automatically": checked.decided_automatically,
+                     "test errors among automatic decisions": checked.error_rate_of_automatic_decisions})
+    return rows

@@ -330,7 +330,7 @@ def plot_reliability(diagrams: Mapping[str, Any], title: str = "") -> Any:
         axis.set_xlim(0, 1)
         axis.tick_params(labelsize=7)
     axes[0][0].set_ylabel("top-1 accuracy", fontsize=8)
-    axes[0][0].legend(fontsize=6, loc="upper left")
+    axes[0][0].legend(fontsize=6, loc="lower left")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig

@@ -85,9 +85,9 @@ class Detector:
                  threshold: float | None = None, review_band: tuple[float, float] | None = None,
                  num_threads: int = 2):
         path = None if hasattr(model, "predict") else Path(model)
-        self._set_policy(read_card(path) if path is not None and path.is_file() else None, threshold, review_band)
         if path is not None and not path.is_file():
             raise ModelError(f"{path}: no such model file")
+        self._set_policy(read_card(path) if path is not None else None, threshold, review_band)
         if path is not None and path.suffix == TFLITE_SUFFIX:
             self._runner = self._load_tflite(path, num_threads)
         else:
