@@ -266,6 +266,16 @@ def test_export_command_refuses_int8_without_calibration_data(classifier, tmp_pa
     assert code == 2 and "--data" in capsys.readouterr().err
 
 
+def test_export_command_refuses_harmless_folders_without_the_data_that_chooses_the_operating_point(
+        classifier, tmp_path, capsys):
+    from nsfw_mobilenet import cli
+
+    classifier.save(tmp_path / "tiny.keras")
+    code = cli.main(["export", "--model", str(tmp_path / "tiny.keras"), "--backbone", "mobilenet_v1",
+                     "--out", str(tmp_path / "out"), "--variants", "float32", "--benign", str(tmp_path)])
+    assert code == 2 and "--benign is measured at the operating point chosen on --data" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- quiet native stderr (notebooks store it)
 
 

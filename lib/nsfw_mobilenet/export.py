@@ -459,6 +459,8 @@ def run(args: argparse.Namespace) -> int:
         scaling = pixel_scaling_for(args.backbone)
         if "int8" in args.variants and args.data is None:
             raise ValueError("int8 needs calibration images: pass --data with the training folder")
+        if args.benign and args.data is None:
+            raise ValueError("--benign is measured at the operating point chosen on --data: pass --data too")
         targets = Targets(args.target_false_positive_rate, args.target_recall)
         model = keras.models.load_model(args.model, compile=False)
         classes = args.classes or default_classes(int(model.output_shape[-1]))

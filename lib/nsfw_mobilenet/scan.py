@@ -112,8 +112,9 @@ class Detector:
         try:
             check_policy(self.threshold, self.review_band)
         except ValueError as error:
-            raise ValueError(f"{error}; the model card's operating point is threshold {point.threshold:.6g}, review "
-                             f"band {list(point.review_band)}: give both --threshold and --review-band") from None
+            source = "the model card's operating point" if card else "the default policy"
+            raise ValueError(f"{error}; {source} is threshold {point.threshold:.6g}, review band "
+                             f"{list(point.review_band)}: give both --threshold and --review-band") from None
 
     def policy_columns(self) -> dict[str, float]:
         """The threshold and band every row records."""
