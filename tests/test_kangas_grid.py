@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
+import sqlite3
+import subprocess
+import sys
+import time
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from nsfw_mobilenet import kangas_grid
+from nsfw_mobilenet import cli, kangas_grid
+from nsfw_mobilenet.scan import EXIT_USAGE
 from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS, taxonomy_or_proxy
 
 
@@ -111,9 +120,32 @@ def test_grid_file_must_end_in_datagrid(tmp_path, binary_split):
         kangas_grid.save_grid(kangas_grid.build_error_grid(*binary_split, BINARY), tmp_path / "errors.db")
 
 
-def test_serving_a_missing_grid_names_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.datagrid"):
-        kangas_grid.serve_grid(tmp_path / "missing.datagrid")
+def not_a_datagrid(kind: str, folder: Path) -> Path:
+    """A path the kangas command must refuse, made to be what `kind` says."""
+    path = folder / ("errors.db" if kind == "grid_named_db" else f"{kind}.datagrid")
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "text_file_renamed":
+        path.write_text("Image,Guess,True class\n")
+    elif kind == "zero_bytes":
+        path.touch()
+    elif kind in ("sqlite_without_grid_tables", "grid_named_db"):
+        tables = ["notes"] if kind == "sqlite_without_grid_tables" else sorted(kangas_grid.GRID_TABLES)
+        with closing(sqlite3.connect(path)) as database:
+            for table in tables:
+                database.execute(f"CREATE TABLE {table} (value)")
+    return path
+
+
+NOT_DATAGRIDS = ["missing", "folder", "text_file_renamed", "zero_bytes", "sqlite_without_grid_tables",
+                 "grid_named_db"]
+
+
+@pytest.mark.parametrize("kind", NOT_DATAGRIDS)
+def test_serving_a_file_that_is_not_a_datagrid_raises_naming_the_file(kind, tmp_path):
+    bad = not_a_datagrid(kind, tmp_path)
+    with pytest.raises(kangas_grid.NotADataGrid, match=re.escape(f"{bad}: not a Kangas DataGrid")):
+        kangas_grid.serve_grid(bad)
 
 
 def non_loopback_address() -> str | None:
@@ -144,12 +176,85 @@ def test_server_serves_the_grid_on_localhost_only_and_stops(tmp_path, binary_spl
     assert server.process.poll() is not None
 
 
-def test_command_reports_a_missing_grid_and_exits_2(tmp_path, capsys):
-    import argparse
+def test_command_serves_on_127_0_0_1_by_default():
+    assert cli.build_parser().parse_args(["kangas", "errors.datagrid"]).host == "127.0.0.1"
 
-    parser = argparse.ArgumentParser()
-    kangas_grid.add_command(parser.add_subparsers())
-    args = parser.parse_args(["kangas", str(tmp_path / "missing.datagrid")])
-    assert args.host == "127.0.0.1"
-    assert args.func(args) == 2
-    assert "missing.datagrid" in capsys.readouterr().err
+
+@pytest.mark.parametrize("kind", NOT_DATAGRIDS)
+def test_command_refuses_a_file_that_is_not_a_datagrid_in_one_line_with_exit_2_before_serving(
+        kind, tmp_path, capsys, monkeypatch):
+    def start_nothing(*args, **kwargs):
+        raise AssertionError(f"nothing may be started for a bad grid: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", start_nothing)
+    bad = not_a_datagrid(kind, tmp_path)
+    assert cli.main(["kangas", str(bad)]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error.startswith(f"nsfw-mobilenet kangas: error: {bad}: not a Kangas DataGrid (")
+    assert error.count("\n") == 1 and "Traceback" not in error
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """Every process's pid → (parent pid, state letter), read from /proc."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]  # after "(command name)"
+        except OSError:  # the process ended while being read
+            continue
+        table[int(stat.parent.name)] = (int(parent), state)
+    return table
+
+
+def descendants(pid: int) -> set[int]:
+    table = process_table()
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, (parent, _) in table.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def running(pids: set[int]) -> set[int]:
+    """The pids still running; a zombie (dead, not yet reaped by a container's PID 1) is not."""
+    table = process_table()
+    return {pid for pid in pids if pid in table and table[pid][1] != "Z"}
+
+
+def answers(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the server processes in Linux /proc")
+def test_kangas_servers_and_their_children_end_within_seconds_when_the_command_is_sigkilled(tmp_path, binary_split):
+    grid = kangas_grid.save_grid(kangas_grid.build_error_grid(*binary_split, BINARY), tmp_path / "errors.datagrid")
+    port, errors = kangas_grid.free_port_pair(), tmp_path / "stderr.txt"
+    with open(errors, "wb") as stderr:
+        command = subprocess.Popen([sys.executable, "-m", "nsfw_mobilenet.cli", "kangas", str(grid),
+                                    "--port", str(port)], stdout=subprocess.DEVNULL, stderr=stderr)
+    servers: set[int] = set()
+    try:
+        started = wait_until(lambda: command.poll() is not None or (answers(port) and answers(port + 1)),
+                             kangas_grid.SERVER_START_TIMEOUT)
+        assert started and command.poll() is None, errors.read_text()
+        servers = descendants(command.pid)
+        assert len(servers) >= 2  # the Flask backend and its Next.js node child
+
+        command.kill()
+        command.wait()
+        assert wait_until(lambda: not running(servers) and not answers(port) and not answers(port + 1), timeout=5)
+    finally:
+        command.kill()
+        for pid in running(servers):
+            os.kill(pid, signal.SIGKILL)

@@ -4,7 +4,8 @@ The grid has the columns of listing 5.1 — image, guess, one probability column
 class, path — and by default holds only the errors, chosen with the safety-aware rule of
 listing 4.8 (`Taxonomy.safety_error`, plain mismatch for the binary labels). The server helpers
 bind both Kangas processes to 127.0.0.1 and stop them by their own process group, never by name
-(`kangas.launch`/`kangas server` kill every process called "kangas" and listen on all interfaces).
+(`kangas.launch`/`kangas server` kill every process called "kangas" and listen on all interfaces);
+the group also ends by itself when the Python process that started it dies, even by SIGKILL.
 """
 
 from __future__ import annotations
@@ -13,19 +14,23 @@ import argparse
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import warnings
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nsfw_mobilenet.scan import EXIT_USAGE
 from nsfw_mobilenet.taxonomy import Taxonomy
 
 GRID_NAME = "Images"  # listing 5.1
@@ -33,6 +38,13 @@ IMAGE_COLUMN, GUESS_COLUMN, TRUE_COLUMN, PATH_COLUMN = "Image", "Guess", "True c
 LOCALHOST = "127.0.0.1"
 DEFAULT_PORT = 4000  # Kangas's own default; the backend takes port + 1
 SERVER_START_TIMEOUT = 90.0  # seconds; the Next.js frontend starts in a few seconds on 2 cores
+PARENT_CHECK_INTERVAL = 0.5  # seconds between the server watchdog's looks at its parent
+GRID_SUFFIX = ".datagrid"
+GRID_TABLES = {"datagrid", "metadata"}  # written by every `DataGrid.save`
+
+# The server process: argv[1] is the parent's pid, the rest `kangas server` arguments.
+SERVER_PROCESS_CODE = ("import sys; from nsfw_mobilenet.kangas_grid import _serve_while_parent_lives; "
+                       "_serve_while_parent_lives(int(sys.argv[1]), sys.argv[2:])")
 
 # Next.js's standalone server.js calls `server.listen(port)` with no host, i.e. all interfaces.
 # Preloaded into node, this makes every listen without an explicit host use KANGAS_LISTEN_HOST.
@@ -49,6 +61,10 @@ net.Server.prototype.listen = function (...args) {
   return listen.apply(this, args);
 };
 """
+
+
+class NotADataGrid(ValueError):
+    """A file given to serve is not a Kangas DataGrid; the message names it and says what it is instead."""
 
 
 def _kangas() -> Any:
@@ -109,13 +125,47 @@ def build_error_grid(paths: Sequence[str | Path], probabilities: np.ndarray, tru
 def save_grid(grid: Any, path: str | Path) -> Path:
     """Write the grid to a `.datagrid` file (an SQLite database Kangas opens); returns its path."""
     path = Path(path)
-    if path.suffix != ".datagrid":
-        raise ValueError(f"{path}: a Kangas grid file must end in .datagrid")
+    if path.suffix != GRID_SUFFIX:
+        raise ValueError(f"{path}: a Kangas grid file must end in {GRID_SUFFIX}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         path.unlink()
     grid.save(str(path))
     return path
+
+
+def _sqlite_problem(grid: Path) -> str | None:
+    """Why `grid` is not an SQLite database with Kangas's tables, or None if it is one."""
+    try:
+        with closing(sqlite3.connect(f"{grid.as_uri()}?mode=ro", uri=True)) as database:
+            tables = {name for (name,) in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:  # e.g. "file is not a database"
+        return str(error)
+    missing = sorted(GRID_TABLES - tables)
+    return f"no {' or '.join(missing)} table" if missing else None
+
+
+def check_datagrid(path: str | Path) -> Path:
+    """The resolved path of a DataGrid file; checked before serving so a wrong file fails at once.
+
+    Raises NotADataGrid for a missing file, a folder, a name not ending in .datagrid, an empty
+    file, or a file that is not an SQLite database with Kangas's tables.
+    """
+    grid = Path(path).resolve()
+    if not grid.exists():
+        problem = "no such file"
+    elif grid.is_dir():
+        problem = "a folder"
+    elif grid.suffix != GRID_SUFFIX:
+        problem = f"name does not end in {GRID_SUFFIX}"
+    elif grid.stat().st_size == 0:
+        problem = "empty file"
+    else:
+        problem = _sqlite_problem(grid)
+    if problem:
+        raise NotADataGrid(f"{path}: not a Kangas DataGrid ({problem}); "
+                           f"pass a {GRID_SUFFIX} file written by nsfw_mobilenet.kangas_grid.save_grid")
+    return grid
 
 
 def _port_is_open(host: str, port: int) -> bool:
@@ -176,18 +226,39 @@ class KangasServer:
         self.stop()
 
 
+def _end_group_when_orphaned(parent_pid: int) -> None:
+    """Watchdog: SIGKILL this process group once `parent_pid` is no longer our parent (it died)."""
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_INTERVAL)
+    os.killpg(0, signal.SIGKILL)
+
+
+def _serve_while_parent_lives(parent_pid: int, server_arguments: list[str]) -> None:
+    """The server process of serve_grid: `kangas server` (Flask backend, node child) plus the watchdog.
+
+    A parent killed with SIGKILL never calls stop(), so the group must notice by itself. Polling
+    getppid() is used rather than prctl(PR_SET_PDEATHSIG), which is Linux-only and fires when the
+    *thread* that started the server exits; killing the whole group takes the node grandchild
+    along, which a death signal to this process alone would orphan.
+    """
+    threading.Thread(target=_end_group_when_orphaned, args=(parent_pid,), daemon=True).start()
+    _kangas()
+    from kangas.cli.server import main
+
+    main(server_arguments)
+
+
 def serve_grid(path: str | Path, host: str = LOCALHOST, port: int | None = DEFAULT_PORT,
                timeout: float = SERVER_START_TIMEOUT) -> KangasServer:
     """Start `kangas server` for the grid at `path`, listening on `host` only; wait until it answers.
 
-    Runs `python -m kangas.cli.server` in its own process group (so `stop()` ends exactly it),
-    with the grid's folder as KANGAS_ROOT, no browser, the backend on port + 1 and the Next.js
-    frontend bound to `host` via a node preload. `port=None` picks a free pair. Use as a
-    context manager, or call `.stop()`.
+    Runs `kangas.cli.server` in its own process group (so `stop()` ends exactly it), with the
+    grid's folder as KANGAS_ROOT, no browser, the backend on port + 1 and the Next.js frontend
+    bound to `host` via a node preload. The group ends within a second of this process dying,
+    however it dies. `port=None` picks a free pair. Raises NotADataGrid before starting anything
+    if `path` is not a grid. Use as a context manager, or call `.stop()`.
     """
-    grid = Path(path).resolve()
-    if not grid.is_file():
-        raise FileNotFoundError(f"{grid}: no such .datagrid file; write one with save_grid first")
+    grid = check_datagrid(path)
     port = free_port_pair(host) if port is None else port
     for taken in (port, port + 1):
         if _port_is_open(host, taken):
@@ -199,7 +270,7 @@ def serve_grid(path: str | Path, host: str = LOCALHOST, port: int | None = DEFAU
     env = {**os.environ, "KANGAS_ROOT": str(grid.parent), "KANGAS_VERSION_CHECK": "0",
            "KANGAS_LISTEN_HOST": host,
            "NODE_OPTIONS": f"{os.environ.get('NODE_OPTIONS', '')} --require {preload}".strip()}
-    command = [sys.executable, "-m", "kangas.cli.server", "--frontend-port", str(port),
+    command = [sys.executable, "-c", SERVER_PROCESS_CODE, str(os.getpid()), "--frontend-port", str(port),
                "--backend-port", str(port + 1), "--host", host, "--backend-host", host, "--open", "no"]
     with open(log, "wb") as output:
         process = subprocess.Popen(command, cwd=grid.parent, env=env, stdout=output, stderr=subprocess.STDOUT,
@@ -216,7 +287,7 @@ def serve_grid(path: str | Path, host: str = LOCALHOST, port: int | None = DEFAU
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("grid", metavar="GRID", type=Path, help="a .datagrid file written by save_grid")
+    parser.add_argument("grid", metavar="GRID", type=Path, help=f"a {GRID_SUFFIX} file written by save_grid")
     parser.add_argument("--host", default=LOCALHOST, help=f"address to listen on (default {LOCALHOST} only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"frontend port; the backend uses port + 1 (default {DEFAULT_PORT})")
@@ -227,9 +298,9 @@ def _run_command(args: argparse.Namespace) -> int:
     """Serve the grid until Ctrl-C, then stop both Kangas processes."""
     try:
         server = serve_grid(args.grid, host=args.host, port=args.port)
-    except (FileNotFoundError, OSError, RuntimeError) as error:
-        print(f"kangas: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError, RuntimeError) as error:  # NotADataGrid is a ValueError
+        print(f"nsfw-mobilenet kangas: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops the server too, not only Ctrl-C
     with server:
         print(f"Kangas grid {server.grid.name}: open {server.url}  (Ctrl-C stops the server)")
