@@ -241,9 +241,8 @@ def test_killed_run_keeps_finished_cache_chunks(corpus: Path, tmp_path: Path, mo
 def test_jpeg_cut_inside_its_header_is_reported_not_fatal(tmp_path):
     source = tmp_path / "full.jpg"
     Image.new("RGB", (64, 64), (200, 30, 30)).save(source, quality=90)
-    (tmp_path / "normal").mkdir()
-    (tmp_path / "normal" / "cut.jpg").write_bytes(source.read_bytes()[:300])
-    report = data.validate_dataset(tmp_path, progress=False)
+    _write(tmp_path / "data" / "normal" / "cut.jpg", source.read_bytes()[:300])
+    report = data.validate_dataset(tmp_path / "data", progress=False)
     assert [(b.path.name, b.reason.split(" (")[0]) for b in report.bad_files] == [("cut.jpg", "truncated or corrupt header")]
 
 
@@ -273,3 +272,34 @@ def test_two_class_data_is_the_flower_proxy_when_flower_photos_exists_else_the_s
 
 def _relative_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*.png"))
+
+
+def test_files_beside_the_class_folders_are_reported_as_stray_hidden_ones_are_not(corpus: Path) -> None:
+    stray = [_write(corpus / "README.txt", b"about"), _write(corpus / "train" / "list.csv", b"a,b"),
+             _write(corpus / "test" / "orphan.jpg", _bytes(_noise(), "JPEG"))]
+    _write(corpus / ".DS_Store", b"\0")
+    reasons = {bad.path: bad.reason for bad in data.validate_dataset(corpus, progress=False).bad_files}
+    assert {path for path, reason in reasons.items() if "not in a class folder" in reason} == set(stray)
+    assert f"move it into {corpus / 'train'}/<class>/" in reasons[corpus / "train" / "list.csv"]
+
+
+def test_an_unreadable_file_is_reported_not_skipped_silently(tmp_path: Path) -> None:
+    _write(tmp_path / "a" / "x.png", _bytes(_noise(), "PNG"))
+    (tmp_path / "a" / "gone.png").symlink_to(tmp_path / "deleted.png")
+    [bad] = data.validate_dataset(tmp_path, progress=False).bad_files
+    assert bad.path.name == "gone.png" and bad.reason.startswith("unreadable")
+
+
+def test_a_class_folder_with_only_hidden_or_non_image_files_is_refused_for_training(corpus: Path) -> None:
+    assert data.training_classes(corpus) == ["drawings", "neutral"]
+    _write(corpus / "train" / "empty" / ".hidden.png", _bytes(_noise(), "PNG"))
+    _write(corpus / "train" / "empty" / "notes.txt", b"hello")
+    with pytest.raises(data.EmptyClassFolder, match=f"{corpus / 'train' / 'empty'}: .*remove it"):
+        data.training_classes(corpus)
+
+
+def test_split_indexes_webp_and_tiff_which_keras_skips(tmp_path: Path) -> None:
+    for i, extension in enumerate((".png", ".webp", ".tif", ".tiff", ".txt")):
+        _write(tmp_path / "a" / f"{i}{extension}", _bytes(_noise(), "PNG"))
+    files = data.split_files(tmp_path, "training") + data.split_files(tmp_path, "validation")
+    assert sorted(item.path.name for item in files) == ["0.png", "1.webp", "2.tif", "3.tiff"]

@@ -245,16 +245,15 @@ def test_model_card_markdown_has_the_usual_sections_generated_from_the_json(expo
     assert f"{card_of(exported_with_evidence, 'int8')['calibration']['temperature']:.3f}" in text
 
 
-def test_export_command_names_a_target_the_validation_data_cannot_check(classifier, tmp_path, capsys):
+def test_export_command_refuses_a_target_outside_its_range_in_one_line(exported_with_evidence, capsys):
     from nsfw_mobilenet import cli
 
-    images, labels = tiny_classifier.images(10, seed=5)
-    write_image_folder(tmp_path / "data" / "train", images[labels == 1], labels[labels == 1])  # one class only
-    (tmp_path / "data" / "train" / "normal").mkdir()
-    classifier.save(tmp_path / "tiny.keras")
-    code = cli.main(["export", "--model", str(tmp_path / "tiny.keras"), "--backbone", "mobilenet_v1",
-                     "--out", str(tmp_path / "out"), "--variants", "float32", "--data", str(tmp_path / "data")])
-    assert code == 2 and "no safe validation images" in capsys.readouterr().err
+    root = exported_with_evidence
+    code = cli.main(["export", "--model", str(root / "tiny.keras"), "--backbone", "mobilenet_v1", "--out",
+                     str(root / "refused"), "--variants", "float32", "--data", str(root / "data"),
+                     "--target-false-positive-rate", "1.5"])
+    err = capsys.readouterr().err
+    assert code == 2 and "target false-positive rate 1.5 must be within [0, 1)" in err and err.count("\n") == 1
 
 
 def test_export_command_refuses_int8_without_calibration_data(classifier, tmp_path, capsys):

@@ -1,9 +1,16 @@
+import itertools
 import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from nsfw_mobilenet import experiments, standin, train
+from nsfw_mobilenet import cli, data, experiments, standin, train
 
 THESIS_TABLES = {"4.1": 11, "4.5": 6, "4.9": 6, "4.13": 5}
 
@@ -132,3 +139,171 @@ def test_final_model_with_the_thesis_head_has_its_own_folder_and_says_so_on_its_
     assert thesis_head.result["config"]["head"] == "thesis" and "thesis head" in thesis_head.describe()
     assert "'head': 'thesis'" in thesis_head.model_card(["normal", "sexual"])["config"]
 
+
+
+# ---------------------------------------------------------------- bad inputs and faults (issue 10)
+
+RNG = np.random.default_rng(0)
+TINY_CONFIG = experiments.table_configs("4.1")[0].with_overrides(epochs=1)
+
+
+def _image(path: Path) -> Path:
+    """An 8x8 noise image in the format its extension names."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _tiny_dataset(root: Path, classes=("normal", "sexual"), per_class: int = 3) -> Path:
+    """train/ and test/ class folders of noise images (the class names are folder names only)."""
+    for split, count in (("train", per_class), ("test", 1)):
+        for name in classes:
+            for i in range(count):
+                _image(root / split / name / f"{i}.png")
+    return root
+
+
+class _UnsavedModel:
+    def save(self, path):
+        Path(path).write_bytes(b"")
+
+
+@pytest.fixture
+def trainings(monkeypatch):
+    """`train.train` replaced by a stub counting its calls: reuse is decided before any training."""
+    calls = []
+
+    def record(config, run_data, **options):
+        calls.append(run_data.counts())
+        result = {**dict.fromkeys(train.RESULT_KEYS), "config": config.to_dict(), "data": {}}
+        return train.TrainedRun(_UnsavedModel(), result, None)
+
+    monkeypatch.setattr(train, "train", record)
+    return calls
+
+
+def test_an_empty_class_folder_is_refused_by_name_not_made_an_extra_class(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    (root / "train" / "drawings").mkdir()
+    (root / "train" / "drawings" / ".DS_Store").write_bytes(b"\0")  # hidden and non-image files do not count
+    (root / "train" / "drawings" / "notes.txt").write_text("to do")
+    with pytest.raises(data.EmptyClassFolder, match="train/drawings: class folder without images"):
+        train.load_run_data(root, progress=False)
+
+
+def test_train_command_prints_a_bad_dataset_as_one_error_line_and_exits_2(tmp_path, capsys):
+    root = _tiny_dataset(tmp_path / "data")
+    (root / "train" / "drawings").mkdir()
+    code = cli.main(["train", "--table", "4.1", "--row", "1", "--data", str(root), "--out", str(tmp_path / "out"),
+                     "--smoke"])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.startswith("nsfw-mobilenet train: error: ") and "drawings" in error and error.count("\n") == 1
+
+
+def test_training_reads_every_format_scan_reads_including_webp_and_tiff(tmp_path):
+    root = _tiny_dataset(tmp_path)
+    extra = [_image(root / "train" / "normal" / "photo.webp"), _image(root / "train" / "sexual" / "scan.tif")]
+    run_data = train.load_run_data(root, progress=False)
+    assert set(extra) <= set(run_data.training.paths + run_data.validation.paths)
+    assert run_data.bad_files() == []
+
+
+class _Killed(Exception):
+    """What SIGKILL does to a run, minus the process: training stops without cleaning up."""
+
+
+def test_a_killed_run_resumes_and_reports_every_epoch_and_the_time_of_both_segments(smoke_data, tmp_path,
+                                                                                      monkeypatch):
+    import keras
+
+    class KilledAfterSecondEpoch(keras.callbacks.BackupAndRestore):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)  # the checkpoint of epoch 2 is saved...
+            if epoch == 1:
+                raise _Killed  # ...then the run dies
+
+    clock = itertools.count(0, 60)  # every reading of the clock is one minute later
+    monkeypatch.setattr(train, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    config = TINY_CONFIG.with_overrides(epochs=3)
+    with monkeypatch.context() as killing:
+        killing.setattr(keras.callbacks, "BackupAndRestore", KilledAfterSecondEpoch)
+        with pytest.raises(_Killed):
+            train.train(config, smoke_data, checkpoint_dir=tmp_path, verbose=0)
+    resumed = train.train(config, smoke_data, checkpoint_dir=tmp_path, verbose=0).result
+    assert all(len(values) == 3 for values in resumed["history"].values())
+    assert resumed["resumed"] and resumed["segments"] == 2
+    assert resumed["time_min"] == 4  # 2 min until the kill (start, 2 epochs) + 2 min after (start, 1 epoch, end)
+    assert resumed["training_images_per_second"] == pytest.approx(16 * 3 / 240)
+
+
+def test_an_uninterrupted_run_says_it_was_not_resumed(smoke_data, tmp_path):
+    result = train.train(TINY_CONFIG, smoke_data, checkpoint_dir=tmp_path, verbose=0).result
+    assert not result["resumed"] and result["segments"] == 1
+    assert not list(tmp_path.rglob(train.TRAINING_LOG))  # gone with Keras's backup at the end
+
+
+@pytest.mark.parametrize("content", ["", '{"config": {"table": "4.', '{"config": {}}', "[]"],
+                         ids=["empty", "truncated", "incomplete", "not-an-object"])
+def test_a_bad_results_file_is_moved_aside_with_a_warning_and_the_row_trained_again(content, trainings, tmp_path,
+                                                                                     caplog):
+    root = _tiny_dataset(tmp_path / "data")
+    result_file = train.result_path(TINY_CONFIG, tmp_path / "out")
+    result_file.parent.mkdir(parents=True)
+    result_file.write_text(content)
+    with caplog.at_level(logging.WARNING, logger=train.__name__):
+        result = train.run_experiment(TINY_CONFIG, root, tmp_path / "out")
+    assert len(trainings) == 1 and json.loads(result_file.read_text()) == result
+    assert Path(f"{result_file}.bad").read_text() == content
+    assert str(result_file) in caplog.text and ".json.bad" in caplog.text
+
+
+def test_a_run_killed_while_writing_its_result_leaves_the_previous_result_whole(trainings, tmp_path, monkeypatch):
+    root = _tiny_dataset(tmp_path / "data")
+    first = train.run_experiment(TINY_CONFIG, root, tmp_path / "out")
+
+    def killed(*args):
+        raise _Killed
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(_Killed):
+        train.run_experiment(TINY_CONFIG, root, tmp_path / "out", force=True)
+    assert json.loads(train.result_path(TINY_CONFIG, tmp_path / "out").read_text()) == first
+
+
+def test_adding_a_training_image_trains_again_instead_of_reusing_the_old_result(trainings, tmp_path):
+    root = _tiny_dataset(tmp_path / "data")
+    first = train.run_experiment(TINY_CONFIG, root, tmp_path / "out")
+    assert train.run_experiment(TINY_CONFIG, root, tmp_path / "out") == first
+    _image(root / "train" / "normal" / "new.png")
+    again = train.run_experiment(TINY_CONFIG, root, tmp_path / "out")
+    assert len(trainings) == 2 and again["data"]["fingerprint"] != first["data"]["fingerprint"]
+
+
+def test_a_result_without_a_fingerprint_is_reused_as_committed_results_are(trainings, tmp_path):
+    root = _tiny_dataset(tmp_path / "data")
+    train.run_experiment(TINY_CONFIG, root, tmp_path / "out")
+    result_file = train.result_path(TINY_CONFIG, tmp_path / "out")
+    legacy = json.loads(result_file.read_text())
+    del legacy["data"]["fingerprint"]
+    result_file.write_text(json.dumps(legacy))
+    _image(root / "train" / "normal" / "new.png")  # file times differ on every machine a result is reused on
+    assert train.run_experiment(TINY_CONFIG, root, tmp_path / "out") == legacy
+    assert len(trainings) == 1
+
+
+def test_the_data_fingerprint_follows_files_config_and_weights_not_where_the_folder_lies(tmp_path):
+    root = _tiny_dataset(tmp_path / "data")
+    fingerprint = train.data_fingerprint(TINY_CONFIG, root)
+    assert train.data_fingerprint(TINY_CONFIG, shutil.copytree(root, tmp_path / "moved")) == fingerprint
+    assert train.data_fingerprint(TINY_CONFIG.with_overrides(epochs=2), root) != fingerprint
+    assert train.data_fingerprint(TINY_CONFIG.with_overrides(weights="other.weights.h5"), root) != fingerprint
+    test_image = root / "test" / "normal" / "0.png"
+    os.utime(test_image, ns=(0, test_image.stat().st_mtime_ns + 1))
+    assert train.data_fingerprint(TINY_CONFIG, root) != fingerprint
+    assert train.data_fingerprint(TINY_CONFIG, tmp_path / "not_here") is None
+
+
+def test_an_unknown_row_is_a_usage_error_naming_the_rows_there_are(tmp_path):
+    with pytest.raises(ValueError, match=r"choose --row from \[1, 2"):
+        train.run_table("4.1", tmp_path, tmp_path, rows=[99])

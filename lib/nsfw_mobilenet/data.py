@@ -13,6 +13,7 @@ TensorFlow is imported only by `preprocess_for` and `make_dataset`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import io
@@ -20,11 +21,12 @@ import json
 import logging
 import math
 import os
+import warnings
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -42,8 +44,13 @@ BATCH_SIZE = 64  # §4.1: "we usually set to 64"
 VALIDATION_SPLIT = 0.2  # listing 4.4
 SPLIT_SEED = 1  # listing 4.4
 SPLIT_FOLDERS = ("train", "test")
-# Extensions keras.utils.image_dataset_from_directory indexes (ALLOWLIST_FORMATS).
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+# Extensions keras.utils.image_dataset_from_directory indexes (ALLOWLIST_FORMATS)...
+KERAS_IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+# ...and the common photo formats Pillow also reads, which Keras would silently skip: training and scanning
+# read all of them (the split equals Keras's for folders holding only Keras's formats).
+IMAGE_EXTENSIONS = KERAS_IMAGE_EXTENSIONS + (".tif", ".tiff", ".webp")
+MAX_IMAGE_BYTES = 256 * 2**20  # far above any photo; a bigger file is refused from its size, never read
+TRANSPARENT_BACKGROUND = (255, 255, 255)  # transparent pixels are seen on white, as on a web page
 CACHE_CHUNK = 512  # images per cache file: a killed run loses at most one chunk
 PREPROCESS_MODULES = {name: backbone.preprocess_module for name, backbone in BACKBONES.items()}
 
@@ -108,6 +115,24 @@ def class_names(class_root: Path) -> list[str]:
     return names
 
 
+class EmptyClassFolder(ValueError):
+    """A class folder without images: Keras would still make it a class that no image teaches."""
+
+
+def training_classes(root: Path | str) -> list[str]:
+    """The classes a model trained on `root` learns: its (train/) class folders, none of them empty.
+
+    An empty folder once turned a binary run into a three-class model (issue 10); it is refused.
+    """
+    class_root = _class_root(root, "train")
+    names = class_names(class_root)
+    empty = [str(class_root / name) for name in names if not image_files(class_root / name)]
+    if empty:
+        raise EmptyClassFolder(f"{', '.join(empty)}: class folder without images ({' '.join(IMAGE_EXTENSIONS)}); "
+                               "add images to it or remove it, else it becomes an extra class")
+    return names
+
+
 def _walk_files(class_dir: Path) -> Iterator[Path]:
     """Every file under `class_dir` in Keras's `iter_valid_files` order (hidden ones included)."""
     for dirpath, _, files in sorted(os.walk(class_dir), key=lambda walked: walked[0]):
@@ -119,7 +144,7 @@ def list_images(root: Path | str, split: str | None = None) -> list[LabeledImage
     """All non-hidden files of root/<class>/ (or root/<split>/<class>/), in a fixed order.
 
     Every file is listed, whatever its extension, so that `validate_dataset`
-    can report stray files; `split_files` keeps only what Keras would read.
+    can report stray files; `split_files` keeps only image files (IMAGE_EXTENSIONS).
     """
     class_root = _class_root(root, split)
     return [
@@ -150,6 +175,8 @@ def split_files(
     `int(validation_split * n)` files for validation. Hidden files take part in
     that shuffle (Keras indexes them) and are dropped afterwards, so every
     other file lands where Keras puts it. Returned in Keras's shuffled order.
+    TIFF and WebP files, which Keras skips, are indexed too (training reads what
+    `scan` reads), so only folders holding them split differently from Keras.
     """
     if subset == "test":
         return [item for item in list_images(root, "test") if item.path.suffix.lower() in IMAGE_EXTENSIONS]
@@ -171,14 +198,32 @@ def split_files(
 # ---------------------------------------------------------------- decoding
 
 
-def _decode(data: bytes, path: Path) -> Image.Image:
-    """Open and fully decode one file with Pillow, or raise CorruptImage with the reason."""
-    if not data:
-        raise CorruptImage("zero bytes")
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise CorruptImage(f"extension {path.suffix or '(none)'!r} is not one Keras reads {IMAGE_EXTENSIONS}")
+@dataclass(frozen=True)
+class DecodedImage:
+    """One decoded image: pixels at the requested size, its stored size and what Pillow warned about."""
+
+    pixels: np.ndarray  # uint8 [H, W, 3] RGB
+    original_size: tuple[int, int]  # (width, height) as stored, before EXIF rotation
+    notes: tuple[str, ...] = ()  # e.g. corrupt EXIF data, kept with the image instead of printed
+
+
+def _check_size(path: Path) -> None:
+    """Refuse empty and oversized files from their size alone, before reading a byte."""
     try:
-        image = Image.open(io.BytesIO(data))
+        size = path.stat().st_size
+    except OSError as error:
+        raise CorruptImage(f"unreadable ({error.strerror})") from None
+    if size == 0:
+        raise CorruptImage("zero bytes")
+    if size > MAX_IMAGE_BYTES:
+        raise CorruptImage(f"{size / 2**20:,.0f} MiB: above the {MAX_IMAGE_BYTES // 2**20} MiB limit for one image "
+                           "(not read)")
+
+
+def _identify(source: BinaryIO) -> Image.Image:
+    """Open an image from its header (no pixel decoded yet), or raise CorruptImage with the reason."""
+    try:
+        image = Image.open(source)
     except Image.DecompressionBombError as error:
         raise CorruptImage(f"decompression bomb: {error}") from None
     except UnidentifiedImageError:
@@ -189,6 +234,13 @@ def _decode(data: bytes, path: Path) -> Image.Image:
     if width * height > (Image.MAX_IMAGE_PIXELS or math.inf):
         raise CorruptImage(f"decompression bomb: header claims {width}x{height} pixels > {Image.MAX_IMAGE_PIXELS}")
     return image
+
+
+def _decode(data: bytes, path: Path) -> Image.Image:
+    """`_identify` for bytes already read (dataset validation hashes them too)."""
+    if not data:
+        raise CorruptImage("zero bytes")
+    return _identify(io.BytesIO(data))
 
 
 def _load_pixels(image: Image.Image, draft_size: tuple[int, int] | None = None) -> Image.Image:
@@ -203,33 +255,93 @@ def _load_pixels(image: Image.Image, draft_size: tuple[int, int] | None = None) 
     return image
 
 
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grayscale scaled to 0..255 (converting would clip everything above 255 to white)."""
+    if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
+        return Image.fromarray((np.asarray(image, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        scale = 255 if values.max(initial=0) <= 1 else 1  # floats in 0..1 or already in 0..255
+        return Image.fromarray((values * scale).round().clip(0, 255).astype(np.uint8))
+    return image
+
+
+def _has_transparency(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """EXIF-upright RGB: CMYK, RGBA, grayscale and palette images are converted, not rejected."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
+    """EXIF-upright RGB as a viewer shows it: CMYK, 16-bit, grayscale and palette images are converted,
+    and transparent pixels are composited on `TRANSPARENT_BACKGROUND` (not the colours hidden under them)."""
+    image = _eight_bit(ImageOps.exif_transpose(image))
+    if _has_transparency(image):
+        background = Image.new("RGBA", image.size, (*TRANSPARENT_BACKGROUND, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def rgb_pixels(image: Image.Image, image_size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    """uint8 [H, W, 3] of a loaded Pillow image (or animation frame), squashed to `image_size` (bilinear)."""
+    resized = _to_rgb(image).resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.uint8)
+
+
 def _read(path: Path) -> bytes:
+    _check_size(path)
     try:
         return path.read_bytes()
     except OSError as error:
         raise CorruptImage(f"unreadable ({error.strerror})") from None
 
 
+@contextlib.contextmanager
+def open_image(path: Path | str) -> Iterator[Image.Image]:
+    """The image of `path` opened from its header (size checked first, pixels not yet decoded).
+    Raises CorruptImage."""
+    path = Path(path)
+    _check_size(path)
+    try:
+        handle = open(path, "rb")
+    except OSError as error:
+        raise CorruptImage(f"unreadable ({error.strerror})") from None
+    with handle, _identify(handle) as image:
+        yield image
+
+
+@contextlib.contextmanager
+def pillow_warnings_as_notes() -> Iterator[list[str]]:
+    """Collect the warnings Pillow gives inside the block (corrupt EXIF data...) as notes for the
+    image's row instead of stderr lines. Process-wide (`warnings.catch_warnings`): use from one thread."""
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield notes
+    notes.extend(dict.fromkeys(f"{type(w.message).__name__}: {str(w.message).strip()}" for w in caught))
+
+
+def _resized(image: Image.Image, image_size: tuple[int, int]) -> np.ndarray:
+    return rgb_pixels(_load_pixels(image, draft_size=(max(image_size),) * 2), image_size)
+
+
+def read_image(path: Path | str, image_size: tuple[int, int] = IMAGE_SIZE) -> DecodedImage:
+    """`decode_image`, with the stored size and Pillow's warnings as notes (for `scan`'s rows; one thread)."""
+    with pillow_warnings_as_notes() as notes, open_image(path) as image:
+        original_size = image.size
+        pixels = _resized(image, image_size)
+    return DecodedImage(pixels, original_size, tuple(notes))
+
+
 def decode_image(path: Path, image_size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
     """uint8 [H, W, 3] RGB, resized by squashing (bilinear) like image_dataset_from_directory.
 
     Differences from Keras, on purpose: EXIF orientation is applied (photos are
-    seen upright, as a person sees them) and Pillow's bilinear filter is
-    antialiased when shrinking. Raises CorruptImage.
+    seen upright, as a person sees them), transparent pixels are shown on white,
+    16-bit images are scaled rather than clipped, any format Pillow reads is read,
+    and Pillow's bilinear filter is antialiased when shrinking. Raises CorruptImage.
+    Safe to call from several threads (training decodes on a pool).
     """
-    path = Path(path)
-    side = max(image_size)
-    image = _load_pixels(_decode(_read(path), path), draft_size=(side, side))
-    image = _to_rgb(image).resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
-    return np.asarray(image, dtype=np.uint8)
+    with open_image(path) as image:
+        return _resized(image, image_size)
 
 
 # ---------------------------------------------------------------- validation
@@ -326,12 +438,23 @@ def _html_row(cells: list[str], tag: str) -> str:
 
 def _check_file(path: Path) -> tuple[str | None, str | None]:
     """(content hash, None) for a usable image, (None, reason) otherwise."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return None, f"extension {path.suffix or '(none)'!r} is not an image format training reads {IMAGE_EXTENSIONS}"
     try:
         data = _read(path)
         _load_pixels(_decode(data, path))
     except CorruptImage as error:
         return None, str(error)
     return hashlib.blake2b(data, digest_size=16).hexdigest(), None
+
+
+def _stray_files(root: Path) -> list[BadFile]:
+    """Files beside the class folders (in the dataset root, train/ or test/): they have no class."""
+    splits = [root / split for split in SPLIT_FOLDERS if (root / split).is_dir()] if has_split_folders(root) else []
+    folders = [root, *splits]
+    return [BadFile(path, f"not in a class folder; move it into {folder}/<class>/ or delete it")
+            for folder in folders for path in sorted(folder.iterdir())
+            if not path.is_dir() and not path.name.startswith(".")]
 
 
 def _parallel_map(function: Callable, items: list, bar: tqdm) -> list:
@@ -349,7 +472,7 @@ def validate_dataset(root: Path | str, *, progress: bool = True) -> DatasetRepor
 
     Counts are of usable images; each unusable file is listed with its reason
     (zero bytes, not an image, truncated, decompression bomb, unreadable,
-    extension Keras ignores). Duplicates are files with identical bytes,
+    not an image extension, outside any class folder). Duplicates are files with identical bytes,
     also across train/test (test leakage).
     """
     root = Path(root)
@@ -373,7 +496,7 @@ def validate_dataset(root: Path | str, *, progress: bool = True) -> DatasetRepor
         classes=classes,
         imbalance_ratio=max(train_counts) / min(train_counts) if min(train_counts) else math.inf,
         duplicates=sorted(group for group in by_hash.values() if len(group) > 1),
-        bad_files=[BadFile(item.path, reason) for item, (_, reason) in checks.items() if reason],
+        bad_files=_stray_files(root) + [BadFile(item.path, reason) for item, (_, reason) in checks.items() if reason],
         taxonomy=_taxonomy_name(classes),
     )
 

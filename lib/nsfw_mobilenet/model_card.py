@@ -67,12 +67,10 @@ def read_card(model_path: Path | str) -> dict[str, Any] | None:
 
 
 def read_labels(model_path: Path | str) -> list[str] | None:
-    """Classes of an exported model, from labels.txt (or model_card.json) next to it; None if neither."""
+    """Classes of an exported model, from labels.txt (or model_card.json) next to it; None if neither names any."""
     labels = Path(model_path).parent / LABELS_FILE
-    if labels.exists():
-        return [line.strip() for line in labels.read_text().splitlines() if line.strip()]
-    card = read_card(model_path)
-    return list(card["classes"]) if card else None
+    listed = [line.strip() for line in labels.read_text().splitlines() if line.strip()] if labels.exists() else []
+    return listed or list((read_card(model_path) or {}).get("classes") or []) or None
 
 
 def operating_point_of(card: Mapping[str, Any] | None) -> OperatingPoint:

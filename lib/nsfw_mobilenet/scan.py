@@ -16,7 +16,8 @@ Exit codes of `scan`:
     0  every input was read and is safe
     1  at least one input is unsafe or needs review (takes precedence over 3)
     2  usage error or the model cannot be loaded
-    3  nothing flagged, but some inputs could not be read (each one is a row with `error`)
+    3  nothing flagged, but some inputs could not be read (each one is a row, `error` or `skipped`)
+    130  interrupted (Ctrl-C): the rows of every finished input are written, whole
 
 Against known truth: `scan_confusion` scores scan rows of a labelled test folder,
 `false_positive_table` counts the decisions on folders of harmless photos, and `app_summary`
@@ -27,8 +28,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
+import os
 import sys
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,22 +41,28 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 from PIL import Image
 
+import nsfw_mobilenet
 from nsfw_mobilenet import data
 from nsfw_mobilenet.litert import LiteRTModel
-from nsfw_mobilenet.model_card import default_classes, operating_point_of, read_card, read_labels
+from nsfw_mobilenet.model_card import (CARD_FILE, LABELS_FILE, default_classes, operating_point_of, read_card,
+                                       read_labels)
 from nsfw_mobilenet.operating_point import (DECISIONS, DEFAULT_OPERATING_POINT, REVIEW, SAFE, UNSAFE, check_policy,
                                             decide, unsafe_probabilities)
 from nsfw_mobilenet.taxonomy import Taxonomy, taxonomy_for_classes
-from nsfw_mobilenet.video import VIDEO_EXTENSIONS, CorruptVideo, extract_frames, video_score
+from nsfw_mobilenet.video import (VIDEO_EXTENSIONS, CorruptVideo, VideoFrames, extract_animation_frames,
+                                  extract_frames, is_animation, video_score)
 
 if TYPE_CHECKING:  # export imports TensorFlow-side modules; the scanner does not need them
     from nsfw_mobilenet.export import VariantParity
 
-ERROR = "error"
+ERROR, SKIPPED = "error", "skipped"
+MIN_SIDE = 32  # px: below this an image carries too little to classify (a 1x1 image got "unsafe 0.71")
 EXIT_SAFE, EXIT_FLAGGED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what shells report for Ctrl-C
 TFLITE_SUFFIX = ".tflite"
 KERAS_SUFFIXES = (".keras", ".h5")
-ROW_FIELDS = ("path", "kind", "time_s", "label", "unsafe_probability", "decision", "error", "threshold",
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ROW_FIELDS = ("path", "kind", "time_s", "label", "unsafe_probability", "decision", "error", "note", "threshold",
               "review_low", "review_high")
 
 
@@ -92,10 +102,7 @@ class Detector:
             self._runner = self._load_tflite(path, num_threads)
         else:
             self._runner = self._load_keras(model if path is None else path, path, preprocess)
-        try:
-            self.classes = list(classes or (path and read_labels(path)) or default_classes(self.num_outputs))
-        except ValueError as error:
-            raise ModelError(f"{path or 'model'}: {error} (--classes), or put labels.txt next to it") from None
+        self.classes = self._classes(classes, path)
         if len(self.classes) != self.num_outputs:
             raise ModelError(f"{path or 'model'}: {self.num_outputs} outputs but classes {self.classes}")
         try:
@@ -103,6 +110,20 @@ class Detector:
         except ValueError as error:
             raise ModelError(f"{path or 'model'}: {error}") from None
         self._unsafe = self.taxonomy.unsafe_indices()
+
+    def _classes(self, classes: Sequence[str] | None, path: Path | None) -> list[str]:
+        """Given classes, else the exported file's labels (required for .tflite: never a silent guess), else
+        a Keras model's thesis taxonomy by its number of outputs."""
+        labels = classes or (path and read_labels(path))
+        if labels:
+            return list(labels)
+        if path is not None and path.suffix == TFLITE_SUFFIX:
+            raise ModelError(f"{path}: no class names: {LABELS_FILE} next to it is missing or empty and no "
+                             f"{CARD_FILE} names them; pass --classes in output order")
+        try:
+            return default_classes(self.num_outputs)
+        except ValueError as error:
+            raise ModelError(f"{path or 'model'}: {error} (--classes)") from None
 
     def _set_policy(self, card: dict[str, Any] | None, threshold: float | None,
                     review_band: tuple[float, float] | None) -> None:
@@ -129,13 +150,16 @@ class Detector:
         return lite.predict
 
     def _load_keras(self, model: Any, path: Path | None, preprocess) -> Callable[[np.ndarray], np.ndarray]:
+        if path is not None:
+            _check_keras_file(path)
+        nsfw_mobilenet.import_tensorflow_quietly()  # its native start-up lines are not our messages
         import keras
 
         if path is not None:
-            if path.suffix not in KERAS_SUFFIXES:
-                raise ModelError(f"{path}: unknown model format; expected {TFLITE_SUFFIX} or {KERAS_SUFFIXES}")
             try:
-                model = keras.models.load_model(path, compile=False)
+                with nsfw_mobilenet.native_stderr_discarded():  # device set-up lines ("failed call to cuInit")
+                    model = keras.models.load_model(path, compile=False)
+                    model.predict(np.zeros((1, *model.input_shape[1:])), verbose=0)
             except Exception as error:  # Keras raises many types for a bad file
                 raise ModelError(f"{path}: Keras cannot load it ({error})") from None
             if preprocess is None:
@@ -181,76 +205,131 @@ class Detector:
 # ---------------------------------------------------------------- scanning files
 
 
-def find_inputs(paths: Iterable[Path | str]) -> Iterator[tuple[Path, str | None]]:
-    """(file, None) for every image or video under `paths`, or (path, reason) when a path is unusable.
+def _check_keras_file(path: Path) -> None:
+    """Say what a file is not before Keras says "File not found" about a file that exists."""
+    if path.suffix not in KERAS_SUFFIXES:
+        raise ModelError(f"{path}: unknown model format; expected {TFLITE_SUFFIX} or {KERAS_SUFFIXES}")
+    with open(path, "rb") as handle:
+        head = handle.read(len(HDF5_SIGNATURE))
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a Keras model file (a .keras file is a zip archive; this one is not)")
+    if path.suffix == ".h5" and head != HDF5_SIGNATURE:
+        raise ModelError(f"{path}: not a Keras model file (a .h5 file is HDF5; this one is not)")
 
-    Folders are walked recursively (hidden files skipped, files of other types ignored); a file
-    named explicitly is always scanned, so a wrong extension is reported rather than ignored.
-    """
-    known = data.IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+
+def _link_problem(path: Path) -> str | None:
+    """Why a symbolic link cannot be read (None: not a link, or it resolves)."""
+    if not path.is_symlink() or path.exists():
+        return None
+    try:
+        os.stat(path)
+    except OSError as error:
+        return "symbolic link loop" if error.errno == errno.ELOOP else "broken symbolic link"
+    return None
+
+
+def _folder_entries(folder: Path) -> Iterator[tuple[Path, str | None, str]]:
+    """Every non-hidden entry under `folder`, recursively and sorted: (path, problem, decision if a problem)."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        base = Path(dirpath)
+        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+        for name in [d for d in dirnames if (base / d).is_symlink()]:
+            yield base / name, "symbolic link to a folder (not followed)", SKIPPED
+        for name in sorted(f for f in filenames if not f.startswith(".")):
+            problem = _link_problem(base / name)
+            yield base / name, problem, ERROR
+
+
+def find_inputs(paths: Iterable[Path | str]) -> Iterator[tuple[Path, str | None, str]]:
+    """(path, None, "") for every file to classify under `paths`, or (path, reason, decision) when it cannot be:
+    every non-hidden file gets an answer, whatever its type. Folders are walked recursively (hidden
+    entries skipped, linked folders reported, not followed)."""
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in known
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
-            if not found:
-                yield path, f"no images or videos ({', '.join(known)}) in this folder"
-            yield from ((p, None) for p in found)
+            entries = list(_folder_entries(path))
+            yield from entries if entries else [(path, "empty folder (no files)", ERROR)]
         elif path.exists():
-            yield path, None
+            yield path, None, ""
         else:
-            yield path, "no such file or folder"
+            yield path, _link_problem(path) or "no such file or folder", ERROR
 
 
 def _row(path: Path, kind: str, verdict: Verdict | None = None, time_s: float | None = None,
-         unsafe_probability: float | None = None, decision: str | None = None, error: str = "") -> dict[str, Any]:
+         unsafe_probability: float | None = None, decision: str | None = None, error: str = "",
+         note: str = "") -> dict[str, Any]:
     return {
         "path": str(path), "kind": kind, "time_s": time_s,
         "label": verdict.label if verdict else None,
         "unsafe_probability": verdict.unsafe_probability if verdict else unsafe_probability,
-        "decision": ERROR if error else (verdict.decision if verdict else decision),
-        "error": error,
+        "decision": decision if decision == SKIPPED else ERROR if error else (verdict.decision if verdict else decision),
+        "error": error, "note": note,
         "probabilities": verdict.probabilities if verdict else {},
     }
 
 
+def _frame_rows(detector: Detector, path: Path, kind: str, sampled: VideoFrames, unsafe_frames: int) -> list[dict]:
+    """One row per sampled frame, then the file's verdict: its k-th most unsafe frame (k = 1: any unsafe frame)."""
+    verdicts = detector.verdicts(sampled.frames)
+    score = video_score([v.unsafe_probability for v in verdicts], unsafe_frames)
+    frame_rows = [_row(path, "frame", v, time_s=round(float(t), 3)) for v, t in zip(verdicts, sampled.timestamps)]
+    return frame_rows + [_row(path, kind, unsafe_probability=score, note=sampled.note,
+                              decision=decide(score, detector.threshold, detector.review_band))]
+
+
+def _image_rows(detector: Detector, path: Path, fps: float, max_frames: int | None,
+                unsafe_frames: int) -> list[dict[str, Any]]:
+    if is_animation(path):
+        sampled = extract_animation_frames(path, fps=fps, max_frames=max_frames, image_size=detector.image_size)
+        return _frame_rows(detector, path, "animation", sampled, unsafe_frames)
+    decoded = data.read_image(path, detector.image_size)
+    width, height = decoded.original_size
+    if min(width, height) < MIN_SIDE:
+        return [_row(path, "image", error=f"too small to classify: {width}x{height} pixels "
+                                          f"(the minimum side is {MIN_SIDE})")]
+    return [_row(path, "image", detector.verdicts(decoded.pixels[None])[0], note="; ".join(decoded.notes))]
+
+
 def scan_file(detector: Detector, path: Path, *, fps: float = 1.0, max_frames: int | None = None,
               unsafe_frames: int = 1) -> list[dict[str, Any]]:
-    """Rows for one file: an image row, or frame rows plus one video row. Unreadable → one error row."""
+    """Rows for one file: an image row; or frame rows plus one video or animation row. Unreadable → one error row."""
     if path.suffix.lower() in VIDEO_EXTENSIONS:
         try:
             sampled = extract_frames(path, fps=fps, max_frames=max_frames, image_size=detector.image_size)
         except CorruptVideo as error:
             return [_row(path, "video", error=error.reason)]
-        verdicts = detector.verdicts(sampled.frames)
-        score = video_score([v.unsafe_probability for v in verdicts], unsafe_frames)
-        frame_rows = [_row(path, "frame", v, time_s=round(float(t), 3)) for v, t in zip(verdicts, sampled.timestamps)]
-        video_row = _row(path, "video", unsafe_probability=score,
-                         decision=decide(score, detector.threshold, detector.review_band), error="")
-        video_row["note"] = sampled.note
-        return frame_rows + [video_row]
+        return _frame_rows(detector, path, "video", sampled, unsafe_frames)
     try:
-        return [_row(path, "image", detector.classify(path))]
+        with data.pillow_warnings_as_notes() as notes:  # e.g. corrupt EXIF, met while checking for frames
+            rows = _image_rows(detector, path, fps, max_frames, unsafe_frames)
+        rows[-1]["note"] = "; ".join(dict.fromkeys(filter(None, [rows[-1]["note"], *notes])))
+        return rows
     except data.CorruptImage as error:
-        return [_row(path, "image", error=str(error))]
+        unknown = path.suffix.lower() not in data.IMAGE_EXTENSIONS and str(error).startswith("not an image")
+        return [_row(path, "image", error="not an image or video" if unknown else str(error))]
 
 
-def scan(detector: Detector, paths: Iterable[Path | str], *, fps: float = 1.0, max_frames: int | None = None,
-         unsafe_frames: int = 1, progress: bool = True) -> Iterator[dict[str, Any]]:
-    """Rows for every input under `paths`; bad inputs become error rows (and a line on stderr)."""
+def scan_inputs(detector: Detector, inputs: Sequence[tuple[Path, str | None, str]], *, fps: float = 1.0,
+                max_frames: int | None = None, unsafe_frames: int = 1,
+                progress: bool = True) -> Iterator[list[dict[str, Any]]]:
+    """The rows of each of `inputs` (from `find_inputs`), one list per input, in order; problems are
+    error or skipped rows (and a line on stderr), never exceptions."""
     from tqdm import tqdm
 
-    inputs = list(find_inputs(paths))
     with tqdm(inputs, desc="scan", unit="file", disable=not progress, file=sys.stderr) as bar:
-        for path, problem in bar:
-            rows = ([_row(path, "input", error=problem)] if problem else
+        for path, problem, decision in bar:
+            rows = ([_row(path, "input", error=problem, decision=decision)] if problem else
                     scan_file(detector, path, fps=fps, max_frames=max_frames, unsafe_frames=unsafe_frames))
             for row in rows:
                 row.update(detector.policy_columns())
                 if row["error"]:
-                    bar.write(f"{row['path']}: {row['error']} (skipped)", file=sys.stderr)
-                elif row.get("note"):
-                    bar.write(f"{row['path']}: {row['note']}", file=sys.stderr)
-            yield from rows
+                    bar.write(f"{row['path']}: {row['error']} ({row['decision']})", file=sys.stderr)
+            yield rows
+
+
+def scan(detector: Detector, paths: Iterable[Path | str], **options: Any) -> Iterator[dict[str, Any]]:
+    """Rows for every input under `paths` (`scan_inputs` options); bad inputs become error rows."""
+    for rows in scan_inputs(detector, list(find_inputs(paths)), **options):
+        yield from rows
 
 
 def exit_code(rows: Iterable[dict[str, Any]]) -> int:
@@ -258,7 +337,7 @@ def exit_code(rows: Iterable[dict[str, Any]]) -> int:
     decisions = {row["decision"] for row in rows if row["kind"] != "frame"}
     if decisions & {UNSAFE, REVIEW}:
         return EXIT_FLAGGED
-    return EXIT_UNREADABLE if ERROR in decisions else EXIT_SAFE
+    return EXIT_UNREADABLE if decisions & {ERROR, SKIPPED} else EXIT_SAFE
 
 
 class RowWriter:
@@ -273,7 +352,7 @@ class RowWriter:
 
     def write(self, row: dict[str, Any]) -> None:
         if self.format == "jsonl":
-            self.stream.write(json.dumps({k: v for k, v in row.items() if k != "note"}) + "\n")
+            self.stream.write(json.dumps(row) + "\n")
         else:
             flat = {k: ("" if v is None else v) for k, v in row.items()}
             flat.update({f"p_{c}": row["probabilities"].get(c, "") for c in self.classes})
@@ -309,7 +388,7 @@ def scan_confusion(rows: Iterable[Mapping[str, Any]], root: Path | str, classes:
     A row's true class is its class folder under `root` (give `root` as it was given to `scan`).
     Folders are matched to the model's `classes` by position, as in training (both in Keras folder
     order), so a proxy's folders (roses, tulips) count as the classes they play (normal, sexual).
-    Unreadable files are counted, not scored; video rows are ignored.
+    Unreadable files are counted, not scored; video and animation rows are ignored.
     """
     root, classes = Path(root), list(classes)
     folders = data.class_names(root)
@@ -319,9 +398,9 @@ def scan_confusion(rows: Iterable[Mapping[str, Any]], root: Path | str, classes:
     decisions = np.zeros((len(classes), len(DECISIONS)), int)
     unreadable = 0
     for row in rows:
-        if row["kind"] in ("frame", "video"):
+        if row["kind"] not in ("image", "input"):
             continue
-        if row["decision"] == ERROR:
+        if row["decision"] in (ERROR, SKIPPED):
             unreadable += 1
             continue
         true = folders.index(Path(row["path"]).relative_to(root).parts[0])
@@ -352,7 +431,7 @@ def decision_counts(detector: Detector, folder: Path | str, limit: int | None = 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of images")
-    images = [path for path, problem in find_inputs([folder]) if problem is None
+    images = [path for path, problem, _ in find_inputs([folder]) if problem is None
               and path.suffix.lower() in data.IMAGE_EXTENSIONS]
     if limit is not None and limit < len(images):
         images = [images[i] for i in np.linspace(0, len(images) - 1, limit).astype(int)]
@@ -403,7 +482,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         "scan", help="classify images, folders and videos as safe / review / unsafe",
         description=__doc__.split("\n\n")[0],
         epilog="exit codes: 0 all safe; 1 something unsafe or in review; 2 usage or model error; "
-               "3 nothing flagged but some inputs unreadable",
+               "3 nothing flagged but some inputs unreadable; 130 interrupted",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images, folders (recursive) or videos")
     parser.add_argument("--model", required=True, type=Path, help=".tflite (from `export`) or .keras model")
@@ -416,7 +495,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
                         help="unsafe probabilities in [LOW, HIGH) go to human review, §6.2 (default: the model "
                              f"card's, else {list(DEFAULT_OPERATING_POINT.review_band)}; equal values disable it)")
     parser.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    parser.add_argument("--output", type=Path, help="write rows here instead of stdout")
+    parser.add_argument("--output", type=Path, help="write rows to this file (folders created) instead of stdout")
     parser.add_argument("--fps", type=float, default=1.0, help="video frames sampled per second (default 1)")
     parser.add_argument("--max-frames", type=int, help="at most this many frames per video")
     parser.add_argument("--unsafe-frames", type=int, default=1,
@@ -426,24 +505,46 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Usage errors, found before the model is loaded, so that the message names the real culprit."""
+    if args.fps <= 0 or args.unsafe_frames < 1 or (args.max_frames is not None and args.max_frames < 1):
+        raise ValueError("--fps must be positive, --unsafe-frames and --max-frames at least 1")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    if args.output is not None and args.output.is_dir():
+        raise ValueError(f"--output {args.output} is a folder; give the name of the file to write")
+
+
+def _open_output(path: Path | None) -> TextIO:
+    """stdout, or `path` (its missing parent folders created)."""
+    if path is None:
+        return sys.stdout
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "w", newline="")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        _check_options(args)
         detector = Detector(args.model, classes=args.classes, preprocess=args.backbone,
                             threshold=args.threshold, review_band=args.review_band and tuple(args.review_band),
                             num_threads=args.threads)
-        if args.fps <= 0 or args.unsafe_frames < 1 or (args.max_frames is not None and args.max_frames < 1):
-            raise ValueError("--fps must be positive, --unsafe-frames and --max-frames at least 1")
-    except (ModelError, ValueError) as error:
+        stream = _open_output(args.output)
+    except (ModelError, ValueError, OSError) as error:
         print(f"nsfw-mobilenet scan: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    stream = open(args.output, "w", newline="") if args.output else sys.stdout
+    inputs, written = list(find_inputs(args.paths)), []
     try:
-        writer, rows = RowWriter(stream, args.format, detector.classes), []
-        for row in scan(detector, args.paths, fps=args.fps, max_frames=args.max_frames,
-                        unsafe_frames=args.unsafe_frames, progress=not args.quiet):
-            writer.write(row)
-            rows.append({"kind": row["kind"], "decision": row["decision"]})
+        writer = RowWriter(stream, args.format, detector.classes)
+        for rows in scan_inputs(detector, inputs, fps=args.fps, max_frames=args.max_frames,
+                                unsafe_frames=args.unsafe_frames, progress=not args.quiet):
+            for row in rows:
+                writer.write(row)
+            written.append(rows)
+    except KeyboardInterrupt:  # every finished input's rows are written whole; say where it stopped
+        print(f"nsfw-mobilenet scan: interrupted after {len(written)} of {len(inputs)} inputs", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         if args.output:
             stream.close()
-    return exit_code(rows)
+    return exit_code(row for rows in written for row in rows)

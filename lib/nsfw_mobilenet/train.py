@@ -1,17 +1,22 @@
 """Fine-tuning runs of §4.2–4.4: one `ExperimentConfig` in, one results JSON out.
 
 A run compiles the thesis head with SGD or Adam (listing 4.3), freezes all but the last N layers
-in the thesis's numbering, trains with checkpoints that survive a kill (`BackupAndRestore`),
-evaluates on the test folder and writes config, history, confusion matrix, wall time, versions
-and seed to `<out_dir>/<config.name>.json`. Without augmentation, the frozen part of the network
-is computed once ("cached features") and only the trainable tail is trained per epoch.
+in the thesis's numbering, trains with checkpoints that survive a kill (`BackupAndRestore`, with
+the epochs' history and wall time logged beside them, so a resumed run reports the whole run),
+evaluates on the test folder and writes config, history, confusion matrix, wall time, versions,
+seed and a fingerprint of the data to `<out_dir>/<config.name>.json`. Without augmentation, the
+frozen part of the network is computed once ("cached features") and only the trainable tail is
+trained per epoch.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,6 +33,11 @@ from .experiments import (FINAL_CONFIG_FILE, PROJECT_ROOT, ExperimentConfig, fin
 SMOKE_IMAGES_PER_CLASS = {"training": 8, "validation": 4, "test": 4}
 STOCHASTIC_LAYERS = ("Dropout", "GaussianNoise", "GaussianDropout", "SpatialDropout2D")
 DEFAULT_CHECKPOINT_DIR = Path("runs") / "checkpoints"
+BACKUP_FOLDER = "backup"  # BackupAndRestore's folder inside a run's checkpoint folder
+TRAINING_LOG = "history.json"  # the epochs and segment times of a run, beside its backup
+RESULT_KEYS = ("config", "weights", "data", "history", "final", "time_min", "test")  # what readers of a result need
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,22 +68,23 @@ def _first_per_class(items: list[data.LabeledImage], per_class: int) -> list[dat
     return kept
 
 
-def load_run_data(data_dir: Path | str, *, smoke: bool = False, cache_dir: Path | None = None,
-                  progress: bool = True, image_size: tuple[int, int] = data.IMAGE_SIZE) -> RunData:
-    """Listing 4.4's training/validation split of `data_dir` (or its train/), and its test/ folder.
-
-    `smoke` keeps a few images per class so that a run takes seconds.
-    """
+def run_files(data_dir: Path | str, *, smoke: bool = False) -> dict[str, list[data.LabeledImage]]:
+    """The files a run reads, per subset: listing 4.4's training/validation split of `data_dir` (or its
+    train/) and its test/ folder. Listed, not decoded. `smoke` keeps a few images per class."""
     root = Path(data_dir)
     subsets = ["training", "validation"] + (["test"] if (root / "test").is_dir() else [])
-    classes = data.class_names(root / "train" if data.has_split_folders(root) else root)
-    loaded = {}
-    for subset in subsets:
-        items = data.split_files(root, subset)
-        if smoke:
-            items = _first_per_class(items, SMOKE_IMAGES_PER_CLASS[subset])
-        loaded[subset] = data.load_images(items, classes, image_size=image_size, cache_dir=cache_dir,
-                                          progress=progress)
+    files = {subset: data.split_files(root, subset) for subset in subsets}
+    if smoke:
+        files = {subset: _first_per_class(items, SMOKE_IMAGES_PER_CLASS[subset]) for subset, items in files.items()}
+    return files
+
+
+def load_run_data(data_dir: Path | str, *, smoke: bool = False, cache_dir: Path | None = None,
+                  progress: bool = True, image_size: tuple[int, int] = data.IMAGE_SIZE) -> RunData:
+    """The decoded `run_files` of `data_dir`; `smoke` keeps a few images per class so a run takes seconds."""
+    classes = data.training_classes(data_dir)
+    loaded = {subset: data.load_images(items, classes, image_size=image_size, cache_dir=cache_dir, progress=progress)
+              for subset, items in run_files(data_dir, smoke=smoke).items()}
     return RunData(classes, loaded["training"], loaded["validation"], loaded.get("test"))
 
 
@@ -163,14 +174,59 @@ def _image_datasets(config: ExperimentConfig, run_data: RunData) -> tuple[Any, A
     return training, validation
 
 
-def _fit(model: Any, training: Any, validation: Any, config: ExperimentConfig, checkpoint_dir: Path,
-         class_weight: dict | None, verbose: int) -> dict[str, list[float]]:
+def write_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder, so a kill never leaves half a file."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+class TrainingLog:
+    """The per-epoch history and wall time of each segment of a run (a kill ends a segment), saved
+    beside its checkpoint after every epoch so that a resumed run reports all its epochs and time.
+
+    The epoch is logged before `BackupAndRestore` saves it: a kill in between re-runs that epoch,
+    whose entry is then overwritten. Without a backup the run starts over, and so does the log.
+    """
+
+    def __init__(self, checkpoint_dir: Path):
+        self.file = checkpoint_dir / TRAINING_LOG
+        self.started = time.perf_counter()
+        earlier = {"epochs": [], "segment_seconds": []}
+        if (checkpoint_dir / BACKUP_FOLDER).is_dir() and self.file.exists():
+            earlier = json.loads(self.file.read_text())
+        self.epochs: list[dict[str, float]] = earlier["epochs"]
+        self.segment_seconds: list[float] = earlier["segment_seconds"] + [0.0]
+
+    def log_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
+        self.epochs[epoch:] = [{key: float(value) for key, value in logs.items()}]
+        self.segment_seconds[-1] = time.perf_counter() - self.started
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.file, json.dumps({"epochs": self.epochs, "segment_seconds": self.segment_seconds}))
+
+    def finish(self) -> None:
+        """End the last segment; the log goes, as Keras deletes the backup at the end of training."""
+        self.segment_seconds[-1] = time.perf_counter() - self.started
+        self.file.unlink(missing_ok=True)
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        return {key: [epoch[key] for epoch in self.epochs] for key in self.epochs[0]}
+
+    @property
+    def wall_time(self) -> float:
+        return sum(self.segment_seconds)
+
+
+def _fit(model: Any, training: Any, validation: Any, config: ExperimentConfig, training_log: TrainingLog,
+         class_weight: dict | None, verbose: int) -> None:
     import keras
 
-    backup = keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup"))
-    history = model.fit(training, validation_data=validation, epochs=config.epochs, callbacks=[backup],
-                        class_weight=class_weight, shuffle=False, verbose=verbose)
-    return {k: [float(v) for v in values] for k, values in history.history.items()}
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=training_log.log_epoch),
+                 keras.callbacks.BackupAndRestore(str(training_log.file.parent / BACKUP_FOLDER))]
+    model.fit(training, validation_data=validation, epochs=config.epochs, callbacks=callbacks,
+              class_weight=class_weight, shuffle=False, verbose=verbose)
+    training_log.finish()
 
 
 def versions() -> dict[str, str]:
@@ -180,7 +236,7 @@ def versions() -> dict[str, str]:
 
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
             "numpy": np.__version__, "scikit-learn": sklearn.__version__, "machine": platform.machine(),
-            "processor_count": str(__import__("os").cpu_count())}
+            "processor_count": str(os.cpu_count())}
 
 
 def run_fingerprint(config: ExperimentConfig, weights: str | None, run_data: RunData) -> str:
@@ -213,7 +269,7 @@ def train(config: ExperimentConfig, run_data: RunData, *, checkpoint_dir: Path =
     class_weight = class_weight_for(run_data.training.labels, len(run_data.classes)) if config.class_weights else None
     # With one batch per epoch, tracing costs more than it saves (smoke runs): run eagerly.
     one_step_per_epoch = len(run_data.training.labels) <= config.batch_size
-    started = time.perf_counter()
+    training_log = TrainingLog(checkpoint_dir)
     parts = None
     if feature_cache and not config.augmentation:
         boundary = frozen_boundary(model, config.backbone, config.trainable_layers)
@@ -226,12 +282,12 @@ def train(config: ExperimentConfig, run_data: RunData, *, checkpoint_dir: Path =
         validation = _feature_dataset(predict(front, run_data.validation.images, config.backbone, config.batch_size),
                                       run_data.validation.labels, num_classes, config.batch_size, False, config.seed)
         compile_for_training(tail, config.optimizer, config.learning_rate, run_eagerly=one_step_per_epoch)
-        history = _fit(tail, training, validation, config, checkpoint_dir, class_weight, verbose)
+        _fit(tail, training, validation, config, training_log, class_weight, verbose)
     else:
         compile_for_training(model, config.optimizer, config.learning_rate, run_eagerly=one_step_per_epoch)
         training, validation = _image_datasets(config, run_data)
-        history = _fit(model, training, validation, config, checkpoint_dir, class_weight, verbose)
-    wall_time = time.perf_counter() - started
+        _fit(model, training, validation, config, training_log, class_weight, verbose)
+    history, wall_time, segments = training_log.history, training_log.wall_time, len(training_log.segment_seconds)
     probabilities = None
     evaluation = None
     if run_data.test is not None and len(run_data.test.labels):
@@ -246,8 +302,10 @@ def train(config: ExperimentConfig, run_data: RunData, *, checkpoint_dir: Path =
         "data": {"classes": run_data.classes, "counts": run_data.counts(), "bad_files": run_data.bad_files()},
         "history": history,
         "final": {key: history[key][-1] for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
-        "time_min": wall_time / 60,
+        "time_min": wall_time / 60,  # every segment of a resumed run
         "training_images_per_second": trained_images / wall_time,
+        "resumed": segments > 1,
+        "segments": segments,
         "test": evaluation,
         "versions": versions(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -261,32 +319,82 @@ def result_path(config: ExperimentConfig, out_dir: Path | str, smoke: bool = Fal
     return Path(out_dir) / ("smoke" if smoke else "") / f"{config.name}.json"
 
 
+def _size_and_mtime(path: Path) -> list[int | None]:
+    try:
+        stat = path.stat()
+    except OSError:  # e.g. a broken symlink: listed, reported as unreadable when decoded
+        return [None, None]
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def data_fingerprint(config: ExperimentConfig, data_dir: Path | str, *, smoke: bool = False) -> str | None:
+    """Changes when a file the run reads is added, removed, moved or rewritten, or the config or its
+    weights change; from `os.stat` only. None when `data_dir` is not here (nothing to compare)."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        return None
+    files = [[subset, item.path.relative_to(root).as_posix(), *_size_and_mtime(item.path)]
+             for subset, items in run_files(root, smoke=smoke).items() for item in items]
+    weights = [models.weights_source(config.backbone, config.weights)]
+    if config.weights not in ("imagenet", None):
+        weights += _size_and_mtime(Path(config.weights))
+    identity = json.dumps([config.to_dict(), weights, files])
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def _stored_result(result_file: Path) -> dict[str, Any] | None:
+    """The results JSON of a finished run, or None. A truncated or incomplete one is moved aside to
+    `<name>.json.bad` (with a warning), so that its row trains again instead of crashing the table."""
+    if not result_file.exists():
+        return None
+    try:
+        stored = json.loads(result_file.read_text())
+        if isinstance(stored, dict) and all(key in stored for key in RESULT_KEYS) and isinstance(stored["data"], dict):
+            return stored
+        problem = f"incomplete (needs {', '.join(RESULT_KEYS)})"
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = f"not JSON ({error})"
+    moved = result_file.with_name(result_file.name + ".bad")
+    os.replace(result_file, moved)
+    log.warning("%s: %s; moved to %s, training this row again", result_file, problem, moved)
+    return None
+
+
+def _reusable(stored: dict[str, Any], config: ExperimentConfig, smoke: bool, data_name: str,
+              fingerprint: str | None) -> bool:
+    """Same config, mode and data folder, and unchanged data. A result without a fingerprint (committed
+    before there was one, reused on machines whose file times differ) counts as unchanged."""
+    same_run = (stored["config"], stored.get("smoke"), stored["data"].get("dir"))
+    stored_fingerprint = stored["data"].get("fingerprint")
+    return (same_run == (config.to_dict(), smoke, data_name)
+            and (stored_fingerprint is None or fingerprint is None or stored_fingerprint == fingerprint))
+
+
 def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path | str, *, smoke: bool = False,
                    run_data: RunData | None = None, force: bool = False, **train_options: Any) -> dict[str, Any]:
     """Train and evaluate `config` on `data_dir`, writing `result_path(config, out_dir, smoke)`.
 
-    A finished result of the same config, data folder and mode is reused unless `force`, so re-running
-    a table resumes where it stopped; an interrupted run resumes from its last epoch checkpoint. The
-    data folder is recorded relative to the repository, so a notebook (run from notebooks/) finds
-    the runs made from the repository root.
+    A finished result of the same config, data folder, mode and `data_fingerprint` is reused unless
+    `force`, so re-running a table resumes where it stopped; an interrupted run resumes from its last
+    epoch checkpoint. The data folder is recorded relative to the repository, so a notebook (run
+    from notebooks/) finds the runs made from the repository root.
     """
     result_file = result_path(config, out_dir, smoke)
     data_name = repo_relative(data_dir)
-    if result_file.exists() and not force:
-        finished = json.loads(result_file.read_text())
-        same_run = (finished["config"], finished.get("smoke"), finished["data"].get("dir"))
-        if same_run == (config.to_dict(), smoke, data_name):
-            return finished
+    fingerprint = data_fingerprint(config, data_dir, smoke=smoke)
+    stored = None if force else _stored_result(result_file)
+    if stored is not None and _reusable(stored, config, smoke, data_name, fingerprint):
+        return stored
     if run_data is None:
         run_data = load_run_data(data_dir, smoke=smoke)
     run = train(config, run_data, **train_options)
-    run.result["data"]["dir"] = data_name
+    run.result["data"].update(dir=data_name, fingerprint=fingerprint)
     run.result["smoke"] = smoke
     result_file.parent.mkdir(parents=True, exist_ok=True)
     model_file = result_file.with_suffix(".keras")  # for `nsfw-mobilenet export`; git-ignored
     run.model.save(model_file)
     run.result["model_file"] = model_file.name
-    result_file.write_text(json.dumps(run.result, indent=1))
+    write_atomically(result_file, json.dumps(run.result, indent=1))
     return run.result
 
 
@@ -373,7 +481,10 @@ def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: li
 
     from .experiments import table_configs
 
-    configs = [c.with_overrides(**overrides) for c in table_configs(table) if rows is None or c.row in rows]
+    every_row = table_configs(table)
+    configs = [c.with_overrides(**overrides) for c in every_row if rows is None or c.row in rows]
+    if not configs:
+        raise ValueError(f"table {table} has no row {rows}; choose --row from {[c.row for c in every_row]}")
     run_data = load_run_data(data_dir, smoke=smoke, progress=progress)
     return [run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, verbose=0)
             for config in tqdm(configs, desc=f"table {table}", unit="run", disable=not progress)]
@@ -383,7 +494,11 @@ def _run_command(args: Any) -> int:
     overrides = {"epochs": args.epochs, "order": args.order, "optimizer": args.optimizer}
     from .experiments import thesis_vs_run
 
-    results = run_table(args.table, args.data, args.out, rows=args.row, smoke=args.smoke, **overrides)
+    try:
+        results = run_table(args.table, args.data, args.out, rows=args.row, smoke=args.smoke, **overrides)
+    except (ValueError, OSError, models.WeightsUnavailable) as error:  # EmptyClassFolder is a ValueError
+        print(f"nsfw-mobilenet train: error: {error}", file=sys.stderr)
+        return 2
     print(results[0]["weights"]["note"])
     print(thesis_vs_run(results).to_string(index=False, float_format="%.4f"))
     print(f"results: one JSON per row in {args.out}")

@@ -16,9 +16,11 @@ from typing import Sequence
 
 import numpy as np
 
+from nsfw_mobilenet import data
 from nsfw_mobilenet.data import IMAGE_SIZE
 
 VIDEO_EXTENSIONS = (".avi", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm")
+DEFAULT_FRAME_MS = 100  # an animation frame without a duration is shown this long (browsers' usual minimum)
 
 
 class CorruptVideo(Exception):
@@ -111,3 +113,36 @@ def video_score(frame_scores: Sequence[float] | np.ndarray, k: int = 1) -> float
 def video_verdict(frame_scores: Sequence[float] | np.ndarray, threshold: float, k: int = 1) -> bool:
     """Unsafe when at least `k` frames score ≥ `threshold` (k > 1 tolerates single-frame false alarms)."""
     return video_score(frame_scores, k) >= threshold
+
+
+def extract_animation_frames(path: Path | str, fps: float = 1.0, max_frames: int | None = None,
+                             image_size: tuple[int, int] = IMAGE_SIZE) -> VideoFrames:
+    """An animated GIF, WebP or PNG sampled like a video: each frame lasts its own `duration`, and one is
+    taken every 1/`fps` seconds (the first always), at most `max_frames`. Raises data.CorruptImage."""
+    from PIL import ImageSequence
+
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    frames, timestamps, time, next_time, note = [], [], 0.0, 0.0, ""
+    with data.open_image(path) as animation:
+        total = getattr(animation, "n_frames", 1)
+        try:
+            for index, frame in enumerate(ImageSequence.Iterator(animation)):
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+                if time + 1e-9 >= next_time:
+                    frames.append(data.rgb_pixels(frame, image_size))
+                    timestamps.append(time)
+                    next_time += 1 / fps
+                time += frame.info.get("duration", DEFAULT_FRAME_MS) / 1000
+        except (OSError, SyntaxError, ValueError) as error:
+            note = f"truncated? decoding stopped at frame {index} of {total} ({error})"
+    if not frames:
+        raise data.CorruptImage(f"no decodable frame in the animation ({note or 'empty'})")
+    return VideoFrames(np.stack(frames), np.array(timestamps, dtype=np.float64), Path(path), note)
+
+
+def is_animation(path: Path | str) -> bool:
+    """Whether an image file holds more than one frame (animated GIF, WebP or PNG). Raises data.CorruptImage."""
+    with data.open_image(path) as image:
+        return getattr(image, "n_frames", 1) > 1
