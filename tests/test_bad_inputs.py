@@ -254,3 +254,12 @@ def test_12_scanning_with_a_keras_model_prints_only_our_own_messages(classifier,
                                capture_output=True, text=True, env=env)
     assert completed.returncode in (scan.EXIT_SAFE, scan.EXIT_FLAGGED), completed.stderr
     assert completed.stderr == ""
+
+
+def test_9_export_also_says_a_text_file_named_keras_is_not_a_keras_model(tmp_path, capsys):
+    fake = tmp_path / "model.keras"
+    fake.write_text("not a model")
+    code = cli.main(["export", "--model", str(fake), "--backbone", "mobilenet_v1", "--out", str(tmp_path / "out"),
+                     "--variants", "float32"])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a Keras model file" in err and "not found" not in err.lower()

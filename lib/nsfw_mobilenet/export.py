@@ -43,6 +43,7 @@ from nsfw_mobilenet.data import PREPROCESS_MODULES
 from nsfw_mobilenet.evaluate import evaluate_predictions, is_unsafe, per_class_metrics, positive_scores
 from nsfw_mobilenet.experiments import load_result, weights_name
 from nsfw_mobilenet.litert import LiteRTModel
+from nsfw_mobilenet.models import check_keras_model_file
 from nsfw_mobilenet.model_card import (CARD_FILE, CARD_MARKDOWN_FILE, LABELS_FILE, TEMPERATURE_APPLIED,
                                        build_model_card, default_classes, model_card_markdown)
 from nsfw_mobilenet.operating_point import (DEFAULT_TARGET_FALSE_POSITIVE_RATE, DEFAULT_TARGET_RECALL, Targets,
@@ -462,6 +463,7 @@ def run(args: argparse.Namespace) -> int:
         if args.benign and args.data is None:
             raise ValueError("--benign is measured at the operating point chosen on --data: pass --data too")
         targets = Targets(args.target_false_positive_rate, args.target_recall)
+        check_keras_model_file(args.model)
         model = keras.models.load_model(args.model, compile=False)
         classes = args.classes or default_classes(int(model.output_shape[-1]))
         size = tuple(model.input_shape[1:3])

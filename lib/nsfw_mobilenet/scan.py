@@ -32,7 +32,6 @@ import errno
 import json
 import os
 import sys
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from PIL import Image
 import nsfw_mobilenet
 from nsfw_mobilenet import data
 from nsfw_mobilenet.litert import LiteRTModel
+from nsfw_mobilenet.models import KERAS_SUFFIXES, check_keras_model_file
 from nsfw_mobilenet.model_card import (CARD_FILE, LABELS_FILE, default_classes, operating_point_of, read_card,
                                        read_labels)
 from nsfw_mobilenet.operating_point import (DECISIONS, DEFAULT_OPERATING_POINT, REVIEW, SAFE, UNSAFE, check_policy,
@@ -60,8 +60,6 @@ MIN_SIDE = 32  # px: below this an image carries too little to classify (a 1x1 i
 EXIT_SAFE, EXIT_FLAGGED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what shells report for Ctrl-C
 TFLITE_SUFFIX = ".tflite"
-KERAS_SUFFIXES = (".keras", ".h5")
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ROW_FIELDS = ("path", "kind", "time_s", "label", "unsafe_probability", "decision", "error", "note", "threshold",
               "review_low", "review_high")
 
@@ -150,8 +148,13 @@ class Detector:
         return lite.predict
 
     def _load_keras(self, model: Any, path: Path | None, preprocess) -> Callable[[np.ndarray], np.ndarray]:
+        if path is not None and path.suffix not in KERAS_SUFFIXES:
+            raise ModelError(f"{path}: unknown model format; expected {TFLITE_SUFFIX} or one of {KERAS_SUFFIXES}")
         if path is not None:
-            _check_keras_file(path)
+            try:
+                check_keras_model_file(path)
+            except ValueError as error:
+                raise ModelError(str(error)) from None
         nsfw_mobilenet.import_tensorflow_quietly()  # its native start-up lines are not our messages
         import keras
 
@@ -203,18 +206,6 @@ class Detector:
 
 
 # ---------------------------------------------------------------- scanning files
-
-
-def _check_keras_file(path: Path) -> None:
-    """Say what a file is not before Keras says "File not found" about a file that exists."""
-    if path.suffix not in KERAS_SUFFIXES:
-        raise ModelError(f"{path}: unknown model format; expected {TFLITE_SUFFIX} or {KERAS_SUFFIXES}")
-    with open(path, "rb") as handle:
-        head = handle.read(len(HDF5_SIGNATURE))
-    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
-        raise ModelError(f"{path}: not a Keras model file (a .keras file is a zip archive; this one is not)")
-    if path.suffix == ".h5" and head != HDF5_SIGNATURE:
-        raise ModelError(f"{path}: not a Keras model file (a .h5 file is HDF5; this one is not)")
 
 
 def _link_problem(path: Path) -> str | None:
