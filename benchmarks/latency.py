@@ -42,7 +42,7 @@ if SHARED_WEIGHTS.is_dir():
 import numpy as np  # noqa: E402
 
 import nsfwjs  # noqa: E402  (benchmarks/nsfwjs.py, next to this script)
-from nsfw_mobilenet import data, export, models, selection, standin  # noqa: E402
+from nsfw_mobilenet import data, export, model_card, models, selection, standin  # noqa: E402
 from nsfw_mobilenet.litert import LiteRTModel  # noqa: E402
 from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS  # noqa: E402
 
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "versions": export.library_versions(),
+        "versions": model_card.library_versions(),
         "load_average_before": load_before,
         "runs": args.runs, "warmup": WARMUP, "threads": list(THREADS), "batch": 1,
         "seconds": round(time.time() - started, 1),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from nsfw_mobilenet import experiments, standin, train  # noqa: E402
+from nsfw_mobilenet import experiments, standin, subsets, train  # noqa: E402
 
 THESIS_CONFIGS = {  # (table, row) of each backbone's chosen configuration in §4.2
     "mobilenet_v1": ("4.1", 6), "mobilenet_v2": ("4.5", 5),
@@ -31,14 +31,14 @@ THESIS_SCALE_IMAGES = experiments.thesis_reference()["dataset_2_classes"]["train
 RESULTS = Path(__file__).parent / "results"
 
 
-def _timed_run(config: experiments.ExperimentConfig, run_data: train.RunData, feature_cache: bool) -> tuple:
+def _timed_run(config: experiments.ExperimentConfig, run_data: subsets.RunData, feature_cache: bool) -> tuple:
     started = time.perf_counter()
     run = train.train(config, run_data, feature_cache=feature_cache,
                       checkpoint_dir=Path("runs/bench") / f"{time.time_ns()}", verbose=0)
     return time.perf_counter() - started, run
 
 
-def measure(config: experiments.ExperimentConfig, run_data: train.RunData, feature_cache: bool) -> dict:
+def measure(config: experiments.ExperimentConfig, run_data: subsets.RunData, feature_cache: bool) -> dict:
     """Steady-state images/s from a 1-epoch and an E-epoch run (both pay tracing and caching once)."""
     one_epoch_s, _ = _timed_run(config.with_overrides(epochs=1), run_data, feature_cache)
     total_s, run = _timed_run(config, run_data, feature_cache)
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="*", default=list(THESIS_CONFIGS))
     args = parser.parse_args()
     root = standin.ensure_standin(Path("runs/benchmark_standin"), images_per_class=args.images_per_class) / "binary"
-    run_data = train.load_run_data(root, progress=False)
+    run_data = subsets.load_run_data(root, progress=False)
     rows = []
     for backbone in args.backbones:
         table, row = THESIS_CONFIGS[backbone]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nsfw_mobilenet import augment, data, experiments, standin, train
+from nsfw_mobilenet import augment, data, experiments, standin, subsets, train
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_thesis_order_pushes_v1_inputs_out_of_their_range(photos):
 
 
 def test_v3_inputs_stay_in_pixel_space_in_both_orders(photos):
-    for order in augment.ORDERS:
+    for order in data.ORDERS:
         out = augment.training_pipeline(photos, "mobilenet_v3_small", "ABCDEF", order)
         assert out.min() >= 0.0 and out.max() <= 255.0
         assert out.std() > 20
@@ -66,7 +66,7 @@ def test_thesis_order_destroys_about_half_of_v1_training_images(photos):
 
 
 def test_v3_is_spared_in_both_orders(photos):
-    for order in augment.ORDERS:
+    for order in data.ORDERS:
         assert augment.destroyed_fraction(photos, "mobilenet_v3_small", "ABCDEF", order) == 0.0
 
 
@@ -83,7 +83,7 @@ def test_a_constant_image_counts_as_destroyed_relative_to_the_value_range():
 
 
 def test_augmentation_reaches_training_batches_only(monkeypatch, tmp_path):
-    run_data = train.load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
+    run_data = subsets.load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
     calls = []
     real_make_dataset = data.make_dataset
 
@@ -98,7 +98,7 @@ def test_augmentation_reaches_training_batches_only(monkeypatch, tmp_path):
     augmented = [size for size, layer in calls if layer is not None]
     plain = [size for size, layer in calls if layer is None]
     assert augmented == [sizes["training"]]
-    assert sizes["validation"] in plain  # test images are predicted without augmentation too (train.predict)
+    assert sizes["validation"] in plain  # test images are predicted without augmentation too (inference.predict)
 
 
 def test_da_tables_have_one_config_per_thesis_row():
@@ -119,8 +119,8 @@ def test_order_effect_pairs_each_config_s_two_orders_and_measures_their_gap():
                 "history": {"val_accuracy": history}, "final": {"val_accuracy": history[-1]},
                 "test": {"accuracy": test}}
 
-    same = augment.order_effect([result("thesis", [0.5, 0.8], 0.7), result("corrected", [0.5, 0.8], 0.7)])
+    same = train.order_effect([result("thesis", [0.5, 0.8], 0.7), result("corrected", [0.5, 0.8], 0.7)])
     assert same.loc[0, "largest per-epoch val. gap"] == 0.0
-    apart = augment.order_effect([result("thesis", [0.5, 0.3], 0.3), result("corrected", [0.6, 0.9], 0.9)])
+    apart = train.order_effect([result("thesis", [0.5, 0.3], 0.3), result("corrected", [0.6, 0.9], 0.9)])
     assert apart.loc[0, "largest per-epoch val. gap"] == pytest.approx(0.6)
-    assert augment.order_effect([result("thesis", [0.5], 0.5)]).empty  # one order alone is no comparison
+    assert train.order_effect([result("thesis", [0.5], 0.5)]).empty  # one order alone is no comparison

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 import tiny_classifier
-from nsfw_mobilenet import cli, data, scan
+from nsfw_mobilenet import cli, data, exit_codes, scan
 
 SIDE = tiny_classifier.SIDE
 
@@ -77,7 +77,7 @@ def test_1_every_non_hidden_file_gets_one_row_and_pillow_formats_are_classified(
                          ("loop.png", "symbolic link loop")]:
         assert rows[name]["decision"] == "error" and rows[name]["error"] == reason, name
     assert rows["linked_folder"]["decision"] == "skipped" and "not followed" in rows["linked_folder"]["error"]
-    assert code == scan.EXIT_UNREADABLE  # nothing flagged, but not everything could be read
+    assert code == exit_codes.EXIT_UNREADABLE  # nothing flagged, but not everything could be read
 
 
 # ---------------------------------------------------------------- 2, 4. pixels as a viewer sees them
@@ -124,7 +124,7 @@ def test_3_animation_gets_frame_rows_and_one_verdict_any_unsafe_frame_makes_it_u
     assert [row["kind"] for row in rows] == ["frame"] * 4 + ["animation"]
     assert [row["decision"] for row in rows[:4]] == ["safe", "safe", "unsafe", "safe"]
     assert [float(row["time_s"]) for row in rows[:4]] == [0.0, 1.0, 2.0, 3.0]
-    assert rows[-1]["decision"] == "unsafe" and code == scan.EXIT_FLAGGED
+    assert rows[-1]["decision"] == "unsafe" and code == exit_codes.EXIT_FLAGGED
 
 
 # ---------------------------------------------------------------- 5, 6, 7. too small, truncated, too big
@@ -174,24 +174,24 @@ def test_8_output_in_a_missing_folder_is_created(tflite, decisive, tmp_path, cap
     Image.fromarray(decisive["safe"]).save(tmp_path / "a.png")
     target = tmp_path / "new" / "deeper" / "rows.csv"
     code, _, _ = run_scan(capsys, tmp_path / "a.png", "--model", tflite, "--output", target)
-    assert code == scan.EXIT_SAFE and len(rows_of(target.read_text())) == 1
+    assert code == exit_codes.EXIT_OK and len(rows_of(target.read_text())) == 1
 
 
 def test_8_output_pointing_at_a_folder_is_a_one_line_usage_error(tflite, tmp_path, capsys):
     code, _, err = run_scan(capsys, tmp_path, "--model", tflite, "--output", tmp_path)
-    assert code == scan.EXIT_USAGE and "is a folder" in err and "Traceback" not in err and err.count("\n") == 1
+    assert code == exit_codes.EXIT_USAGE and "is a folder" in err and "Traceback" not in err and err.count("\n") == 1
 
 
 def test_9_a_text_file_named_keras_is_not_called_missing(tmp_path, capsys):
     fake = tmp_path / "model.keras"
     fake.write_text("not a model")
     code, _, err = run_scan(capsys, tmp_path, "--model", fake, "--backbone", "mobilenet_v1")
-    assert code == scan.EXIT_USAGE and "not a Keras model file" in err and "not found" not in err.lower()
+    assert code == exit_codes.EXIT_USAGE and "not a Keras model file" in err and "not found" not in err.lower()
 
 
 def test_9_zero_threads_is_blamed_on_the_option_not_the_model(tflite, tmp_path, capsys):
     code, _, err = run_scan(capsys, tmp_path, "--model", tflite, "--threads", "0")
-    assert code == scan.EXIT_USAGE and "--threads must be at least 1" in err
+    assert code == exit_codes.EXIT_USAGE and "--threads must be at least 1" in err
 
 
 @pytest.mark.parametrize("labels", [None, ""])
@@ -202,9 +202,9 @@ def test_10_tflite_without_labels_is_an_error_unless_classes_are_given(tflite, d
         (tmp_path / "labels.txt").write_text(labels)
     Image.fromarray(decisive["safe"]).save(tmp_path / "a.png")
     code, _, err = run_scan(capsys, tmp_path / "a.png", "--model", model)
-    assert code == scan.EXIT_USAGE and "no class names" in err and "--classes" in err
+    assert code == exit_codes.EXIT_USAGE and "no class names" in err and "--classes" in err
     code, out, _ = run_scan(capsys, tmp_path / "a.png", "--model", model, "--classes", "normal", "sexual")
-    assert code == scan.EXIT_SAFE and rows_of(out)[0]["label"] == "normal"
+    assert code == exit_codes.EXIT_OK and rows_of(out)[0]["label"] == "normal"
 
 
 def test_10_labels_in_the_model_card_count(tflite, tmp_path):
@@ -231,7 +231,7 @@ def test_11_ctrl_c_says_where_it_stopped_exits_130_and_leaves_whole_rows(tflite,
 
     monkeypatch.setattr(scan, "scan_file", interrupted_on_b)
     code, out, err = run_scan(capsys, tmp_path, "--model", tflite)
-    assert code == scan.EXIT_INTERRUPTED == 130
+    assert code == exit_codes.EXIT_INTERRUPTED == 130
     assert err.strip() == "nsfw-mobilenet scan: interrupted after 1 of 3 inputs"
     assert [by_name(rows_of(out))] == [{"a.png": rows_of(out)[0]}] and out.endswith("\n")
 
@@ -252,7 +252,7 @@ def test_12_scanning_with_a_keras_model_prints_only_our_own_messages(classifier,
     completed = subprocess.run([sys.executable, "-m", "nsfw_mobilenet.cli", "scan", "--quiet", str(tmp_path / "a.png"),
                                 "--model", str(tmp_path / "tiny.keras"), "--backbone", "mobilenet_v1"],
                                capture_output=True, text=True, env=env)
-    assert completed.returncode in (scan.EXIT_SAFE, scan.EXIT_FLAGGED), completed.stderr
+    assert completed.returncode in (exit_codes.EXIT_OK, exit_codes.EXIT_FLAGGED), completed.stderr
     assert completed.stderr == ""
 
 

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from nsfw_mobilenet.crossdataset import (
-    MODEL_COLUMNS,
     TEST_SETS,
-    count_wrong,
+    THESIS_COLUMNS,
     frames_test_set,
     read_video_labels,
     table_5_1,
     unsafe_frame_numbers,
     video_verdicts,
 )
+from nsfw_mobilenet.evaluate import count_wrong
 from nsfw_mobilenet.experiments import thesis_reference
 from nsfw_mobilenet.standin import make_standin
 from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS
@@ -53,10 +53,10 @@ def test_mismatched_lengths_are_refused():
 
 def test_table_5_1_puts_each_count_beside_the_thesis_number():
     thesis = thesis_reference()["tables"]["5.1"]
-    wrong = {test_set: {column: i for i, column in enumerate(MODEL_COLUMNS.values())} for test_set in TEST_SETS}
+    wrong = {test_set: {column: i for i, column in enumerate(THESIS_COLUMNS.values())} for test_set in TEST_SETS}
     table = table_5_1(wrong, dict.fromkeys(TEST_SETS, 10))
     assert list(table.index) == list(TEST_SETS)
-    for column in MODEL_COLUMNS.values():
+    for column in THESIS_COLUMNS.values():
         assert table.loc[TEST_SETS[2], f"{column} [thesis]"] == thesis["rows"][TEST_SETS[2]][column]
     assert table.loc[TEST_SETS[0], "v3_small_5_classes_dataset_3 [here]"] == 3
 

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from nsfw_mobilenet.evaluate import evaluate_predictions, positive_scores
+from nsfw_mobilenet.evaluate import evaluate_predictions, unsafe_scores
 from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS
 
 
-def test_binary_summary_counts_sexual_as_positive():
+def test_binary_summary_counts_sexual_as_unsafe_positive():
     probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])
     labels = np.array([0, 1, 0, 1])  # normal, sexual, normal, sexual
     result = evaluate_predictions(probabilities, labels, BINARY.classes)
@@ -26,9 +26,9 @@ def test_five_class_summary_uses_section_5_1_safety():
 
 def test_unsafe_score_sums_the_unsafe_classes():
     probabilities = np.array([[0.1, 0.2, 0.3, 0.15, 0.25]])
-    assert positive_scores(probabilities, FIVE_CLASS.classes)[0] == pytest.approx(0.6)
+    assert unsafe_scores(probabilities, FIVE_CLASS.classes)[0] == pytest.approx(0.6)
 
 
-def test_other_class_sets_take_the_last_class_as_positive():
+def test_other_class_sets_take_the_last_class_as_unsafe():
     result = evaluate_predictions(np.array([[0.2, 0.8]]), np.array([1]), ["airplanes", "motorbikes"])
     assert result.TP == 1 and result.roc_auc is None

@@ -18,3 +18,21 @@ def test_defaults_are_the_thesis_training_set_up():
 def test_thesis_row_merges_its_confusion_matrix():
     row = experiments.thesis_row("4.9-4epochs", 4)
     assert {"val_accuracy", "TN", "FN", "TP", "FP"} <= set(row)
+
+
+def test_configs_and_thesis_numbers_are_package_data_that_the_repository_links_to():
+    package = experiments.PACKAGE_DIR
+    assert experiments.EXPERIMENTS_DIR.parent == package and experiments.REFERENCE_FILE.is_relative_to(package)
+    assert (experiments.PROJECT_ROOT / "experiments").resolve() == experiments.EXPERIMENTS_DIR
+    assert (experiments.PROJECT_ROOT / "reference").resolve() == experiments.REFERENCE_FILE.parent
+    assert (experiments.PROJECT_ROOT / experiments.FINAL_CONFIG_FILE).is_file()  # the name model cards show
+
+
+def test_project_root_is_the_checkout_when_the_package_runs_from_one():
+    assert experiments.PROJECT_ROOT == experiments.PACKAGE_DIR.parents[1]
+    assert experiments.repo_relative(experiments.PROJECT_ROOT / "runs" / "x.json") == "runs/x.json"
+
+
+def test_a_table_without_configs_names_the_tables_that_have_some():
+    with pytest.raises(FileNotFoundError, match=r"no configs for table 9\.9 .*'4\.1'"):
+        experiments.table_configs("9.9")

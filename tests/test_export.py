@@ -29,7 +29,7 @@ def exported(classifier, tmp_path_factory):
 def parity(classifier, exported):
     images, labels = tiny_classifier.images(64, seed=2)
     rows = export.parity_report(classifier, {v: e.path for v, e in exported.items()}, images, labels,
-                                tiny_classifier.preprocess, num_threads=1)
+                                "mobilenet_v1", num_threads=1)
     return {row.variant: row for row in rows}
 
 
@@ -76,7 +76,7 @@ def test_parity_reports_top1_agreement_of_every_variant_with_float32(parity):
 
 def test_parity_without_a_float32_export_has_no_float32_agreement(classifier, exported):
     images, labels = tiny_classifier.images(4, seed=2)
-    [row] = export.parity_report(classifier, {"int8": exported["int8"].path}, images, labels, tiny_classifier.preprocess)
+    [row] = export.parity_report(classifier, {"int8": exported["int8"].path}, images, labels, "mobilenet_v1")
     assert row.float32_agreement is None and "| – |" in export.parity_markdown([row])
 
 
@@ -131,7 +131,7 @@ def test_int8_with_float_multiplications_keeps_uint8_input_and_runs_every_mul_in
     assert model._input["dtype"] == np.uint8
     assert muls and all(tensors[op["outputs"][0]] == np.float32 for op in muls)
     images, labels = tiny_classifier.images(32, seed=2)
-    row = export.parity_report(classifier, {"int8": exported.path}, images, labels, tiny_classifier.preprocess)[0]
+    row = export.parity_report(classifier, {"int8": exported.path}, images, labels, "mobilenet_v1")[0]
     assert row.top1_agreement >= MIN_TOP1_AGREEMENT
     assert json.loads(exported.card_path.read_text())["float_ops"] == ["MUL"]
 

@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 
 from nsfw_mobilenet.data import LabeledImage
-from nsfw_mobilenet.five_class import (
-    DATASETS,
-    best_runs,
-    dataset_of,
-    dataset_sizes,
-    derive_datasets,
-    evaluate_safety,
-    load_runs,
-    thesis_dataset_shapes,
-    wrong_predictions,
-)
+from nsfw_mobilenet.evaluate import evaluate_safety, wrong_predictions
+from nsfw_mobilenet.five_class import DATASETS, dataset_sizes, derive_datasets, thesis_dataset_shapes
+from nsfw_mobilenet.five_class_runs import best_runs, dataset_of, load_runs
 from nsfw_mobilenet.taxonomy import FIVE_CLASS
 
 CLASSES = list(FIVE_CLASS.classes)

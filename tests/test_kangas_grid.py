@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from nsfw_mobilenet import cli, kangas_grid
-from nsfw_mobilenet.scan import EXIT_USAGE
+from nsfw_mobilenet.exit_codes import EXIT_USAGE
 from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS, taxonomy_or_proxy
 
 
@@ -103,6 +103,20 @@ def test_mismatched_lengths_are_reported(binary_split):
     paths, probabilities, labels = binary_split
     with pytest.raises(ValueError, match="expected 4 paths"):
         kangas_grid.build_error_grid(paths, probabilities[:3], labels, BINARY)
+
+
+def test_kangas_posts_no_version_check_and_the_environment_is_left_as_it_was():
+    """Kangas posts its version to stats.comet.com when imported, unless KANGAS_VERSION_CHECK is 0 then."""
+    code = ("import os, numpy, requests\n"
+            "posts = []\n"
+            "requests.request = lambda *args, **kwargs: posts.append(args)\n"
+            "from nsfw_mobilenet import kangas_grid, taxonomy\n"
+            "kangas_grid.build_error_grid([], numpy.zeros((0, 2)), [], taxonomy.BINARY)\n"
+            "print(posts, os.environ.get('KANGAS_VERSION_CHECK'))\n")
+    environment = {name: value for name, value in os.environ.items() if name != "KANGAS_VERSION_CHECK"}
+    completed = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["[]", "None"]
 
 
 def test_saved_grid_reopens_with_the_same_rows(tmp_path, binary_split):
@@ -241,7 +255,7 @@ def test_kangas_servers_and_their_children_end_within_seconds_when_the_command_i
     grid = kangas_grid.save_grid(kangas_grid.build_error_grid(*binary_split, BINARY), tmp_path / "errors.datagrid")
     port, errors = kangas_grid.free_port_pair(), tmp_path / "stderr.txt"
     with open(errors, "wb") as stderr:
-        command = subprocess.Popen([sys.executable, "-m", "nsfw_mobilenet.cli", "kangas", str(grid),
+        command = subprocess.Popen([sys.executable, "-m", "nsfw_mobilenet", "kangas", str(grid),
                                     "--port", str(port)], stdout=subprocess.DEVNULL, stderr=stderr)
     servers: set[int] = set()
     try:

@@ -56,19 +56,25 @@ def test_listing_4_2_filter_misses_most_v2_batch_norm_layers():
     assert len(models.listing_4_2_misses(model)) > len(batch_norms) // 2
 
 
-def test_wrong_md5_names_the_file_and_what_to_do(tmp_path, monkeypatch):
+def test_wrong_md5_names_the_file_and_what_to_do(tmp_path):
     fake = tmp_path / models.BACKBONES["mobilenet_v1"].offline_top.name
     fake.write_bytes(b"not weights")
-    monkeypatch.setenv(models.WEIGHTS_ENV, str(tmp_path))
     with pytest.raises(models.WeightsChecksumError, match=str(fake)) as error:
-        models.build_backbone("mobilenet_v1", "imagenet")
+        models.build_backbone("mobilenet_v1", "imagenet", weights_dir=tmp_path)
     assert "md5" in str(error.value)
 
 
-def test_random_init_is_only_used_when_asked_for():
-    assert models.resolve_weights("mobilenet_v2", None) is None
-    assert models.resolve_weights("mobilenet_v2", "imagenet") in {"imagenet"} | {
-        str(p) for p in [models.local_weights_path("mobilenet_v2")] if p}
+def test_random_init_is_only_used_when_asked_for(tmp_path):
+    assert models.resolve_weights("mobilenet_v2", None, weights_dir=tmp_path) is None
+    assert models.resolve_weights("mobilenet_v2", "imagenet", weights_dir=tmp_path) == "imagenet"  # Keras downloads
+
+
+def test_callers_that_pass_no_weights_dir_get_the_environment_folder(tmp_path, monkeypatch):
+    fake = tmp_path / models.BACKBONES["mobilenet_v1"].offline_top.name
+    fake.write_bytes(b"not weights")
+    monkeypatch.setenv(models.WEIGHTS_ENV, str(tmp_path))
+    with pytest.raises(models.WeightsChecksumError, match=str(fake)):
+        models.local_weights_path("mobilenet_v1")
 
 
 def test_keras2_numbering_matches_real_keras2_models(thesis_model):
@@ -119,25 +125,25 @@ def test_v1_v2_heads_read_the_pooled_features_and_v2_is_built_without_its_top():
 
 
 @pytest.mark.parametrize("include_top", [True, False])
-def test_offline_v2_v3_small_files_are_md5_checked_for_top_and_no_top(tmp_path, monkeypatch, include_top):
+def test_offline_v2_v3_small_files_are_md5_checked_for_top_and_no_top(tmp_path, include_top):
     for name in ("mobilenet_v2", "mobilenet_v3_small"):
         fake = tmp_path / models.get_backbone(name).offline_file(include_top).name
         fake.write_bytes(b"not weights")
-    monkeypatch.setenv(models.WEIGHTS_ENV, str(tmp_path))
     for name in ("mobilenet_v2", "mobilenet_v3_small"):
         with pytest.raises(models.WeightsChecksumError, match="md5"):
-            models.local_weights_path(name, include_top)
+            models.local_weights_path(name, include_top, weights_dir=tmp_path)
 
 
-def test_outputs_name_dequantized_weights_and_random_init(tmp_path, monkeypatch):
-    monkeypatch.setenv(models.WEIGHTS_ENV, str(tmp_path))  # an empty folder: nothing offline
-    assert models.weights_source("mobilenet_v3_small", None) == models.RANDOM_INIT
-    assert models.weights_source("mobilenet_v3_small", "imagenet") == models.IMAGENET  # Keras's own download
+def test_outputs_name_dequantized_weights_and_random_init(tmp_path):
+    empty = tmp_path  # nothing offline
+    assert models.weights_source("mobilenet_v3_small", None, weights_dir=empty) == models.RANDOM_INIT
+    assert models.weights_source("mobilenet_v3_small", "imagenet", weights_dir=empty) == models.IMAGENET  # Keras's own
 
 
-@pytest.mark.skipif(models.local_weights_path("mobilenet_v3_small") is None, reason="needs ../shared/weights")
-def test_offline_v2_and_v3_small_weights_say_dequantized_from_tflite():
+def test_offline_v2_and_v3_small_weights_say_dequantized_from_tflite(offline_weights_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv(models.WEIGHTS_ENV, str(tmp_path))  # the folder passed wins over the environment's
     for name in ("mobilenet_v2", "mobilenet_v3_small"):
-        assert models.weights_source(name, "imagenet") == "ImageNet (dequantized from TFLite)"
-        assert "dequantized from TFLite" in models.weights_for_run(name)[1]
-    assert models.weights_source("mobilenet_v1", "imagenet") == "ImageNet"
+        source = models.weights_source(name, "imagenet", weights_dir=offline_weights_dir)
+        assert source == "ImageNet (dequantized from TFLite)"
+        assert "dequantized from TFLite" in models.weights_for_run(name, offline_weights_dir)[1]
+    assert models.weights_source("mobilenet_v1", "imagenet", weights_dir=offline_weights_dir) == "ImageNet"

@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 
 import tiny_classifier
-from nsfw_mobilenet import cli, export, scan
+from nsfw_mobilenet import cli, exit_codes, export, scan
 from nsfw_mobilenet.taxonomy import FIVE_CLASS
 
+TINY_BACKBONE = "mobilenet_v1"  # its preprocess_input is the tiny classifier's [-1, 1] scaling
 CSV_COLUMNS = [*scan.ROW_FIELDS, "p_normal", "p_sexual"]
 JSONL_KEYS = {*scan.ROW_FIELDS, "probabilities"}
 
@@ -72,7 +73,7 @@ def run_scan(capsys, *argv):
 
 @pytest.mark.parametrize("kind", ["tflite", "keras"])
 def test_detector_gives_the_same_verdict_for_an_array_and_its_file(models, decisive, tmp_path, kind):
-    detector = scan.Detector(models[kind], preprocess=tiny_classifier.preprocess if kind == "keras" else None)
+    detector = scan.Detector(models[kind], backbone=TINY_BACKBONE if kind == "keras" else None)
     path = tmp_path / "unsafe.png"
     Image.fromarray(decisive["unsafe"]).save(path)
     from_array, from_file = detector.classify(decisive["unsafe"]), detector.classify(path)
@@ -84,7 +85,7 @@ def test_detector_gives_the_same_verdict_for_an_array_and_its_file(models, decis
 
 def test_tflite_and_keras_detectors_agree(models, decisive):
     lite = scan.Detector(models["tflite"])
-    keras_detector = scan.Detector(models["keras"], preprocess=tiny_classifier.preprocess)
+    keras_detector = scan.Detector(models["keras"], backbone=TINY_BACKBONE)
     for image in decisive.values():
         assert lite.classify(image).unsafe_probability == pytest.approx(
             keras_detector.classify(image).unsafe_probability, abs=1e-4)
@@ -101,7 +102,7 @@ def test_five_class_unsafe_probability_is_the_sum_of_the_unsafe_classes():
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
                               keras.layers.Dense(5, activation="softmax")])
-    detector = scan.Detector(model, preprocess=lambda x: x / 255.0)
+    detector = scan.Detector(model, backbone="mobilenet_v3_small")  # V3: pixels as they are
     verdict = detector.classify(np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8))
     assert detector.classes == list(FIVE_CLASS.classes)
     expected = sum(verdict.probabilities[c] for c in ("hentai", "porn", "sexy"))
@@ -119,7 +120,7 @@ def test_keras_model_with_unknown_preprocessing_is_a_model_error(models):
 def test_bad_file_corpus_and_corrupt_video_are_reported_not_fatal(models, corpus, capsys):
     code, out, err = run_scan(capsys, corpus, "--model", models["tflite"])
     rows = {(r["path"].split("/")[-1], r["kind"]): r for r in csv.DictReader(io.StringIO(out)) if r["kind"] != "frame"}
-    assert code == scan.EXIT_FLAGGED  # the unsafe image outranks the unreadable files
+    assert code == exit_codes.EXIT_FLAGGED  # the unsafe image outranks the unreadable files
     for name, reason in [("zero_bytes.jpg", "zero bytes"), ("truncated.jpg", "truncated"),
                          ("header_cut.jpg", "truncated"),
                          ("text.jpg", "not an image"), ("noise.mp4", "OpenCV cannot open it")]:
@@ -162,10 +163,10 @@ def test_video_gives_one_row_per_sampled_frame_and_one_verdict_row(models, corpu
 
 
 @pytest.mark.parametrize("names, expected", [
-    (["safe.png", "safe_clip.mp4"], scan.EXIT_SAFE),
-    (["safe.png", "nested/unsafe.png"], scan.EXIT_FLAGGED),
-    (["safe.png", "text.jpg", "noise.mp4"], scan.EXIT_UNREADABLE),
-    (["safe.png", "does_not_exist.jpg"], scan.EXIT_UNREADABLE),
+    (["safe.png", "safe_clip.mp4"], exit_codes.EXIT_OK),
+    (["safe.png", "nested/unsafe.png"], exit_codes.EXIT_FLAGGED),
+    (["safe.png", "text.jpg", "noise.mp4"], exit_codes.EXIT_UNREADABLE),
+    (["safe.png", "does_not_exist.jpg"], exit_codes.EXIT_UNREADABLE),
 ])
 def test_exit_code_says_safe_flagged_or_unreadable(models, corpus, capsys, names, expected):
     code, _, _ = run_scan(capsys, *(corpus / n for n in names), "--model", models["tflite"])
@@ -175,25 +176,25 @@ def test_exit_code_says_safe_flagged_or_unreadable(models, corpus, capsys, names
 def test_review_band_verdict_sets_the_flagged_exit_code(models, corpus, capsys):
     code, out, _ = run_scan(capsys, corpus / "safe.png", "--model", models["tflite"], "--threshold", "0.0",
                             "--review-band", "0.0", "1.0")
-    assert code == scan.EXIT_FLAGGED and ",review," in out
+    assert code == exit_codes.EXIT_FLAGGED and ",review," in out
 
 
 @pytest.mark.parametrize("extra", [["--review-band", "0.7", "0.3"], ["--threshold", "0.9"], ["--fps", "0"]])
 def test_bad_options_are_usage_errors(models, corpus, capsys, extra):
     code, out, err = run_scan(capsys, corpus / "safe.png", "--model", models["tflite"], *extra)
-    assert code == scan.EXIT_USAGE and out == "" and "error" in err
+    assert code == exit_codes.EXIT_USAGE and out == "" and "error" in err
 
 
 def test_unloadable_model_is_a_usage_error_naming_the_file(corpus, capsys, tmp_path):
     broken = tmp_path / "broken.tflite"
     broken.write_text("not a flatbuffer")
     code, _, err = run_scan(capsys, corpus / "safe.png", "--model", broken)
-    assert code == scan.EXIT_USAGE and "broken.tflite" in err
+    assert code == exit_codes.EXIT_USAGE and "broken.tflite" in err
 
 
 def test_keras_model_is_scanned_with_the_named_backbone_preprocessing(models, corpus, capsys):
     code, out, _ = run_scan(capsys, corpus / "safe.png", "--model", models["keras"], "--backbone", "mobilenet_v1")
-    assert code == scan.EXIT_SAFE and ",safe," in out  # V1 preprocessing is the tiny model's [-1, 1] scaling
+    assert code == exit_codes.EXIT_OK and ",safe," in out  # V1 preprocessing is the tiny model's [-1, 1] scaling
 
 
 # ---------------------------------------------------------------- scan results against known truth
@@ -274,7 +275,7 @@ def test_scan_csv_gives_the_confusion_matrix_of_a_test_folder(models, decisive, 
     output = tmp_path / "scan.csv"
     code, _, _ = run_scan(capsys, test, "--model", models["tflite"], "--output", output)
     confusion = scan.scan_confusion(csv.DictReader(output.open()), test, tiny_classifier.CLASSES)
-    assert code == scan.EXIT_FLAGGED and confusion.labels == labels
+    assert code == exit_codes.EXIT_FLAGGED and confusion.labels == labels
     assert confusion.matrix == [[3, 0], [1, 2]] and confusion.unreadable == 1
     assert confusion.decisions == [[3, 0, 0], [1, 0, 2]]
     assert confusion.images == 6 and confusion.accuracy == pytest.approx(5 / 6)
@@ -291,7 +292,7 @@ def test_a_corrupt_model_card_is_a_usage_error_naming_it(classifier, tmp_path, c
     exported = tiny_classifier.export_variant(classifier, tmp_path, "float32")
     exported.card_path.write_text('{"classes": ["normal", "sex')
     code, _, err = run_scan(capsys, tmp_path, "--model", exported.path)
-    assert code == scan.EXIT_USAGE and "model_card.json: not a model card" in err
+    assert code == exit_codes.EXIT_USAGE and "model_card.json: not a model card" in err
 
 
 def test_threshold_and_band_flags_override_the_card_and_each_row_records_them(models, corpus, capsys):
@@ -304,4 +305,4 @@ def test_threshold_and_band_flags_override_the_card_and_each_row_records_them(mo
 def test_a_threshold_outside_the_cards_band_asks_for_both_flags(classifier, tmp_path, capsys):
     exported = tiny_classifier.export_variant(classifier, tmp_path, "float32")  # card: §6.2's [0.3, 0.7)
     code, _, err = run_scan(capsys, tmp_path, "--model", exported.path, "--threshold", "0.9")
-    assert code == scan.EXIT_USAGE and "give both --threshold and --review-band" in err
+    assert code == exit_codes.EXIT_USAGE and "give both --threshold and --review-band" in err

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nsfw_mobilenet import cli, data, experiments, standin, train
+from nsfw_mobilenet import cli, data, experiments, standin, subsets, train
 
 THESIS_TABLES = {"4.1": 11, "4.5": 6, "4.9": 6, "4.13": 5}
 
 
 @pytest.fixture(scope="module")
 def smoke_data():
-    return train.load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
+    return subsets.load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
 
 
 def test_every_row_of_tables_4_1_4_5_4_9_4_13_has_a_config():
@@ -188,7 +188,7 @@ def test_an_empty_class_folder_is_refused_by_name_not_made_an_extra_class(tmp_pa
     (root / "train" / "drawings" / ".DS_Store").write_bytes(b"\0")  # hidden and non-image files do not count
     (root / "train" / "drawings" / "notes.txt").write_text("to do")
     with pytest.raises(data.EmptyClassFolder, match="train/drawings: class folder without images"):
-        train.load_run_data(root, progress=False)
+        subsets.load_run_data(root, progress=False)
 
 
 def test_train_command_prints_a_bad_dataset_as_one_error_line_and_exits_2(tmp_path, capsys):
@@ -204,7 +204,7 @@ def test_train_command_prints_a_bad_dataset_as_one_error_line_and_exits_2(tmp_pa
 def test_training_reads_every_format_scan_reads_including_webp_and_tiff(tmp_path):
     root = _tiny_dataset(tmp_path)
     extra = [_image(root / "train" / "normal" / "photo.webp"), _image(root / "train" / "sexual" / "scan.tif")]
-    run_data = train.load_run_data(root, progress=False)
+    run_data = subsets.load_run_data(root, progress=False)
     assert set(extra) <= set(run_data.training.paths + run_data.validation.paths)
     assert run_data.bad_files() == []
 

@@ -77,6 +77,19 @@ def test_truncated_avi_keeps_the_frames_before_the_cut_and_says_so(tmp_path):
     assert "truncated" in sampled.note
 
 
+def test_ffmpeg_lines_about_broken_videos_stay_off_stderr_and_the_environment_is_left_alone(mp4, tmp_path, capfd):
+    truncated, cut = tmp_path / "truncated.mp4", tmp_path / "cut.avi"
+    truncated.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 2])  # FFmpeg: "moov atom not found"
+    avi = write_video(tmp_path / "clip.avi", codec="MJPG")
+    cut.write_bytes(avi.read_bytes()[: int(os.path.getsize(avi) * 0.9)])  # FFmpeg: "sof: invalid len"
+    environment = dict(os.environ)
+    with pytest.raises(CorruptVideo):
+        extract_frames(truncated)
+    assert "truncated" in extract_frames(cut, fps=FPS, image_size=(16, 16)).note
+    assert capfd.readouterr().err == ""
+    assert dict(os.environ) == environment
+
+
 def test_video_score_is_the_kth_highest_frame_score():
     scores = [0.1, 0.9, 0.2, 0.8, 0.3]
     assert video_score(scores, k=1) == 0.9

@@ -3,12 +3,42 @@
 Reproduces, corrects and extends *Sexual Content Detection on Resource-Limited Devices Using
 Deep Learning* (UCM, 2023). Modules are named after pipeline stages; importing this package
 does not import TensorFlow.
+
+The environment is read only at the edges — the command line, the notebooks' parameter cells and
+the test set-up — through `settings_from_environment`, and passed down as arguments.
 """
 
 import contextlib
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 __version__ = "0.1.0"
+
+WEIGHTS_ENV = "NSFW_MOBILENET_WEIGHTS_DIR"
+SMOKE_ENV = "NSFW_MOBILENET_SMOKE"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment says about a run.
+
+    `weights_dir`: the folder of offline ImageNet weights (../shared/weights/README.md); None lets
+    Keras download them. `smoke`: seconds-long runs on a few images, whose figures never replace
+    real ones.
+    """
+
+    weights_dir: Path | None = None
+    smoke: bool = False
+
+
+def settings_from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
+    """`Settings` from NSFW_MOBILENET_WEIGHTS_DIR (a folder; unset or empty: none) and NSFW_MOBILENET_SMOKE
+    ("1": on). Called by the edges, which pass the values down (and by `models` for callers that pass no
+    `weights_dir` yet)."""
+    folder = environ.get(WEIGHTS_ENV)
+    return Settings(weights_dir=Path(folder) if folder else None, smoke=environ.get(SMOKE_ENV) == "1")
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nsfw_mobilenet import models
+from nsfw_mobilenet.inference import predict
 
 CLASS_INDEX_FILE = "imagenet_class_index.json"  # the Keras ImageNet class index, next to the offline weights
 
@@ -39,10 +40,10 @@ def parameter_table() -> pd.DataFrame:
     (the thesis's TensorFlow) built them, see `models.keras2_layer_span`.
     """
     rows = []
-    for name, backbone in models.BACKBONES.items():
-        model = architecture_model(name)
-        rows.append({"backbone": name, "model": backbone.title, "keras3_layers": len(model.layers),
-                     "thesis_layers": len(models.thesis_layer_sequence(model, name)),
+    for backbone, spec in models.BACKBONES.items():
+        model = architecture_model(backbone)
+        rows.append({"backbone": backbone, "model": spec.title, "keras3_layers": len(model.layers),
+                     "thesis_layers": len(models.thesis_layer_sequence(model, backbone)),
                      "parameters": model.count_params()})
     return pd.DataFrame(rows)
 
@@ -210,7 +211,7 @@ def imagenet_top_k(model: Any, backbone: str, images: Mapping[str, np.ndarray], 
     size = models.INPUT_SHAPE[:2]
     batch = np.stack([keras.ops.convert_to_numpy(keras.ops.image.resize(np.asarray(image, "float32"), size))
                       for image in images.values()])
-    predictions = model.predict(models.get_backbone(backbone).preprocess_input(batch), verbose=0)
+    predictions = predict(model, batch, backbone)
     return pd.DataFrame([{"image": image, "rank": rank, "imagenet_class": label, "probability": float(p)}
                          for image, top in zip(images, decode_imagenet(predictions, top=k))
                          for rank, (_, label, p) in enumerate(top, start=1)])

@@ -9,23 +9,25 @@ to it, so contrast zeroes every below-average pixel and a negative brightness sh
 clips the whole image to one constant value; `GaussianNoise(0.2)` is then 10% of the range instead
 of a rounding error. V3's `preprocess_input` is the identity (the model rescales inside), so V3 is
 spared. `order="corrected"` augments pixels in [0, 255] and preprocesses afterwards.
-`destroyed_fraction` measures how many training images come out constant.
+`destroyed_fraction` measures how many training images come out constant; `train.order_comparison`
+trains a config in both orders.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import data
+from .experiments import ExperimentConfig, table_configs
+from .models import BACKBONES
 
 TECHNIQUES: dict[str, tuple[str, Callable[[int | None], Any]]] = {}
 DESTROYED_STD_FRACTION = 1e-3  # an image whose pixel std is below this share of the value range is constant
-ORDERS = ("thesis", "corrected")
 DA_TABLES = ("4.3", "4.7", "4.11", "4.15")  # §4.2.1–4.2.4: all six techniques on each backbone
+PIPELINE_BATCH_SIZE = 32  # batches of the destroyed-image measurements (their random draws depend on it)
 
 
 def _technique(letter: str, name: str) -> Callable:
@@ -113,8 +115,8 @@ def value_range(backbone: str) -> float:
     return float(high - low)
 
 
-def training_pipeline(images: np.ndarray, backbone: str, letters: str, order: str, seed: int = 1,
-                      batch_size: int = 32) -> np.ndarray:
+def training_pipeline(images: np.ndarray, backbone: str, letters: str, order: str,
+                      seed: int = ExperimentConfig.seed, batch_size: int = PIPELINE_BATCH_SIZE) -> np.ndarray:
     """What the network receives in training: `images` (uint8) through the same `tf.data` pipeline
     `train.train` uses, with augmentation `letters` in `order`."""
     labels = np.zeros(len(images), np.int64)
@@ -129,54 +131,34 @@ def constant_images(batch: np.ndarray, backbone: str) -> np.ndarray:
     return spread < DESTROYED_STD_FRACTION * value_range(backbone)
 
 
-def destroyed_fraction(images_uint8: np.ndarray, backbone: str, letters: str, order: str, seed: int = 1) -> float:
+def destroyed_fraction(images_uint8: np.ndarray, backbone: str, letters: str, order: str,
+                       seed: int = ExperimentConfig.seed) -> float:
     """Share of training images that the pipeline turns into a constant image (no information left)."""
     augmented = training_pipeline(images_uint8, backbone, letters, order, seed)
     return float(constant_images(augmented, backbone).mean())
 
 
-def destroyed_table(images_uint8: np.ndarray, letters: str = "ABCDEF", seed: int = 1,
+def destroyed_table(images_uint8: np.ndarray, letters: str = "ABCDEF", seed: int = ExperimentConfig.seed,
                     backbones: tuple[str, ...] | None = None) -> Any:
     """destroyed_fraction for every backbone × order, as a DataFrame (backbones in rows)."""
     import pandas as pd
 
-    backbones = backbones or tuple(data.PREPROCESS_MODULES)
-    rows = {backbone: {order: destroyed_fraction(images_uint8, backbone, letters, order, seed) for order in ORDERS}
+    backbones = backbones or tuple(BACKBONES)
+    rows = {backbone: {order: destroyed_fraction(images_uint8, backbone, letters, order, seed)
+                       for order in data.ORDERS}
             for backbone in backbones}
     frame = pd.DataFrame(rows).T
-    frame.columns = [f"destroyed ({order} order)" for order in ORDERS]
+    frame.columns = [f"destroyed ({order} order)" for order in data.ORDERS]
     return frame
 
 
 def da_table(backbone: str) -> str:
     """The thesis table that trained `backbone` with all six techniques (e.g. V1 → "4.3")."""
-    from .experiments import table_configs
-
     for table in DA_TABLES:
         if table_configs(table)[0].backbone == backbone:
             return table
     raise ValueError(f"no data-augmentation table for backbone {backbone!r}; tables {DA_TABLES} cover "
                      + ", ".join(table_configs(t)[0].backbone for t in DA_TABLES))
-
-
-def order_comparison(configs: list[Any], data_dir: Path | str, out_dir: Path | str, *, run_data: Any = None,
-                     smoke: bool = False, **train_options: Any) -> list[dict[str, Any]]:
-    """Each config trained in both orders, results in `<out_dir>/<order>/<config.name>.json`.
-
-    The two orders share a config name, so they get separate folders (and separate checkpoint
-    folders when `checkpoint_dir` is given); finished runs are reused, as in `train.run_experiment`.
-    """
-    from .train import load_run_data, run_experiment
-
-    run_data = run_data if run_data is not None else load_run_data(data_dir, smoke=smoke)
-    checkpoints = train_options.pop("checkpoint_dir", None)
-    results = []
-    for config in configs:
-        for order in ORDERS:
-            options = dict(train_options, **({"checkpoint_dir": Path(checkpoints) / order} if checkpoints else {}))
-            results.append(run_experiment(config.with_overrides(order=order), data_dir, Path(out_dir) / order,
-                                          smoke=smoke, run_data=run_data, **options))
-    return results
 
 
 def technique_examples(image_uint8: np.ndarray, seed: int = 0, draws: int = 8) -> dict[str, np.ndarray]:
@@ -203,7 +185,7 @@ def as_pixels(batch: np.ndarray, backbone: str) -> np.ndarray:
 
 
 def network_views(image_uint8: np.ndarray, backbone: str, letters: str = "ABCDEF", order: str = "thesis",
-                  count: int = 5, seed: int = 1) -> dict[str, np.ndarray]:
+                  count: int = 5, seed: int = ExperimentConfig.seed) -> dict[str, np.ndarray]:
     """`count` training-time draws of one photo as the network sees them, labelled with their
     input range and whether they are constant (destroyed)."""
     batch = np.repeat(np.asarray(image_uint8, np.uint8)[None], count, axis=0)
@@ -211,35 +193,3 @@ def network_views(image_uint8: np.ndarray, backbone: str, letters: str = "ABCDEF
     constant = constant_images(seen, backbone)
     return {f"{order} {i + 1}\n[{x.min():.1f}, {x.max():.1f}]" + (" constant" if gone else ""): pixels
             for i, (x, gone, pixels) in enumerate(zip(seen, constant, as_pixels(seen, backbone)))}
-
-
-def load_results(results_dir: Path | str) -> list[dict[str, Any]]:
-    """The result JSONs of both order folders written by `order_comparison`, sorted by table, row and order."""
-    import json
-
-    results = [json.loads(path.read_text()) for order in ORDERS for path in (Path(results_dir) / order).glob("*.json")]
-    return sorted(results, key=lambda r: (r["config"]["table"], r["config"]["row"], r["config"]["order"]))
-
-
-def order_effect(results: list[dict[str, Any]]) -> Any:
-    """Per DA config: validation and test accuracy in each order, and the largest per-epoch gap between the
-    two orders' validation accuracy (0 where `preprocess_input` is the identity, as for V3)."""
-    import pandas as pd
-
-    by_config: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
-    for result in results:
-        config = result["config"]
-        by_config.setdefault((config["table"], config["row"]), {})[config["order"]] = result
-    rows = []
-    for (table, row), orders in sorted(by_config.items()):
-        if set(orders) != set(ORDERS):
-            continue
-        thesis, corrected = orders["thesis"], orders["corrected"]
-        gap = np.abs(np.subtract(thesis["history"]["val_accuracy"], corrected["history"]["val_accuracy"])).max()
-        rows.append({"table": table, "row": row, "backbone": thesis["config"]["backbone"],
-                     "val_accuracy [thesis order]": thesis["final"]["val_accuracy"],
-                     "val_accuracy [corrected order]": corrected["final"]["val_accuracy"],
-                     "test accuracy [thesis order]": thesis["test"]["accuracy"],
-                     "test accuracy [corrected order]": corrected["test"]["accuracy"],
-                     "largest per-epoch val. gap": float(gap)})
-    return pd.DataFrame(rows)

@@ -2,6 +2,8 @@
 
 Each stage module that offers a command defines `add_command(subparsers)`, which registers
 its parser and sets `func` to a callable taking the parsed arguments and returning an exit code.
+The environment is read here, once: the arguments carry it as `settings`
+(`nsfw_mobilenet.Settings`), for the commands to pass down.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from nsfw_mobilenet import settings_from_environment
 
 COMMAND_MODULES = ("standin", "train", "scan", "export", "kangas_grid")
 
@@ -23,8 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.settings = settings_from_environment()
     return int(args.func(args) or 0)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m nsfw_mobilenet.cli, as python -m nsfw_mobilenet
     sys.exit(main())

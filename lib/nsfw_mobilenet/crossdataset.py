@@ -1,8 +1,8 @@
 """§5.1 (table 5.1): the two-class model and the three five-class models on each other's test sets.
 
-A model and a test set with different label sets are compared by safety only
-(`cross_taxonomy_correct`: sexy counts as unsafe); with the same label set, listing 4.8's rule
-(`safety_error`) decides. The third test set of table 5.1 is frames extracted from videos; here it
+A model and a test set with different label sets are compared by safety only (sexy counts as
+unsafe); with the same label set, listing 4.8's rule decides (`taxonomy.is_wrong`, counted by
+`evaluate.count_wrong`). The third test set of table 5.1 is frames extracted from videos; here it
 is made from the stand-in's clips (`videos/labels.csv` gives each clip's unsafe frame ranges), with
 the clip as the frames' group, so that a per-video verdict can be read off the frame scores too.
 """
@@ -18,37 +18,26 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from . import data, five_class
-from .evaluate import positive_scores
+from . import data, five_class, five_class_runs, train
+from .evaluate import count_wrong, unsafe_scores
 from .experiments import thesis_reference
-from .taxonomy import BINARY, TAXONOMIES, Taxonomy, cross_taxonomy_correct, taxonomy_for_classes
+from .inference import predict
+from .subsets import load_run_data
+from .taxonomy import BINARY, TAXONOMIES, Taxonomy, taxonomy_for_classes
 from .video import CorruptVideo, extract_frames, video_score, video_verdict
 
 TEST_SETS = ("new_test_5_classes", "test_2_classes", "new_test_2_classes_video_frames")  # rows of table 5.1
-MODEL_COLUMNS = {"two_classes": "v3_small_2_classes", **{d: f"v3_small_5_classes_{d}" for d in five_class.DATASETS}}
+# The column of table 5.1 (reference file) each model here fills. The thesis's models were all
+# MobileNetV3-Small; a run here records its own backbone in its config (e.g. V1 through `overrides`).
+THESIS_COLUMNS = {"two_classes": "v3_small_2_classes", **{d: f"v3_small_5_classes_{d}" for d in five_class.DATASETS}}
 VIDEO_LABELS_FILE = "labels.csv"
 
 
-# --- Counting wrong predictions ------------------------------------------------------------------
-def is_wrong(true_label: str, true_taxonomy: Taxonomy, predicted_label: str, predicted_taxonomy: Taxonomy) -> bool:
-    """§5.1's rule: listing 4.8 within one label set, safe/unsafe agreement across label sets."""
-    if true_taxonomy is predicted_taxonomy:
-        return true_taxonomy.safety_error(true_label, predicted_label)
-    return not cross_taxonomy_correct(true_label, true_taxonomy, predicted_label, predicted_taxonomy)
-
-
-def count_wrong(true_labels: Sequence[str], true_taxonomy: Taxonomy, predicted_labels: Sequence[str],
-                predicted_taxonomy: Taxonomy) -> int:
-    """One cell of table 5.1: how many images of a test set a model got wrong."""
-    if len(true_labels) != len(predicted_labels):
-        raise ValueError(f"{len(true_labels)} true labels but {len(predicted_labels)} predictions")
-    return sum(is_wrong(t, true_taxonomy, p, predicted_taxonomy) for t, p in zip(true_labels, predicted_labels))
-
-
+# --- Table 5.1 -----------------------------------------------------------------------------------
 def table_5_1(wrong: Mapping[str, Mapping[str, int]], totals: Mapping[str, int]) -> Any:
     """Table 5.1 with the thesis beside: one row per test set, per model "thesis" and "here" columns.
 
-    `wrong[test_set][model]` uses the keys of the reference file (`TEST_SETS`, `MODEL_COLUMNS`
+    `wrong[test_set][column]` uses the keys of the reference file (`TEST_SETS`, `THESIS_COLUMNS`
     values); `totals[test_set]` is the number of images tested here, shown as "here, of N".
     """
     import pandas as pd
@@ -159,12 +148,6 @@ def video_verdicts(test_set: TestSet, unsafe_scores: np.ndarray, *, threshold: f
 
 
 # --- Models on test sets -------------------------------------------------------------------------
-def predict(model: Any, images: np.ndarray, backbone: str, batch_size: int = 32) -> np.ndarray:
-    """Class probabilities of uint8 images, preprocessed as in training (`data.make_dataset`)."""
-    dataset = data.make_dataset(images, np.zeros(len(images), np.int64), 1, backbone, batch_size=batch_size)
-    return model.predict(dataset.map(lambda x, y: x), verbose=0)
-
-
 def score_model(model: Any, backbone: str, model_taxonomy: Taxonomy, test_sets: Sequence[TestSet]
                 ) -> tuple[dict[str, int], dict[str, np.ndarray]]:
     """Wrong predictions of one model on each test set, and its probabilities there (one predict call)."""
@@ -180,23 +163,23 @@ def score_model(model: Any, backbone: str, model_taxonomy: Taxonomy, test_sets: 
 
 def cross_dataset_experiment(five_class_dir: Path | str, two_class_dir: Path | str, video_dir: Path | str, *,
                              overrides: Mapping[str, Any] | None = None, smoke: bool = False, fps: float = 2.0,
-                             threshold: float = 0.5, k: int = 2, seed: int = 1, checkpoint_dir: Path | None = None,
+                             threshold: float = 0.5, k: int = 2, seed: int = data.SPLIT_SEED,
+                             checkpoint_dir: Path | None = None,
                              progress: bool = True) -> dict[str, Any]:
     """Table 5.1 end to end: derive Datasets 1–3, train the four models, test each on the three sets.
 
     The five-class models use the thesis's best augmentation per dataset (§4.4); `overrides`
     (e.g. `{"backbone": "mobilenet_v1", "augmentation": ""}`) applies to all four configs and is
-    recorded in the result. Smoke mode keeps a few images per class, four frames per clip, one epoch.
+    recorded in the result, whose models and counts are keyed by `THESIS_COLUMNS`. Smoke mode keeps a
+    few images per class, four frames per clip, one epoch.
     """
-    from . import train
-
     overrides = dict(overrides or {})
     if smoke:
-        overrides.setdefault("epochs", 1)
-    runs = five_class.load_runs()
-    columns = {"two_classes": five_class.TWO_CLASS_RUN, **five_class.best_runs(runs)}
+        overrides.setdefault("epochs", train.SMOKE_EPOCHS)
+    runs = five_class_runs.load_runs()
+    columns = {"two_classes": five_class_runs.TWO_CLASS_RUN, **five_class_runs.best_runs(runs)}
     prepared = five_class.prepare(five_class_dir, smoke=smoke, seed=seed, progress=progress)
-    two_class_data = train.load_run_data(two_class_dir, smoke=smoke, progress=progress)
+    two_class_data = load_run_data(two_class_dir, smoke=smoke, progress=progress)
     if two_class_data.test is None:
         raise FileNotFoundError(f"{two_class_dir}: no test/ folder for table 5.1's two-class test set")
     test_sets = [loaded_test_set(TEST_SETS[0], prepared.test), loaded_test_set(TEST_SETS[1], two_class_data.test),
@@ -218,12 +201,12 @@ def cross_dataset_experiment(five_class_dir: Path | str, two_class_dir: Path | s
         taxonomy = TAXONOMIES[config.taxonomy]
         wrong, probabilities = score_model(trained.model, config.backbone, taxonomy, test_sets)
         for name, count in wrong.items():
-            result["wrong"][name][MODEL_COLUMNS[column]] = count
+            result["wrong"][name][THESIS_COLUMNS[column]] = count
         frames = test_sets[2]
-        verdicts = video_verdicts(frames, positive_scores(probabilities[frames.name], taxonomy.classes),
+        verdicts = video_verdicts(frames, unsafe_scores(probabilities[frames.name], taxonomy.classes),
                                   threshold=threshold, k=k, video_dir=video_dir)
-        result["models"][MODEL_COLUMNS[column]] = {
-            **five_class.run_summary(trained, run_data),
+        result["models"][THESIS_COLUMNS[column]] = {
+            **five_class_runs.run_summary(trained, run_data),
             "video_verdicts": json.loads(verdicts.to_json(orient="index")),
         }
     return result

@@ -32,14 +32,14 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
-from nsfw_mobilenet.models import BACKBONES
+from nsfw_mobilenet.models import INPUT_SHAPE, get_backbone
 from nsfw_mobilenet.standin import ensure_standin
 from nsfw_mobilenet.taxonomy import taxonomy_for_classes
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
-IMAGE_SIZE = (224, 224)  # §4.1: every MobileNet takes 224x224 inputs (tables 3.1-3.4)
+IMAGE_SIZE = INPUT_SHAPE[:2]  # §4.1: every MobileNet takes 224x224 inputs (tables 3.1-3.4)
 BATCH_SIZE = 64  # §4.1: "we usually set to 64"
 VALIDATION_SPLIT = 0.2  # listing 4.4
 SPLIT_SEED = 1  # listing 4.4
@@ -52,7 +52,7 @@ IMAGE_EXTENSIONS = KERAS_IMAGE_EXTENSIONS + (".tif", ".tiff", ".webp")
 MAX_IMAGE_BYTES = 256 * 2**20  # far above any photo; a bigger file is refused from its size, never read
 TRANSPARENT_BACKGROUND = (255, 255, 255)  # transparent pixels are seen on white, as on a web page
 CACHE_CHUNK = 512  # images per cache file: a killed run loses at most one chunk
-PREPROCESS_MODULES = {name: backbone.preprocess_module for name, backbone in BACKBONES.items()}
+ORDERS = ("thesis", "corrected")  # augmentation after preprocess_input (listing 4.5), or before it
 
 log = logging.getLogger(__name__)
 
@@ -616,22 +616,24 @@ def load_folder(folder: Path | str, *, limit: int | None = None, image_size: tup
 # ---------------------------------------------------------------- tf.data pipeline
 
 
-def preprocess_for(backbone: str) -> Callable:
+def _unchanged(pixels: np.ndarray) -> np.ndarray:
+    return pixels
+
+
+def preprocess_for(backbone: str | None) -> Callable:
     """The keras.applications `preprocess_input` the thesis used for `backbone` (§4.1).
 
     V1 and V2 map [0, 255] to [-1, 1]; V3 rescales inside the model, so its
-    preprocess_input is the identity.
+    preprocess_input is the identity. None: no preprocessing (a model that takes pixels).
     """
-    if backbone not in PREPROCESS_MODULES:
-        raise ValueError(f"unknown backbone {backbone!r}; expected one of {sorted(PREPROCESS_MODULES)}")
-    return BACKBONES[backbone].preprocess_input
+    return _unchanged if backbone is None else get_backbone(backbone).preprocess_input
 
 
 def make_dataset(
     images: np.ndarray,
     labels: np.ndarray,
     num_classes: int,
-    backbone: str,
+    backbone: str | None,
     *,
     batch_size: int = BATCH_SIZE,
     shuffle: bool = False,
@@ -642,7 +644,8 @@ def make_dataset(
     """Batches of (float32 images, one-hot labels) for categorical cross-entropy (listing 4.3).
 
     The uint8 array is the cache: batches are gathered from it by index, so
-    shuffling never copies images and no decoded float copy is kept.
+    shuffling never copies images and no decoded float copy is kept (float
+    pixel arrays are gathered the same way).
     `order="thesis"` applies preprocess_input before the augmentation, as
     listing 4.5 did (V1/V2 then augment values in [-1, 1], e.g. brightness
     meant for [0, 255]); `order="corrected"` augments pixels in [0, 255] first.
@@ -650,8 +653,8 @@ def make_dataset(
     """
     import tensorflow as tf
 
-    if order not in ("thesis", "corrected"):
-        raise ValueError(f"order must be 'thesis' or 'corrected', got {order!r}")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     preprocess = preprocess_for(backbone)
 
     def augment(batch: tf.Tensor) -> tf.Tensor:
@@ -662,7 +665,8 @@ def make_dataset(
     height, width = images.shape[1:3]
 
     def gather(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        batch, batch_labels = tf.numpy_function(lambda i: (images[i], one_hot[i]), [indices], (tf.uint8, tf.float32))
+        batch, batch_labels = tf.numpy_function(lambda i: (images[i], one_hot[i]), [indices],
+                                                (tf.as_dtype(images.dtype), tf.float32))
         batch = tf.ensure_shape(batch, (None, height, width, 3))
         return batch, tf.ensure_shape(batch_labels, (None, num_classes))
 

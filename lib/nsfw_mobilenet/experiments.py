@@ -1,7 +1,9 @@
 """Experiment configs (one YAML file per thesis table row) and the thesis's own numbers.
 
-Configs are plain data in `experiments/table_<T>/row_<NN>.yaml`, overriding the defaults of
-`ExperimentConfig`. The thesis's numbers live in `reference/thesis_results.yaml`.
+Configs are plain data in `configs/table_<T>/row_<NN>.yaml`, overriding the defaults of
+`ExperimentConfig`; the thesis's numbers live in `reference/thesis_results.yaml`. Both folders are
+package data, so an installed wheel has them; in the repository `experiments/` and `reference/`
+link to them.
 """
 
 from __future__ import annotations
@@ -18,11 +20,24 @@ import yaml
 
 from .models import IMAGENET, RANDOM_INIT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
-REFERENCE_FILE = PROJECT_ROOT / "reference" / "thesis_results.yaml"
-FINAL_CONFIG_FILE = "experiments/final/two_classes.yaml"  # repository-relative: model cards name it so
+PACKAGE_DIR = Path(__file__).resolve().parent
+EXPERIMENTS_DIR = PACKAGE_DIR / "configs"
+REFERENCE_FILE = PACKAGE_DIR / "reference" / "thesis_results.yaml"
+FINAL_CONFIG = Path("final") / "two_classes.yaml"  # in EXPERIMENTS_DIR
+FINAL_CONFIG_FILE = f"experiments/{FINAL_CONFIG.as_posix()}"  # as model cards name it (the repository's link)
 CONFUSION_COLUMNS = ("TN", "FN", "TP", "FP")
+
+
+def _project_root() -> Path:
+    """The folder runs/, results/ and figures/ belong to: the checkout when the package runs from one
+    (lib/nsfw_mobilenet/ beside pyproject.toml, as after `pip install -e .`), else the current folder."""
+    checkout = PACKAGE_DIR.parents[1]
+    if PACKAGE_DIR.parent.name == "lib" and (checkout / "pyproject.toml").is_file():
+        return checkout
+    return Path.cwd()
+
+
+PROJECT_ROOT = _project_root()  # fixed at import
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,7 @@ class ExperimentConfig:
 
 
 def repo_relative(path: Path | str) -> str:
-    """How results and notebook outputs name a file or folder: relative to the repository when it
+    """How results and notebook outputs name a file or folder: relative to `PROJECT_ROOT` when it
     lies inside it (the same name from the repository root and from notebooks/), else as given."""
     try:
         return Path(os.path.abspath(path)).relative_to(PROJECT_ROOT).as_posix()
@@ -84,13 +99,14 @@ def table_configs(table: str, experiments_dir: Path = EXPERIMENTS_DIR) -> list[E
     folder = experiments_dir / f"table_{table}"
     files = sorted(folder.glob("row_*.yaml"))
     if not files:
-        raise FileNotFoundError(f"no configs for table {table} in {folder}")
+        tables = sorted(f.name.removeprefix("table_") for f in experiments_dir.glob("table_*"))
+        raise FileNotFoundError(f"no configs for table {table} in {folder}; tables with configs: {tables}")
     return [load_config(f) for f in files]
 
 
 def final_config() -> ExperimentConfig:
     """The final two-class model's config (`experiments/final/two_classes.yaml`), used by notebooks 06–08."""
-    return load_config(PROJECT_ROOT / FINAL_CONFIG_FILE)
+    return load_config(EXPERIMENTS_DIR / FINAL_CONFIG)
 
 
 @lru_cache(maxsize=1)

@@ -14,6 +14,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import data
+from .inference import predict
+
 # keras-io Grad-CAM overlay: heat map drawn with "jet" at 40 % opacity over the photo.
 OVERLAY_ALPHA = 0.4
 OVERLAY_COLORMAP = "jet"
@@ -142,17 +145,15 @@ class ImageHeatmaps:
 
 
 def first_images_heatmaps(model: Any, images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
-                          per_class: int = 1, preprocess_input: Callable[[np.ndarray], np.ndarray] | None = None
-                          ) -> list[ImageHeatmaps]:
+                          per_class: int = 1, backbone: str | None = None) -> list[ImageHeatmaps]:
     """Figures 5.2–5.17: the first `per_class` images of each class (uint8 photos, integer labels),
-    each with the model's probabilities and one Grad-CAM map per class."""
+    each with the model's probabilities and one Grad-CAM map per class. `backbone` names the
+    preprocessing the model was trained with (None: it takes pixels)."""
     chosen = [i for label in range(len(classes)) for i in np.flatnonzero(np.asarray(labels) == label)[:per_class]]
-    probabilities = classifier_fn(model, preprocess_input)(images[chosen])
+    probabilities = predict(model, images[chosen], backbone)
     examples = []
     for i, chances in zip(chosen, probabilities):
-        model_input = images[i].astype(np.float32)
-        if preprocess_input is not None:
-            model_input = preprocess_input(model_input)
+        model_input = data.preprocess_for(backbone)(images[i].astype(np.float32))
         examples.append(ImageHeatmaps(image=images[i], true_class=classes[int(labels[i])],
                                       probabilities={c: float(p) for c, p in zip(classes, chances)},
                                       heatmaps=class_heatmaps(model, model_input, classes)))
@@ -252,18 +253,11 @@ def lime_explain(predict_fn: Callable[[np.ndarray], np.ndarray], image: np.ndarr
                            heatmap=heatmap.astype(np.float32), boundary=boundary, explanation=explanation)
 
 
-def classifier_fn(model: Any, preprocess_input: Callable[[np.ndarray], np.ndarray] | None = None
-                  ) -> Callable[[np.ndarray], np.ndarray]:
-    """Batch of photos (pixel values) → probabilities, the callable LIME perturbs (listing 2.2).
+def classifier_fn(model: Any, backbone: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """Batch of photos (pixel values) → probabilities, the callable LIME perturbs (listing 2.2), with
+    `backbone`'s preprocessing (None: the model takes pixels).
 
-    Calls the model directly rather than `model.predict`, which costs a tf.data pipeline per call.
+    LIME batches the photos itself, so each batch is one direct model call (`inference.predict`),
+    never a tf.data pipeline per call.
     """
-    import keras
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        x = np.array(batch, dtype=np.float32)
-        if preprocess_input is not None:
-            x = preprocess_input(x)
-        return keras.ops.convert_to_numpy(model(x, training=False))
-
-    return predict
+    return lambda batch: predict(model, batch, backbone, batch_size=len(batch))

@@ -33,21 +33,23 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 import nsfw_mobilenet
-from nsfw_mobilenet import calibrate, data, train
-from nsfw_mobilenet.data import PREPROCESS_MODULES
-from nsfw_mobilenet.evaluate import evaluate_predictions, is_unsafe, per_class_metrics, positive_scores
+from nsfw_mobilenet import calibrate, data, models
+from nsfw_mobilenet.evaluate import evaluate_predictions, is_unsafe, per_class_metrics, unsafe_scores
+from nsfw_mobilenet.exit_codes import EXIT_OK, EXIT_USAGE
 from nsfw_mobilenet.experiments import load_result, weights_name
+from nsfw_mobilenet.inference import predict
 from nsfw_mobilenet.litert import LiteRTModel
 from nsfw_mobilenet.models import check_keras_model_file
 from nsfw_mobilenet.model_card import (CARD_FILE, CARD_MARKDOWN_FILE, LABELS_FILE, TEMPERATURE_APPLIED,
                                        build_model_card, default_classes, model_card_markdown)
 from nsfw_mobilenet.operating_point import (DEFAULT_TARGET_FALSE_POSITIVE_RATE, DEFAULT_TARGET_RECALL, Targets,
                                             choose_operating_point, decision_shares, policy_figures)
+from nsfw_mobilenet.subsets import RunData, load_run_data
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 MODEL_FILE = "model.tflite"
@@ -85,9 +87,7 @@ class ExportedModel:
 
 def pixel_scaling_for(backbone: str) -> tuple[float, float] | None:
     """(scale, offset) that turns 0..255 pixels into what `backbone` was trained on (§4.1)."""
-    if backbone not in PREPROCESS_MODULES:
-        raise ValueError(f"unknown backbone {backbone!r}; expected one of {sorted(PREPROCESS_MODULES)}")
-    return PIXEL_SCALING[PREPROCESS_MODULES[backbone]]
+    return PIXEL_SCALING[models.get_backbone(backbone).preprocess_module]
 
 
 def describe_scaling(scaling: tuple[float, float] | None) -> str:
@@ -288,11 +288,11 @@ def gather_evidence(validation_probabilities: np.ndarray, validation: data.Loade
     return Evidence(calibration, validation, test, tuple(benign), targets)
 
 
-def evidence_for(model: Any, backbone: str, run_data: train.RunData, benign_dirs: Sequence[Path | str] = (),
+def evidence_for(model: Any, backbone: str, run_data: RunData, benign_dirs: Sequence[Path | str] = (),
                  targets: Targets = Targets(), benign_limit: int | None = None) -> Evidence:
     """`gather_evidence` for a trained Keras model and its run's data; `benign_dirs` are folders of
     harmless photos (`benign_limit` images each, spread evenly; None: all)."""
-    validation_probabilities = train.predict(model, run_data.validation.images, backbone)
+    validation_probabilities = predict(model, run_data.validation.images, backbone)
     size = tuple(run_data.validation.images.shape[1:3])
     benign = [data.load_folder(folder, limit=benign_limit, image_size=size) for folder in benign_dirs]
     return gather_evidence(validation_probabilities, run_data.validation, run_data.test, benign, targets)
@@ -320,23 +320,23 @@ def measured_fields(model_path: Path | str, classes: Sequence[str], evidence: Ev
     lite = LiteRTModel(model_path, num_threads=2)
     validation = lite.predict(evidence.validation.images)
     validation_unsafe = is_unsafe(evidence.validation.labels, classes)
-    point = choose_operating_point(positive_scores(validation, classes), validation_unsafe, evidence.targets)
+    point = choose_operating_point(unsafe_scores(validation, classes), validation_unsafe, evidence.targets)
     operating_point = {
         "threshold": point.threshold, "review_band": list(point.review_band),
         "target_false_positive_rate": evidence.targets.false_positive_rate,
         "target_recall": evidence.targets.recall, "chosen_on": evidence.calibration.fitted_on,
-        "validation": policy_figures(positive_scores(validation, classes), validation_unsafe, point).to_dict()}
+        "validation": policy_figures(unsafe_scores(validation, classes), validation_unsafe, point).to_dict()}
     metrics: dict[str, Any] = {}
     if evidence.test is not None and len(evidence.test.labels):
         test = lite.predict(evidence.test.images)
         reference = LiteRTModel(reference_path, num_threads=2).predict(evidence.test.images) if reference_path else None
-        operating_point["test"] = policy_figures(positive_scores(test, classes),
+        operating_point["test"] = policy_figures(unsafe_scores(test, classes),
                                                  is_unsafe(evidence.test.labels, classes), point).to_dict()
         metrics["test"] = _test_metrics(test, evidence.test.labels, classes, reference)
     if evidence.benign:
         metrics.setdefault("test", {})["benign"] = {
             folder.classes[0]: {"images": int(len(folder.labels)),
-                                **decision_shares(positive_scores(lite.predict(folder.images), classes), point)}
+                                **decision_shares(unsafe_scores(lite.predict(folder.images), classes), point)}
             for folder in evidence.benign}
     calibration = {**evidence.calibration.to_dict(), "applied": TEMPERATURE_APPLIED,
                    "ece_this_file_validation": calibrate.expected_calibration_error(validation,
@@ -369,15 +369,13 @@ class VariantParity:
 
 
 def parity_report(keras_model: Any, tflite_paths: Mapping[str, Path | str], images: np.ndarray,
-                  labels: np.ndarray, preprocess: Callable[[np.ndarray], np.ndarray],
-                  num_threads: int = 1) -> list[VariantParity]:
+                  labels: np.ndarray, backbone: str, num_threads: int = 1) -> list[VariantParity]:
     """Compare every exported variant with `keras_model`, and with the float32 variant, on held-out uint8 `images`.
 
-    `preprocess` is what the Keras model expects (e.g. `data.preprocess_for(backbone)`); the
-    `.tflite` files get raw pixels, since their preprocessing is baked in.
+    The Keras model gets `backbone`'s preprocessing (as trained); the `.tflite` files get raw pixels,
+    since their preprocessing is baked in.
     """
-    keras_probabilities = np.asarray(
-        keras_model.predict(preprocess(images.astype(np.float32)), verbose=0, batch_size=32))
+    keras_probabilities = np.asarray(predict(keras_model, images, backbone))
     keras_top1 = keras_probabilities.argmax(axis=1)
     probabilities = {variant: LiteRTModel(path, num_threads).predict(images) for variant, path in tflite_paths.items()}
     reference_top1 = probabilities[REFERENCE_VARIANT].argmax(axis=1) if REFERENCE_VARIANT in probabilities else None
@@ -414,7 +412,7 @@ def parity_markdown(rows: Sequence[VariantParity], target: float = AGREEMENT_TAR
 
 
 def representative_images(data_dir: Path | str, count: int = REPRESENTATIVE_LIMIT,
-                          image_size: tuple[int, int] = (224, 224)) -> np.ndarray:
+                          image_size: tuple[int, int] = data.IMAGE_SIZE) -> np.ndarray:
     """Up to `count` training images spread over the classes of `data_dir` (its train/ split if any)."""
     items = data.list_images(data_dir, "train" if data.has_split_folders(data_dir) else None)
     chosen = [items[i] for i in np.linspace(0, len(items) - 1, min(count, len(items))).astype(int)]
@@ -468,7 +466,7 @@ def run(args: argparse.Namespace) -> int:
         classes = args.classes or default_classes(int(model.output_shape[-1]))
         size = tuple(model.input_shape[1:3])
         representative = representative_images(args.data, image_size=size) if args.data else None
-        evidence = (evidence_for(model, args.backbone, train.load_run_data(args.data, progress=False, image_size=size),
+        evidence = (evidence_for(model, args.backbone, load_run_data(args.data, progress=False, image_size=size),
                                  args.benign, targets) if args.data else None)
         card = {"backbone": args.backbone, "source_model": str(args.model), "weights": trained_from(args.model),
                 "training_data": str(args.data) if args.data else "not given"}
@@ -476,7 +474,7 @@ def run(args: argparse.Namespace) -> int:
                                    representative_images=representative, model_card=card, evidence=evidence)
     except (ValueError, OSError) as error:  # OperatingPointError is a ValueError
         print(f"nsfw-mobilenet export: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     for variant in exported.values():
         print(f"{variant.path} ({variant.path.stat().st_size / 1e6:.2f} MB)")
-    return 0
+    return EXIT_OK

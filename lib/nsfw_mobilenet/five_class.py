@@ -1,33 +1,29 @@
-"""§4.4: MobileNetV3-Small on five classes, three datasets shaped like the thesis's, listing 4.8's errors.
+"""§4.4's five-class datasets: three datasets shaped like the thesis's, derived from one source.
 
 The thesis's datasets are private; their *shapes* are in `reference/thesis_results.yaml`
 (`five_class_datasets`). `derive_datasets` cuts three datasets with those shapes out of one source
 ImageFolder, as file lists (nothing is copied): Dataset 1 imbalanced, Dataset 2 its balanced
 subsample, Dataset 3 larger and balanced ("obtained from the Dataset 1 and filled up with new
-images"). A prediction is wrong when listing 4.8 says so (`FIVE_CLASS.safety_error`), not when it
-merely differs from the label: drawings ↔ neutral and hentai ↔ porn confusions are harmless.
+images"). Training and scoring them is `five_class_runs`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from . import data
 from .data import LabeledImage, LoadedImages
-from .evaluate import evaluate_predictions
-from .experiments import EXPERIMENTS_DIR, PROJECT_ROOT, ExperimentConfig, load_config, thesis_reference, weights_name
-from .taxonomy import FIVE_CLASS, Taxonomy, taxonomy_for_classes
+from .experiments import thesis_reference
+from .subsets import RunData, load_run_data
+from .taxonomy import FIVE_CLASS
 
 DATASETS = ("dataset_1", "dataset_2", "dataset_3")
-RUNS_DIR = EXPERIMENTS_DIR / "five_classes"  # one config per §4.4/§5.1 training run
-RESULTS_DIR = PROJECT_ROOT / "results" / "five_class"  # committed full runs of §4.4 and table 5.1
 MIN_IMAGES_PER_CLASS = 2
-TWO_CLASS_RUN = "two_classes_CDE"  # §5.1: the table 4.17 winner, the first column of table 5.1
 # §5.1's flower proxy: five harmless flower folders standing in for the five class folders.
 FLOWER_PROXY = {"daisy": "drawings", "roses": "hentai", "dandelion": "neutral", "tulips": "porn",
                 "sunflowers": "sexy"}
@@ -85,7 +81,7 @@ def dataset_sizes(available: Mapping[str, int], scale: float | None = None,
     return sizes
 
 
-def derive_datasets(pool: Sequence[LabeledImage], *, seed: int = 1, scale: float | None = None,
+def derive_datasets(pool: Sequence[LabeledImage], *, seed: int = data.SPLIT_SEED, scale: float | None = None,
                     validation_split: float = data.VALIDATION_SPLIT,
                     shapes: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, DerivedDataset]:
     """Datasets 1–3 of §4.4 cut out of `pool` (the source's training files), deterministic from `seed`.
@@ -136,22 +132,19 @@ class FiveClassData:
     decoded: LoadedImages  # every training/validation image of the source
     test: LoadedImages
 
-    def run_data(self, name: str) -> Any:
-        """`train.RunData` of one derived dataset."""
-        from .train import RunData
-
+    def run_data(self, name: str) -> RunData:
+        """The `RunData` of one derived dataset."""
         dataset = self.datasets[name]
         return RunData(self.decoded.classes, subset(self.decoded, dataset.training),
                        subset(self.decoded, dataset.validation), self.test)
 
 
-def prepare(five_class_dir: Path | str, *, smoke: bool = False, seed: int = 1, progress: bool = True) -> FiveClassData:
+def prepare(five_class_dir: Path | str, *, smoke: bool = False, seed: int = data.SPLIT_SEED,
+            progress: bool = True) -> FiveClassData:
     """Decode a five-class ImageFolder (train/ and test/) once and derive Datasets 1–3 from train/.
 
-    Smoke mode starts from `train.load_run_data`'s few images per class, so the datasets are tiny.
+    Smoke mode starts from `load_run_data`'s few images per class, so the datasets are tiny.
     """
-    from .train import load_run_data
-
     loaded = load_run_data(five_class_dir, smoke=smoke, progress=progress)
     if loaded.test is None:
         raise FileNotFoundError(f"{five_class_dir}: no test/ folder; §4.4 tests every dataset on one test set")
@@ -181,145 +174,3 @@ def flower_proxy(out_dir: Path | str, source: Path | str, mapping: Mapping[str, 
         if not link.is_symlink():
             link.symlink_to(source / flower, target_is_directory=True)
     return data.make_test_split(renamed, out_dir / "split")
-
-
-# --- Listing 4.8: safety-aware errors --------------------------------------------------------------
-def safety_error_matrix(classes: Sequence[str], taxonomy: Taxonomy | None = None) -> np.ndarray:
-    """[true, predicted] → whether listing 4.8 counts that cell of the confusion matrix as an error."""
-    taxonomy = taxonomy or taxonomy_for_classes(classes)
-    return np.array([[taxonomy.safety_error(t, p) for p in classes] for t in classes])
-
-
-def wrong_predictions(confusion_matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> int:
-    """Listing 4.8's `len(wrong_predictions)`: the images in the error cells of the confusion matrix."""
-    return int((np.asarray(confusion_matrix) * safety_error_matrix(classes)).sum())
-
-
-@dataclass
-class SafetyEvaluation:
-    """§4.4's numbers for one test run: the confusion matrix and how many images were well predicted."""
-
-    classes: list[str]
-    confusion_matrix: list[list[int]]
-    well_predicted: int
-    wrong: int
-    total: int
-    accuracy: float  # plain top-1, which counts harmless confusions as wrong
-    recall: dict[str, float]  # per true class: share predicted exactly
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def evaluate_safety(probabilities: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> SafetyEvaluation:
-    """Confusion matrix (figures 4.18–4.20) and the well-predicted count of §4.4."""
-    evaluation = evaluate_predictions(probabilities, labels, classes)
-    matrix = np.asarray(evaluation.confusion_matrix)
-    wrong = wrong_predictions(matrix, classes)
-    per_class = matrix.sum(axis=1)
-    recall = {c: float(matrix[i, i] / per_class[i]) if per_class[i] else float("nan") for i, c in enumerate(classes)}
-    return SafetyEvaluation(list(classes), matrix.tolist(), int(matrix.sum()) - wrong, wrong, int(matrix.sum()),
-                            evaluation.accuracy, recall)
-
-
-# --- Configs -------------------------------------------------------------------------------------
-def load_runs(folder: Path = RUNS_DIR) -> dict[str, ExperimentConfig]:
-    """The §4.4/§5.1 training runs, by file stem (`dataset_1_A`, …, `two_classes_CDE`)."""
-    files = sorted(Path(folder).glob("*.yaml"))
-    if not files:
-        raise FileNotFoundError(f"no run configs in {folder}")
-    return {f.stem: load_config(f) for f in files}
-
-
-def dataset_of(run: str) -> str:
-    """`dataset_2_CDE` → `dataset_2`: the file stem names the dataset a run trains on."""
-    return run.rsplit("_", 1)[0]
-
-
-def best_runs(runs: Mapping[str, ExperimentConfig] | None = None) -> dict[str, str]:
-    """Dataset → its run with the thesis's best augmentation (§4.4), the columns of table 5.1."""
-    runs = runs or load_runs()
-    best = thesis_reference()["five_class_datasets"]["best_augmentation"]
-    return {name: f"{name}_{best[name]}" for name in DATASETS if f"{name}_{best[name]}" in runs}
-
-
-# --- §4.4 end to end -----------------------------------------------------------------------------
-def run_summary(trained: Any, run_data: Any) -> dict[str, Any]:
-    """The small part of a run's result worth keeping in results/five_class/."""
-    keep = ("config", "weights", "final", "history", "time_min", "feature_cache")
-    return {**{key: trained.result[key] for key in keep}, "counts": run_data.counts()}
-
-
-def section_4_4_experiment(five_class_dir: Path | str, *, runs: Sequence[str] | None = None,
-                           overrides: Mapping[str, Any] | None = None, class_weights: bool = True,
-                           smoke: bool = False, seed: int = 1, checkpoint_dir: Path | None = None,
-                           prepared: FiveClassData | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train `runs` (default: each dataset with its best augmentation) and score them as §4.4 does.
-
-    With `class_weights`, Dataset 1's run is repeated with balanced class weights to show what
-    they change on imbalanced data. `overrides` (e.g. a substitute backbone) apply to every run.
-    Pass `prepared` (from `prepare`) to reuse decoded images across calls.
-    """
-    from tqdm import tqdm
-
-    from .train import DEFAULT_CHECKPOINT_DIR, train
-
-    overrides = dict(overrides or {})
-    if smoke:
-        overrides.setdefault("epochs", 1)
-    configs = load_runs()
-    chosen = {run: configs[run].with_overrides(**overrides) for run in (runs or best_runs(configs).values())}
-    if class_weights:
-        first = next(run for run in chosen if dataset_of(run) == DATASETS[0])
-        chosen[f"{first}+class_weights"] = chosen[first].with_overrides(class_weights=True)
-    prepared = prepared or prepare(five_class_dir, smoke=smoke, seed=seed, progress=progress)
-    checkpoints = Path(checkpoint_dir) if checkpoint_dir else DEFAULT_CHECKPOINT_DIR
-    result: dict[str, Any] = {
-        "data": {"dir": str(five_class_dir), "datasets": {n: d.counts() for n, d in prepared.datasets.items()},
-                 "test": dict(zip(prepared.test.classes, np.bincount(prepared.test.labels, minlength=5).tolist())),
-                 "bad_files": [str(bad) for bad in prepared.decoded.bad_files + prepared.test.bad_files]},
-        "overrides": overrides, "smoke": smoke, "seed": seed, "runs": {},
-    }
-    for run, config in tqdm(chosen.items(), desc="§4.4 runs", unit="run", disable=not progress):
-        run_data = prepared.run_data(dataset_of(run.split("+")[0]))
-        trained = train(config, run_data, checkpoint_dir=checkpoints / f"{run}_{seed}", verbose=0)
-        safety = evaluate_safety(trained.test_probabilities, prepared.test.labels, prepared.test.classes)
-        result["runs"][run] = {**run_summary(trained, run_data), "safety": safety.to_dict()}
-    return result
-
-
-def well_predicted_table(result: Mapping[str, Any]) -> Any:
-    """§4.4's "well predicted" counts, thesis beside this run, one row per run of `section_4_4_experiment`."""
-    import pandas as pd
-
-    thesis = thesis_reference()["five_class_datasets"]
-    thesis_total = sum(thesis["test"].values())
-    rows = []
-    for run, summary in result["runs"].items():
-        safety, dataset = summary["safety"], dataset_of(run.split("+")[0])
-        rows.append({"run": run, "backbone": summary["config"]["backbone"],
-                     "weights": weights_name(summary),
-                     "training images": summary["counts"]["training"] + summary["counts"]["validation"],
-                     "well predicted [thesis]": f"{thesis['well_predicted'][dataset]} / {thesis_total}",
-                     "well predicted [here]": f"{safety['well_predicted']} / {safety['total']}",
-                     "share [thesis]": thesis["well_predicted"][dataset] / thesis_total,
-                     "share [here]": safety["well_predicted"] / safety["total"],
-                     "top-1 accuracy [here]": safety["accuracy"]})
-    return pd.DataFrame(rows).set_index("run")
-
-
-def class_weight_table(result: Mapping[str, Any]) -> Any:
-    """Per-class recall of Dataset 1's run without and with balanced class weights (rows = classes)."""
-    import pandas as pd
-
-    weighted = next((run for run in result["runs"] if run.endswith("+class_weights")), None)
-    if weighted is None:
-        raise ValueError("no class-weights run in this result; run section_4_4_experiment(class_weights=True)")
-    plain = weighted.removesuffix("+class_weights")
-    columns = {}
-    for label, run in (("without class weights", plain), ("with class weights", weighted)):
-        safety = result["runs"][run]["safety"]
-        columns[f"recall {label}"] = safety["recall"]
-        columns[f"well predicted {label}"] = {"(all)": safety["well_predicted"]}
-    columns["training images"] = result["data"]["datasets"][dataset_of(plain)]
-    return pd.DataFrame(columns)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from nsfw_mobilenet.scan import EXIT_USAGE
+from nsfw_mobilenet.exit_codes import EXIT_USAGE
 from nsfw_mobilenet.taxonomy import Taxonomy
 
 GRID_NAME = "Images"  # listing 5.1
@@ -41,6 +41,7 @@ SERVER_START_TIMEOUT = 90.0  # seconds; the Next.js frontend starts in a few sec
 PARENT_CHECK_INTERVAL = 0.5  # seconds between the server watchdog's looks at its parent
 GRID_SUFFIX = ".datagrid"
 GRID_TABLES = {"datagrid", "metadata"}  # written by every `DataGrid.save`
+VERSION_CHECK_ENV = "KANGAS_VERSION_CHECK"  # "0": kangas does not post its version check to stats.comet.com
 
 # The server process: argv[1] is the parent's pid, the rest `kangas server` arguments.
 SERVER_PROCESS_CODE = ("import sys; from nsfw_mobilenet.kangas_grid import _serve_while_parent_lives; "
@@ -68,10 +69,20 @@ class NotADataGrid(ValueError):
 
 
 def _kangas() -> Any:
-    """Import kangas without its version check, which posts telemetry to stats.comet.com."""
-    os.environ.setdefault("KANGAS_VERSION_CHECK", "0")
-    import kangas
+    """Import kangas without its version check, which posts telemetry to stats.comet.com.
 
+    Kangas reads KANGAS_VERSION_CHECK only while it is imported, so it is set for the import alone
+    (the server process gets it in its own environment, `serve_grid`).
+    """
+    before = os.environ.get(VERSION_CHECK_ENV)
+    os.environ[VERSION_CHECK_ENV] = "0"
+    try:
+        import kangas
+    finally:
+        if before is None:
+            del os.environ[VERSION_CHECK_ENV]
+        else:
+            os.environ[VERSION_CHECK_ENV] = before
     return kangas
 
 
@@ -242,8 +253,7 @@ def _serve_while_parent_lives(parent_pid: int, server_arguments: list[str]) -> N
     along, which a death signal to this process alone would orphan.
     """
     threading.Thread(target=_end_group_when_orphaned, args=(parent_pid,), daemon=True).start()
-    _kangas()
-    from kangas.cli.server import main
+    from kangas.cli.server import main  # no version check: serve_grid's environment for us says so
 
     main(server_arguments)
 
@@ -267,7 +277,7 @@ def serve_grid(path: str | Path, host: str = LOCALHOST, port: int | None = DEFAU
     preload = Path(workdir.name) / "bind_host.js"
     preload.write_text(NODE_BIND_PRELOAD)
     log = Path(workdir.name) / "server.log"
-    env = {**os.environ, "KANGAS_ROOT": str(grid.parent), "KANGAS_VERSION_CHECK": "0",
+    env = {**os.environ, "KANGAS_ROOT": str(grid.parent), VERSION_CHECK_ENV: "0",
            "KANGAS_LISTEN_HOST": host,
            "NODE_OPTIONS": f"{os.environ.get('NODE_OPTIONS', '')} --require {preload}".strip()}
     command = [sys.executable, "-c", SERVER_PROCESS_CODE, str(os.getpid()), "--frontend-port", str(port),

@@ -1,21 +1,22 @@
 """MobileNet backbones (V1, V2, V3-Small, V3-Large), their ImageNet weights, thesis heads and freezing.
 
 Backbones come from `keras.applications` at alpha 1.0 and 224×224 input (table 3.5). ImageNet
-weights are downloaded by Keras when online; offline they are read from the folder named by
-`NSFW_MOBILENET_WEIGHTS_DIR`, md5-checked. Nothing ever falls back silently to random weights.
+weights are downloaded by Keras when online; offline they are read from `weights_dir` (the edges
+pass `Settings.weights_dir`, i.e. `NSFW_MOBILENET_WEIGHTS_DIR`), md5-checked. Nothing ever falls
+back silently to random weights.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-WEIGHTS_ENV = "NSFW_MOBILENET_WEIGHTS_DIR"
+from . import WEIGHTS_ENV, settings_from_environment
+
 INPUT_SHAPE = (224, 224, 3)
 IMAGENET = "ImageNet"
 RANDOM_INIT = "random init"
@@ -105,10 +106,10 @@ class WeightsChecksumError(WeightsUnavailable):
 
 
 def get_backbone(name: str) -> Backbone:
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise KeyError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}") from None
+    """The registry entry of a backbone name; an unknown name is a ValueError listing the known ones."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
+    return BACKBONES[name]
 
 
 def file_md5(path: Path) -> str:
@@ -119,9 +120,15 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def local_weights_path(name: str, include_top: bool = True) -> Path | None:
-    """The md5-checked offline ImageNet weights file for `name`, or None if the folder has none."""
-    folder = os.environ.get(WEIGHTS_ENV)
+def _weights_folder(weights_dir: Path | str | None) -> Path | None:
+    """`weights_dir`; for callers that do not pass one yet, the environment's (`settings_from_environment`),
+    so that their offline runs keep their weights."""
+    return Path(weights_dir) if weights_dir else settings_from_environment().weights_dir
+
+
+def local_weights_path(name: str, include_top: bool = True, weights_dir: Path | str | None = None) -> Path | None:
+    """The md5-checked offline ImageNet weights file for `name` in `weights_dir`, or None if it has none."""
+    folder = _weights_folder(weights_dir)
     expected = get_backbone(name).offline_file(include_top)
     if not folder or expected is None:
         return None
@@ -138,69 +145,76 @@ def local_weights_path(name: str, include_top: bool = True) -> Path | None:
     return path
 
 
-def resolve_weights(name: str, weights: str | Path | None, include_top: bool = True) -> str | None:
+def resolve_weights(name: str, weights: str | Path | None, include_top: bool = True,
+                    weights_dir: Path | str | None = None) -> str | None:
     """What to pass to the Keras builder for `weights` ("imagenet", a file, or None for random init).
 
-    "imagenet" prefers the offline folder; without one, Keras downloads (and caches) the official
-    file. A failed download raises `WeightsUnavailable` rather than training from random weights.
+    "imagenet" prefers the offline folder `weights_dir`; without one, Keras downloads (and caches) the
+    official file. A failed download raises `WeightsUnavailable` rather than training from random weights.
     """
     if weights is None:
         return None
     if weights != "imagenet":
         return str(weights)
-    local = local_weights_path(name, include_top)
+    local = local_weights_path(name, include_top, weights_dir)
     return str(local) if local else "imagenet"
 
 
-def weights_source(name: str, weights: str | Path | None, include_top: bool = True) -> str:
+def weights_source(name: str, weights: str | Path | None, include_top: bool = True,
+                   weights_dir: Path | str | None = None) -> str:
     """How outputs name the weights: "ImageNet", "ImageNet (dequantized from TFLite)", "random init"
     or the file given."""
     if weights is None:
         return RANDOM_INIT
     if weights != "imagenet":
         return str(weights)
-    return get_backbone(name).offline_source if local_weights_path(name, include_top) else IMAGENET
+    return get_backbone(name).offline_source if local_weights_path(name, include_top, weights_dir) else IMAGENET
+
+
+def imagenet_weights_available(name: str, weights_dir: Path | str | None = None) -> bool:
+    """Whether ImageNet weights for `name` can be loaded here without raising (asked once per process and folder)."""
+    return _imagenet_weights_available(name, _weights_folder(weights_dir))
 
 
 @lru_cache(maxsize=None)
-def imagenet_weights_available(name: str) -> bool:
-    """Whether ImageNet weights for `name` can be loaded here without raising (asked once per process)."""
-    if local_weights_path(name, include_top=True):
+def _imagenet_weights_available(name: str, weights_dir: Path | None) -> bool:
+    if local_weights_path(name, include_top=True, weights_dir=weights_dir):
         return True
     try:
-        build_backbone(name, "imagenet")
+        build_backbone(name, "imagenet", weights_dir=weights_dir)
     except WeightsUnavailable:
         return False
     return True
 
 
-def build_backbone(name: str, weights: str | Path | None = "imagenet", include_top: bool = True) -> Any:
+def build_backbone(name: str, weights: str | Path | None = "imagenet", include_top: bool = True,
+                   weights_dir: Path | str | None = None) -> Any:
     """The Keras application with the weights asked for: the full ImageNet network, or without its
-    top and globally average-pooled (`include_top=False`)."""
+    top and globally average-pooled (`include_top=False`). Offline ImageNet files come from `weights_dir`."""
     backbone = get_backbone(name)
-    resolved = resolve_weights(name, weights, include_top)
+    resolved = resolve_weights(name, weights, include_top, weights_dir)
     try:
         return backbone.build(resolved, include_top)
     except Exception as error:  # Keras raises a plain Exception when the download fails
         if resolved != "imagenet":
             raise
         expected = backbone.offline_file(include_top)
-        hint = (f"put {expected.name} in a folder and set {WEIGHTS_ENV} to it" if expected else
-                "no offline file is known for it: build it with weights=None and say so, or go online")
+        hint = (f"put {expected.name} in a folder and set {WEIGHTS_ENV} to it (or pass it as weights_dir)"
+                if expected else "no offline file is known for it: build it with weights=None and say so, or go online")
         raise WeightsUnavailable(
             f"{backbone.title}: ImageNet weights could not be downloaded ({error}); {hint}."
         ) from error
 
 
-def weights_for_run(name: str) -> tuple[str | None, str]:
+def weights_for_run(name: str, weights_dir: Path | str | None = None) -> tuple[str | None, str]:
     """("imagenet" or None, a sentence for the notebook output) for a run that prefers ImageNet.
 
     Without ImageNet weights (offline V3-Large) the run uses random initialisation and the sentence
     says so, so no result is mistaken for transfer learning.
     """
     title = get_backbone(name).title
-    if imagenet_weights_available(name):
-        return "imagenet", f"{title}: {weights_source(name, 'imagenet')} weights loaded."
+    if imagenet_weights_available(name, weights_dir):
+        return "imagenet", f"{title}: {weights_source(name, 'imagenet', weights_dir=weights_dir)} weights loaded."
     return None, (f"{title}: ImageNet weights are not available offline (set {WEIGHTS_ENV} or go online); "
                   "this run uses random initialisation (weights=None), so it is NOT transfer learning.")
 
@@ -281,17 +295,17 @@ def standard_head(base: Any, num_classes: int, backbone: str, dropout: float = 0
 
 
 def build_classifier(backbone: str, num_classes: int, head: str = "thesis",
-                     weights: str | Path | None = "imagenet") -> Any:
+                     weights: str | Path | None = "imagenet", weights_dir: Path | str | None = None) -> Any:
     """A backbone with the thesis head (default) or the standard head, on preprocessed 224×224 input.
 
-    Heads that drop the ImageNet top are built on the no-top network (and its no-top weights file)
-    where one is known offline.
+    Heads that drop the ImageNet top are built on the no-top network (and its no-top weights file in
+    `weights_dir`) where one is known offline.
     """
     import keras
 
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
-    base = build_backbone(backbone, weights, include_top=get_backbone(backbone).classifier_needs_top)
+    base = build_backbone(backbone, weights, get_backbone(backbone).classifier_needs_top, weights_dir)
     if head == "thesis":
         outputs = THESIS_HEADS[backbone](base, num_classes)
     else:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .experiments import PROJECT_ROOT
 from .models import RANDOM_INIT
 
 FIGURE_DPI = 80
@@ -61,10 +63,11 @@ def plot_class_heatmaps(image: np.ndarray, heatmaps: Mapping[str, np.ndarray],
     return fig
 
 
-def save_class_heatmaps(examples: Sequence[Any], name: str, title: str = "test image") -> list[Any]:
-    """Figures 5.2–5.17, one per `explain.ImageHeatmaps`, saved as `<name>_<n>` (n from 1)."""
+def save_class_heatmaps(examples: Sequence[Any], name: str, title: str = "test image", *, smoke: bool) -> list[Any]:
+    """Figures 5.2–5.17, one per `explain.ImageHeatmaps`, saved as `<name>_<n>` (n from 1; see `save_figure`)."""
     return [save_figure(plot_class_heatmaps(example.image, example.heatmaps, example.probabilities,
-                                            title=f"{title} {n}, true class {example.true_class}"), f"{name}_{n}")
+                                            title=f"{title} {n}, true class {example.true_class}"), f"{name}_{n}",
+                        smoke=smoke)
             for n, example in enumerate(examples, start=1)]
 
 
@@ -140,17 +143,12 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str
     return fig
 
 
-def save_figure(fig: Any, name: str) -> Any:
-    """Write `fig` to figures/<name>.png; smoke runs write to runs/smoke_figures/ instead.
+def save_figure(fig: Any, name: str, *, smoke: bool) -> Path:
+    """Write `fig` to figures/<name>.png of the project; a `smoke` run writes to runs/smoke_figures/ instead.
 
     Figures are outputs of the notebooks; a seconds-long smoke run must not overwrite the
     figure of a real run.
     """
-    import os
-
-    from .experiments import PROJECT_ROOT
-
-    smoke = os.environ.get("NSFW_MOBILENET_SMOKE") == "1"
     folder = PROJECT_ROOT / ("runs/smoke_figures" if smoke else "figures")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"

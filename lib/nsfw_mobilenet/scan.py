@@ -12,7 +12,7 @@ Decision for an unsafe probability p (the sum over the taxonomy's unsafe classes
 The threshold and band come from the model card next to the model (`operating_point`: chosen on
 validation data at export) unless given; each row records the ones used.
 
-Exit codes of `scan`:
+Exit codes of `scan` (`exit_codes`):
     0  every input was read and is safe
     1  at least one input is unsafe or needs review (takes precedence over 3)
     2  usage error or the model cannot be loaded
@@ -41,7 +41,9 @@ import numpy as np
 from PIL import Image
 
 import nsfw_mobilenet
-from nsfw_mobilenet import data
+from nsfw_mobilenet import data, models
+from nsfw_mobilenet.exit_codes import EXIT_FLAGGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
+from nsfw_mobilenet.inference import predict
 from nsfw_mobilenet.litert import LiteRTModel
 from nsfw_mobilenet.models import KERAS_SUFFIXES, check_keras_model_file
 from nsfw_mobilenet.model_card import (CARD_FILE, LABELS_FILE, default_classes, operating_point_of, read_card,
@@ -57,8 +59,6 @@ if TYPE_CHECKING:  # export imports TensorFlow-side modules; the scanner does no
 
 ERROR, SKIPPED = "error", "skipped"
 MIN_SIDE = 32  # px: below this an image carries too little to classify (a 1x1 image got "unsafe 0.71")
-EXIT_SAFE, EXIT_FLAGGED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
-EXIT_INTERRUPTED = 130  # 128 + SIGINT: what shells report for Ctrl-C
 TFLITE_SUFFIX = ".tflite"
 ROW_FIELDS = ("path", "kind", "time_s", "label", "unsafe_probability", "decision", "error", "note", "threshold",
               "review_low", "review_high")
@@ -84,12 +84,10 @@ class Detector:
     `.tflite` files from `export` take raw pixels and carry their labels, and their model card the
     threshold and review band chosen on validation data: those are used unless `threshold` or
     `review_band` are given (§6.2's defaults without a card). A Keras model takes preprocessed
-    pixels, so give `preprocess` (a backbone name or a function) unless a model card next to the
-    file names the backbone.
+    pixels, so give its `backbone` (the name) unless a model card next to the file names it.
     """
 
-    def __init__(self, model: Any, *, classes: Sequence[str] | None = None,
-                 preprocess: str | Callable[[np.ndarray], np.ndarray] | None = None,
+    def __init__(self, model: Any, *, classes: Sequence[str] | None = None, backbone: str | None = None,
                  threshold: float | None = None, review_band: tuple[float, float] | None = None,
                  num_threads: int = 2):
         path = None if hasattr(model, "predict") else Path(model)
@@ -99,7 +97,7 @@ class Detector:
         if path is not None and path.suffix == TFLITE_SUFFIX:
             self._runner = self._load_tflite(path, num_threads)
         else:
-            self._runner = self._load_keras(model if path is None else path, path, preprocess)
+            self._runner = self._load_keras(model if path is None else path, path, backbone)
         self.classes = self._classes(classes, path)
         if len(self.classes) != self.num_outputs:
             raise ModelError(f"{path or 'model'}: {self.num_outputs} outputs but classes {self.classes}")
@@ -147,7 +145,7 @@ class Detector:
         self.image_size, self.num_outputs = lite.image_size, lite.num_classes
         return lite.predict
 
-    def _load_keras(self, model: Any, path: Path | None, preprocess) -> Callable[[np.ndarray], np.ndarray]:
+    def _load_keras(self, model: Any, path: Path | None, backbone: str | None) -> Callable[[np.ndarray], np.ndarray]:
         if path is not None and path.suffix not in KERAS_SUFFIXES:
             raise ModelError(f"{path}: unknown model format; expected {TFLITE_SUFFIX} or one of {KERAS_SUFFIXES}")
         if path is not None:
@@ -165,15 +163,15 @@ class Detector:
                     model.predict(np.zeros((1, *model.input_shape[1:])), verbose=0)
             except Exception as error:  # Keras raises many types for a bad file
                 raise ModelError(f"{path}: Keras cannot load it ({error})") from None
-            if preprocess is None:
-                preprocess = (read_card(path) or {}).get("backbone")
-        if preprocess is None:
+            if backbone is None:
+                backbone = (read_card(path) or {}).get("backbone")
+        if backbone is None:
             raise ModelError(f"{path or 'Keras model'}: its preprocessing is unknown; pass the backbone "
-                             "(--backbone mobilenet_v3_small, or preprocess=...)")
-        transform = data.preprocess_for(preprocess) if isinstance(preprocess, str) else preprocess
+                             "(--backbone mobilenet_v3_small, or backbone=...)")
+        models.get_backbone(backbone)  # an unknown name fails here, not at the first image
         self.image_size = tuple(int(s) for s in model.input_shape[1:3])
         self.num_outputs = int(model.output_shape[-1])
-        return lambda images: np.asarray(model.predict(transform(images.astype(np.float32)), verbose=0))
+        return lambda images: predict(model, images, backbone)
 
     # ------------------------------------------------------------ classification
 
@@ -328,7 +326,7 @@ def exit_code(rows: Iterable[dict[str, Any]]) -> int:
     decisions = {row["decision"] for row in rows if row["kind"] != "frame"}
     if decisions & {UNSAFE, REVIEW}:
         return EXIT_FLAGGED
-    return EXIT_UNREADABLE if decisions & {ERROR, SKIPPED} else EXIT_SAFE
+    return EXIT_UNREADABLE if decisions & {ERROR, SKIPPED} else EXIT_OK
 
 
 class RowWriter:
@@ -517,7 +515,7 @@ def _open_output(path: Path | None) -> TextIO:
 def run(args: argparse.Namespace) -> int:
     try:
         _check_options(args)
-        detector = Detector(args.model, classes=args.classes, preprocess=args.backbone,
+        detector = Detector(args.model, classes=args.classes, backbone=args.backbone,
                             threshold=args.threshold, review_band=args.review_band and tuple(args.review_band),
                             num_threads=args.threads)
         stream = _open_output(args.output)

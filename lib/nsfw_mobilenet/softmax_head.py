@@ -17,12 +17,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import data, models
-from .experiments import thesis_reference
+from .architecture import decode_imagenet
+from .experiments import ExperimentConfig, thesis_reference
+from .inference import predict
 
 STEP_CHECKPOINTS = (80, 400, 1000, 2000)  # besides the thesis's own count, for the steps table
 
 
-def thesis_optimizer_steps(epochs: int = 10, batch_size: int = data.BATCH_SIZE) -> int:
+def thesis_optimizer_steps(epochs: int = ExperimentConfig.epochs, batch_size: int = data.BATCH_SIZE) -> int:
     """Optimizer steps of one thesis run: its 2-class training images in batches of 64, 10 epochs (§4.2)."""
     images = thesis_reference()["dataset_2_classes"]["train_images"]
     return math.ceil(images / batch_size) * epochs
@@ -42,8 +44,6 @@ def entropy(probabilities: np.ndarray) -> np.ndarray:
 def imagenet_classes_by_class(softmax: np.ndarray, labels: np.ndarray, classes: Sequence[str], top: int = 3) -> Any:
     """The ImageNet classes each proxy class lands in (top-1 of the frozen network), most frequent first."""
     import pandas as pd
-
-    from .architecture import decode_imagenet
 
     names = [decoded[0][1] for decoded in decode_imagenet(softmax, top=1)]
     rows = []
@@ -86,7 +86,8 @@ def gradient_norms(model: Any, images: np.ndarray, labels: np.ndarray, backbone:
 
 
 def head_gradient_table(backbone: str, images: np.ndarray, labels: np.ndarray, num_classes: int,
-                        learning_rate: float = 1e-3, weights: str | None = "imagenet", seed: int = 1) -> Any:
+                        learning_rate: float = ExperimentConfig.learning_rate,
+                        weights: str | None = ExperimentConfig.weights, seed: int = ExperimentConfig.seed) -> Any:
     """Thesis head vs standard head at initialisation, on one seeded training batch (64 images, §4.1): the
     new Dense's input norm, its gradient, and the change of its outputs one SGD step makes
     (`learning_rate × ‖input‖²` per unit of error)."""
@@ -97,10 +98,10 @@ def head_gradient_table(backbone: str, images: np.ndarray, labels: np.ndarray, n
     images, labels = images[batch], labels[batch]
     rows = []
     for head in models.HEADS:
-        keras.utils.set_random_seed(1)
+        keras.utils.set_random_seed(ExperimentConfig.seed)  # initialised as a training run is
         model = models.build_classifier(backbone, num_classes, head, weights)
         dense_input = keras.Model(model.input, model.get_layer(models.CLASSIFIER_NAME).input)
-        x = np.asarray(dense_input(data.preprocess_for(backbone)(images.astype(np.float32)), training=False))
+        x = predict(dense_input, images, backbone)
         squared = (x ** 2).sum(axis=1).mean()
         layers = [models.CLASSIFIER_NAME] + (["logits"] if head == "thesis" and backbone.startswith("mobilenet_v3") else [])
         norms = gradient_norms(model, images, labels, backbone, layers)

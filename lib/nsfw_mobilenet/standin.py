@@ -32,12 +32,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from nsfw_mobilenet.exit_codes import EXIT_OK, EXIT_USAGE
 from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS, Taxonomy
 
 GENERATOR_VERSION = 1
 DEFAULT_LOCATION = Path("~/.cache/nsfw-mobilenet/standin")
 DATA_ENV_VAR = "NSFW_MOBILENET_DATA"
 MANIFEST = "standin.json"
+DEFAULT_SEED = 0
+DEFAULT_IMAGES_PER_CLASS = 60  # train + test
+DEFAULT_TEST_FRACTION = 0.25
 
 IMAGE_SIDE_RANGE = (120, 400)
 ASPECT_RATIO_RANGE = (0.6, 1.7)
@@ -356,8 +360,9 @@ def _write_manifest(root: Path, parameters: dict, counts: dict, complete: bool) 
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-def make_standin(out_dir: Path | str, *, seed: int = 0, images_per_class: int = 60, test_fraction: float = 0.25,
-                 videos: bool = True, progress: bool = True) -> StandinSummary:
+def make_standin(out_dir: Path | str, *, seed: int = DEFAULT_SEED, images_per_class: int = DEFAULT_IMAGES_PER_CLASS,
+                 test_fraction: float = DEFAULT_TEST_FRACTION, videos: bool = True,
+                 progress: bool = True) -> StandinSummary:
     """Write the stand-in dataset in both taxonomies' folder layouts (plus videos) under `out_dir`.
 
     `images_per_class` counts train+test together; binary classes get the same number, mixed
@@ -398,7 +403,8 @@ def ensure_standin(out_dir: Path | str | None = None, **kwargs) -> Path:
     Keyword arguments are those of `make_standin`.
     """
     root = Path(out_dir).expanduser() if out_dir is not None else default_location()
-    options = {"seed": 0, "images_per_class": 60, "test_fraction": 0.25, "videos": True, "progress": True} | kwargs
+    options = {"seed": DEFAULT_SEED, "images_per_class": DEFAULT_IMAGES_PER_CLASS,
+               "test_fraction": DEFAULT_TEST_FRACTION, "videos": True, "progress": True} | kwargs
     progress = options.pop("progress")
     manifest = _read_manifest(root) or {}
     wanted = _parameters(**options)
@@ -414,11 +420,11 @@ def _run_command(args: argparse.Namespace) -> int:
                                progress=not args.quiet)
     except (FileExistsError, ValueError) as error:
         print(f"make-standin: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     images = sum(n for t in (BINARY, FIVE_CLASS) for split in summary.counts[t.name].values() for n in split.values())
     print(f"{summary.root}: {images} images, {len(summary.videos)} videos in {summary.seconds:.1f} s "
           "(STAND-IN: for plumbing and speed, not accuracy claims)")
-    return 0
+    return EXIT_OK
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
@@ -426,9 +432,10 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("make-standin", help="generate the procedural stand-in dataset (seconds)",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", metavar="OUT_DIR", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--images-per-class", type=int, default=60, help="train+test images per class (default 60)")
-    parser.add_argument("--test-fraction", type=float, default=0.25)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--images-per-class", type=int, default=DEFAULT_IMAGES_PER_CLASS,
+                        help="train+test images per class (default %(default)s)")
+    parser.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION)
     parser.add_argument("--no-videos", action="store_true", help="skip the short video clips")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run_command)

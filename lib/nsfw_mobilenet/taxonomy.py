@@ -1,4 +1,5 @@
-"""The thesis's two label sets as data, with the safe/unsafe mapping of §5.1.
+"""The thesis's two label sets as data, with the safe/unsafe mapping of §5.1 and the error rules of
+listing 4.8 (`Taxonomy.safety_error`) and table 5.1 (`is_wrong`): their one home; `evaluate` counts with them.
 
 Folder names follow the public nsfw_data_scraper / nsfw_model datasets, so a
 real dataset laid out like theirs is read without renaming anything.
@@ -101,3 +102,10 @@ def cross_taxonomy_correct(true_label: str, true_taxonomy: Taxonomy, predicted_l
                            predicted_taxonomy: Taxonomy) -> bool:
     """§5.1: a prediction from another label set is right when its safety matches the truth's."""
     return true_taxonomy.safety(true_label) == predicted_taxonomy.safety(predicted_label)
+
+
+def is_wrong(true_label: str, true_taxonomy: Taxonomy, predicted_label: str, predicted_taxonomy: Taxonomy) -> bool:
+    """§5.1's rule for table 5.1: listing 4.8 within one label set, safe/unsafe disagreement across label sets."""
+    if true_taxonomy is predicted_taxonomy:
+        return true_taxonomy.safety_error(true_label, predicted_label)
+    return not cross_taxonomy_correct(true_label, true_taxonomy, predicted_label, predicted_taxonomy)

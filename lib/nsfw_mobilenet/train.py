@@ -6,7 +6,8 @@ the epochs' history and wall time logged beside them, so a resumed run reports t
 evaluates on the test folder and writes config, history, confusion matrix, wall time, versions,
 seed and a fingerprint of the data to `<out_dir>/<config.name>.json`. Without augmentation, the
 frozen part of the network is computed once ("cached features") and only the trainable tail is
-trained per epoch.
+trained per epoch. `run_table` trains a thesis table's rows, `order_comparison` a config in both
+augmentation orders.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from . import data, models
+from . import augment, data, models
 from .evaluate import evaluate_predictions
+from .exit_codes import EXIT_OK, EXIT_USAGE
 from .experiments import (FINAL_CONFIG_FILE, PROJECT_ROOT, ExperimentConfig, final_config, repo_relative,
-                          weights_name)
+                          table_configs, thesis_vs_run, weights_name)
+from .inference import predict
+from .subsets import RunData, load_run_data, run_files
 
-SMOKE_IMAGES_PER_CLASS = {"training": 8, "validation": 4, "test": 4}
+SMOKE_EPOCHS = 1  # a smoke run: this many epochs on `subsets.SMOKE_IMAGES_PER_CLASS`, a check, never a result
 STOCHASTIC_LAYERS = ("Dropout", "GaussianNoise", "GaussianDropout", "SpatialDropout2D")
 DEFAULT_CHECKPOINT_DIR = Path("runs") / "checkpoints"
 BACKUP_FOLDER = "backup"  # BackupAndRestore's folder inside a run's checkpoint folder
@@ -40,56 +44,8 @@ RESULT_KEYS = ("config", "weights", "data", "history", "final", "time_min", "tes
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunData:
-    """Decoded training, validation and test images of one dataset."""
-
-    classes: list[str]
-    training: data.LoadedImages
-    validation: data.LoadedImages
-    test: data.LoadedImages | None
-
-    def counts(self) -> dict[str, int]:
-        subsets = {"training": self.training, "validation": self.validation, "test": self.test}
-        return {name: len(s.labels) for name, s in subsets.items() if s is not None}
-
-    def bad_files(self) -> list[str]:
-        subsets = (self.training, self.validation, self.test)
-        return [str(bad) for s in subsets if s is not None for bad in s.bad_files]
-
-
-def _first_per_class(items: list[data.LabeledImage], per_class: int) -> list[data.LabeledImage]:
-    taken: dict[str, int] = {}
-    kept = []
-    for item in items:
-        if taken.get(item.label, 0) < per_class:
-            taken[item.label] = taken.get(item.label, 0) + 1
-            kept.append(item)
-    return kept
-
-
-def run_files(data_dir: Path | str, *, smoke: bool = False) -> dict[str, list[data.LabeledImage]]:
-    """The files a run reads, per subset: listing 4.4's training/validation split of `data_dir` (or its
-    train/) and its test/ folder. Listed, not decoded. `smoke` keeps a few images per class."""
-    root = Path(data_dir)
-    subsets = ["training", "validation"] + (["test"] if (root / "test").is_dir() else [])
-    files = {subset: data.split_files(root, subset) for subset in subsets}
-    if smoke:
-        files = {subset: _first_per_class(items, SMOKE_IMAGES_PER_CLASS[subset]) for subset, items in files.items()}
-    return files
-
-
-def load_run_data(data_dir: Path | str, *, smoke: bool = False, cache_dir: Path | None = None,
-                  progress: bool = True, image_size: tuple[int, int] = data.IMAGE_SIZE) -> RunData:
-    """The decoded `run_files` of `data_dir`; `smoke` keeps a few images per class so a run takes seconds."""
-    classes = data.training_classes(data_dir)
-    loaded = {subset: data.load_images(items, classes, image_size=image_size, cache_dir=cache_dir, progress=progress)
-              for subset, items in run_files(data_dir, smoke=smoke).items()}
-    return RunData(classes, loaded["training"], loaded["validation"], loaded.get("test"))
-
-
 def make_optimizer(name: str, learning_rate: float) -> Any:
-    """Listing 4.3's optimizers, at the thesis's learning rate 1e-3 by default."""
+    """Listing 4.3's optimizers ("sgd" or "adam")."""
     import keras
 
     optimizers = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
@@ -98,20 +54,11 @@ def make_optimizer(name: str, learning_rate: float) -> Any:
     return optimizers[name](learning_rate=learning_rate)
 
 
-def compile_for_training(model: Any, optimizer: str = "sgd", learning_rate: float = 1e-3,
-                         run_eagerly: bool = False) -> Any:
+def compile_for_training(model: Any, optimizer: str = ExperimentConfig.optimizer,
+                         learning_rate: float = ExperimentConfig.learning_rate, run_eagerly: bool = False) -> Any:
     model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss="categorical_crossentropy",
                   metrics=["accuracy"], run_eagerly=run_eagerly)
     return model
-
-
-def predict(model: Any, images: np.ndarray, backbone: str, batch_size: int = data.BATCH_SIZE) -> np.ndarray:
-    """Class probabilities (or features) for uint8 images; one batch runs eagerly (no tracing)."""
-    if len(images) <= batch_size:
-        preprocessed = data.preprocess_for(backbone)(images.astype(np.float32))
-        return np.asarray(model(preprocessed, training=False))
-    dataset = data.make_dataset(images, np.zeros(len(images), np.int32), 1, backbone, batch_size=batch_size)
-    return model.predict(dataset.map(lambda x, y: x), verbose=0)
 
 
 def frozen_boundary(model: Any, backbone: str, trainable_layers: int) -> int | None:
@@ -160,11 +107,7 @@ def _feature_dataset(features: np.ndarray, labels: np.ndarray, num_classes: int,
 
 
 def _image_datasets(config: ExperimentConfig, run_data: RunData) -> tuple[Any, Any]:
-    augmentation = None
-    if config.augmentation:
-        from .augment import augmentation as build_augmentation
-
-        augmentation = build_augmentation(config.augmentation, seed=config.seed)
+    augmentation = augment.augmentation(config.augmentation, seed=config.seed) if config.augmentation else None
     num_classes = len(run_data.classes)
     training = data.make_dataset(run_data.training.images, run_data.training.labels, num_classes, config.backbone,
                                  batch_size=config.batch_size, shuffle=True, seed=config.seed,
@@ -465,7 +408,7 @@ def final_model(data_dir: Path | str, out_dir: Path | str | None = None, *, smok
     swaps the config's head (notebook 07 compares listing 4.7's "thesis" head); such a model
     defaults to runs/final_<head>_head/<data folder name>.
     """
-    config = final_config().with_overrides(epochs=1 if smoke else None, head=head)
+    config = final_config().with_overrides(epochs=SMOKE_EPOCHS if smoke else None, head=head)
     folder = "final" + (f"_{head}_head" if head and head != final_config().head else "")
     default_dir = PROJECT_ROOT / "runs" / folder / Path(data_dir).name
     run_data = load_run_data(data_dir, smoke=smoke, progress=False)
@@ -479,8 +422,6 @@ def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: li
     """Every row of a thesis table (or the chosen rows), decoding the dataset once."""
     from tqdm import tqdm
 
-    from .experiments import table_configs
-
     every_row = table_configs(table)
     configs = [c.with_overrides(**overrides) for c in every_row if rows is None or c.row in rows]
     if not configs:
@@ -490,19 +431,67 @@ def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: li
             for config in tqdm(configs, desc=f"table {table}", unit="run", disable=not progress)]
 
 
+def order_comparison(configs: list[ExperimentConfig], data_dir: Path | str, out_dir: Path | str, *,
+                     run_data: RunData | None = None, smoke: bool = False,
+                     **train_options: Any) -> list[dict[str, Any]]:
+    """Each config trained in both augmentation orders (`augment`), results in `<out_dir>/<order>/<config.name>.json`.
+
+    The two orders share a config name, so they get separate folders (and separate checkpoint
+    folders when `checkpoint_dir` is given); finished runs are reused, as in `run_experiment`.
+    """
+    run_data = run_data if run_data is not None else load_run_data(data_dir, smoke=smoke)
+    checkpoints = train_options.pop("checkpoint_dir", None)
+    results = []
+    for config in configs:
+        for order in data.ORDERS:
+            options = dict(train_options, **({"checkpoint_dir": Path(checkpoints) / order} if checkpoints else {}))
+            results.append(run_experiment(config.with_overrides(order=order), data_dir, Path(out_dir) / order,
+                                          smoke=smoke, run_data=run_data, **options))
+    return results
+
+
+def load_order_comparison(results_dir: Path | str) -> list[dict[str, Any]]:
+    """The result JSONs of both order folders written by `order_comparison`, sorted by table, row and order."""
+    results = [json.loads(path.read_text()) for order in data.ORDERS
+               for path in (Path(results_dir) / order).glob("*.json")]
+    return sorted(results, key=lambda r: (r["config"]["table"], r["config"]["row"], r["config"]["order"]))
+
+
+def order_effect(results: list[dict[str, Any]]) -> Any:
+    """Per DA config: validation and test accuracy in each order, and the largest per-epoch gap between the
+    two orders' validation accuracy (0 where `preprocess_input` is the identity, as for V3)."""
+    import pandas as pd
+
+    by_config: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    for result in results:
+        config = result["config"]
+        by_config.setdefault((config["table"], config["row"]), {})[config["order"]] = result
+    rows = []
+    for (table, row), orders in sorted(by_config.items()):
+        if set(orders) != set(data.ORDERS):
+            continue
+        thesis, corrected = orders["thesis"], orders["corrected"]
+        gap = np.abs(np.subtract(thesis["history"]["val_accuracy"], corrected["history"]["val_accuracy"])).max()
+        rows.append({"table": table, "row": row, "backbone": thesis["config"]["backbone"],
+                     "val_accuracy [thesis order]": thesis["final"]["val_accuracy"],
+                     "val_accuracy [corrected order]": corrected["final"]["val_accuracy"],
+                     "test accuracy [thesis order]": thesis["test"]["accuracy"],
+                     "test accuracy [corrected order]": corrected["test"]["accuracy"],
+                     "largest per-epoch val. gap": float(gap)})
+    return pd.DataFrame(rows)
+
+
 def _run_command(args: Any) -> int:
     overrides = {"epochs": args.epochs, "order": args.order, "optimizer": args.optimizer}
-    from .experiments import thesis_vs_run
-
     try:
         results = run_table(args.table, args.data, args.out, rows=args.row, smoke=args.smoke, **overrides)
     except (ValueError, OSError, models.WeightsUnavailable) as error:  # EmptyClassFolder is a ValueError
         print(f"nsfw-mobilenet train: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(results[0]["weights"]["note"])
     print(thesis_vs_run(results).to_string(index=False, float_format="%.4f"))
     print(f"results: one JSON per row in {args.out}")
-    return 0
+    return EXIT_OK
 
 
 def add_command(subparsers: Any) -> None:
@@ -512,7 +501,7 @@ def add_command(subparsers: Any) -> None:
     parser.add_argument("--data", required=True, help="ImageFolder root, with train/ and test/ folders")
     parser.add_argument("--out", required=True, help="folder for one results JSON per row")
     parser.add_argument("--epochs", type=int, help="override the configs' epochs")
-    parser.add_argument("--order", choices=("thesis", "corrected"), help="augmentation order override")
+    parser.add_argument("--order", choices=data.ORDERS, help="augmentation order override")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer override (listing 4.3)")
     parser.add_argument("--smoke", action="store_true", help="a few images per class, for a quick check")
     parser.set_defaults(func=_run_command)

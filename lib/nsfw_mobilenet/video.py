@@ -9,14 +9,13 @@ callers report it and go on (never fatal).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from nsfw_mobilenet import data
+from nsfw_mobilenet import data, native_stderr_discarded
 from nsfw_mobilenet.data import IMAGE_SIZE
 
 VIDEO_EXTENSIONS = (".avi", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm")
@@ -43,15 +42,16 @@ class VideoFrames:
 
 
 def _open(path: Path):
-    # CorruptVideo says what is wrong; FFmpeg's own lines ("moov atom not found") would only add noise.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     import cv2
 
     if not path.is_file():
         raise CorruptVideo(path, "no such file")
     if path.stat().st_size == 0:
         raise CorruptVideo(path, "zero bytes")
-    capture = cv2.VideoCapture(str(path))
+    # FFmpeg prints "moov atom not found" and the like; CorruptVideo says what is wrong. (OPENCV_FFMPEG_LOGLEVEL
+    # cannot quiet it from here: OpenCV reads it once, when it opens its first video.)
+    with native_stderr_discarded():
+        capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise CorruptVideo(path, "OpenCV cannot open it: not a video, or a container/codec it cannot read")
     return capture
@@ -62,7 +62,7 @@ def extract_frames(path: Path | str, fps: float = 1.0, max_frames: int | None = 
     """Frames sampled every 1/`fps` seconds of video time (the first frame always), at most `max_frames`.
 
     Raises CorruptVideo when the file cannot be opened or yields no frame. A file that stops early
-    (truncated) returns the frames it had and says so in `note`.
+    (truncated) returns the frames it had and says so in `note`; FFmpeg's own lines about it are discarded.
     """
     import cv2
 
@@ -75,23 +75,24 @@ def extract_frames(path: Path | str, fps: float = 1.0, max_frames: int | None = 
     expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     frames, timestamps = [], []
     index, next_time = 0, 0.0
-    try:
-        while max_frames is None or len(frames) < max_frames:
-            if not capture.grab():
-                break
-            time = index / native_fps if native_fps else capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
-            index += 1
-            if time + 1e-9 < next_time:
-                continue
-            ok, frame = capture.retrieve()
-            if not ok or frame is None:
-                break
-            resized = cv2.resize(frame, (image_size[1], image_size[0]), interpolation=cv2.INTER_AREA)
-            frames.append(cv2.cvtColor(resized, cv2.COLOR_BGR2RGB))
-            timestamps.append(time)
-            next_time += 1 / fps
-    finally:
-        capture.release()
+    with native_stderr_discarded():  # FFmpeg on a cut file: "[mjpeg] sof: invalid len"; `note` says it
+        try:
+            while max_frames is None or len(frames) < max_frames:
+                if not capture.grab():
+                    break
+                time = index / native_fps if native_fps else capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+                index += 1
+                if time + 1e-9 < next_time:
+                    continue
+                ok, frame = capture.retrieve()
+                if not ok or frame is None:
+                    break
+                resized = cv2.resize(frame, (image_size[1], image_size[0]), interpolation=cv2.INTER_AREA)
+                frames.append(cv2.cvtColor(resized, cv2.COLOR_BGR2RGB))
+                timestamps.append(time)
+                next_time += 1 / fps
+        finally:
+            capture.release()
     if not frames:
         raise CorruptVideo(path, "no decodable frame (corrupt or truncated video)")
     stopped_early = max_frames is None or len(frames) < max_frames

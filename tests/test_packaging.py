@@ -1,0 +1,95 @@
+"""Packaging specification: a wheel carries the configs and the thesis's numbers and runs from any folder,
+`python -m nsfw_mobilenet` is the command line, and the environment enters through `settings_from_environment`."""
+
+import argparse
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from nsfw_mobilenet import Settings, cli, experiments, settings_from_environment
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+BUILD_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "lib")
+
+
+def run_python(*arguments: str, cwd: Path, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
+    """`python3 arguments…` in `cwd`, with `pythonpath` (an installed package) first on the path; must succeed."""
+    environment = {**os.environ, "PYTHONPATH": str(pythonpath)} if pythonpath else None
+    completed = subprocess.run([sys.executable, *arguments], cwd=cwd, env=environment, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel built from a copy of the checkout's sources (a build writes build/ and *.egg-info beside them)."""
+    folder = tmp_path_factory.mktemp("wheel")
+    source = folder / "source"
+    source.mkdir()
+    for name in BUILD_SOURCES:
+        if (CHECKOUT / name).is_dir():
+            shutil.copytree(CHECKOUT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(CHECKOUT / name, source / name)
+    offline = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []  # else pip fetches it
+    run_python("-m", "pip", "wheel", "-q", "--no-deps", *offline, "-w", str(folder / "dist"), str(source), cwd=folder)
+    return next((folder / "dist").glob("nsfw_mobilenet-*.whl"))
+
+
+def test_wheel_carries_every_config_the_thesis_numbers_and_the_license(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    data_files = [*experiments.EXPERIMENTS_DIR.rglob("*.yaml"), experiments.REFERENCE_FILE]
+    assert {f"nsfw_mobilenet/{path.relative_to(experiments.PACKAGE_DIR).as_posix()}" for path in data_files} <= names
+    assert "nsfw_mobilenet/configs/table_4.1/row_01.yaml" in names and "nsfw_mobilenet/__main__.py" in names
+    assert any(name.endswith(".dist-info/LICENSE") for name in names)
+
+
+@pytest.mark.slow
+def test_installed_wheel_trains_a_thesis_table_row_from_any_folder(wheel, tmp_path):
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run_python("-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel), cwd=tmp_path)
+    where = run_python("-c", "import nsfw_mobilenet.experiments as e; print(e.__file__); print(e.PROJECT_ROOT)",
+                       cwd=elsewhere, pythonpath=site).stdout.split()
+    assert [Path(line).resolve() for line in where] == [(site / "nsfw_mobilenet" / "experiments.py").resolve(),
+                                                        elsewhere.resolve()]  # not the checkout's package
+
+    run_python("-m", "nsfw_mobilenet", "make-standin", "standin", "--images-per-class", "16", "--no-videos", "--quiet",
+               cwd=elsewhere, pythonpath=site)
+    run_python("-m", "nsfw_mobilenet", "train", "--table", "4.1", "--row", "1", "--smoke", "--data", "standin/binary",
+               "--out", "out", cwd=elsewhere, pythonpath=site)
+    result = experiments.load_result(elsewhere / "out" / "smoke" / "table_4.1_row_01.json")
+    assert (result["config"]["table"], result["config"]["row"], result["smoke"]) == ("4.1", 1, True)
+
+
+def test_python_m_nsfw_mobilenet_is_the_command_line(tmp_path):
+    usage = run_python("-m", "nsfw_mobilenet", "--help", cwd=tmp_path).stdout
+    assert usage.startswith("usage: nsfw-mobilenet")
+    assert all(command in usage for command in ("make-standin", "train", "scan", "export", "kangas"))
+
+
+def test_settings_come_from_the_weights_folder_and_smoke_variables():
+    environment = {"NSFW_MOBILENET_WEIGHTS_DIR": "/weights", "NSFW_MOBILENET_SMOKE": "1"}
+    assert settings_from_environment(environment) == Settings(weights_dir=Path("/weights"), smoke=True)
+
+
+@pytest.mark.parametrize("environment", [{}, {"NSFW_MOBILENET_WEIGHTS_DIR": "", "NSFW_MOBILENET_SMOKE": "0"}])
+def test_unset_or_empty_variables_mean_no_weights_folder_and_a_full_run(environment):
+    assert settings_from_environment(environment) == Settings(weights_dir=None, smoke=False)
+
+
+def test_the_command_line_hands_each_command_the_settings_of_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("NSFW_MOBILENET_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("NSFW_MOBILENET_SMOKE", "0")
+    seen = []
+    parser = argparse.ArgumentParser()
+    parser.add_subparsers().add_parser("record").set_defaults(func=lambda args: seen.append(args.settings))
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main(["record"]) == 0
+    assert seen == [Settings(weights_dir=tmp_path, smoke=False)]
