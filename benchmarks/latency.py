@@ -35,18 +35,18 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"  # the project's offline V1 weights
-if SHARED_WEIGHTS.is_dir():
-    os.environ.setdefault("NSFW_MOBILENET_WEIGHTS_DIR", str(SHARED_WEIGHTS))
 
 import numpy as np  # noqa: E402
 
 import nsfwjs  # noqa: E402  (benchmarks/nsfwjs.py, next to this script)
-from nsfw_mobilenet import data, export, model_card, models, selection, standin  # noqa: E402
+from nsfw_mobilenet import data, export, model_card, models, selection, settings_from_environment, standin  # noqa: E402
 from nsfw_mobilenet.litert import LiteRTModel  # noqa: E402
 from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"  # the project's offline weights
+# The script is an edge: NSFW_MOBILENET_WEIGHTS_DIR, else ../shared/weights beside the checkout.
+WEIGHTS_DIR = settings_from_environment().weights_dir or (SHARED_WEIGHTS if SHARED_WEIGHTS.is_dir() else None)
 THREADS = (1, 2)
 RUNS = 50
 WARMUP = 10
@@ -89,7 +89,7 @@ def feature_head_classifier(backbone: str, weights: str | None) -> Any:
     """Softmax Dense on the globally pooled backbone features: no ImageNet top, no extra 1×1 conv."""
     import keras
 
-    base = models.build_backbone(backbone, weights, include_top=False)
+    base = models.build_backbone(backbone, weights, include_top=False, weights_dir=WEIGHTS_DIR)
     return keras.Model(base.input, keras.layers.Dense(2, activation="softmax")(base.output))
 
 
@@ -102,10 +102,10 @@ def contenders(images: np.ndarray, only: list[str] | None = None) -> list[dict[s
         if not wanted(name):
             continue
         # Only the offline file: latency does not depend on weight values, so no download is attempted.
-        weights = "imagenet" if models.local_weights_path(backbone) else None
+        weights = "imagenet" if models.local_weights_path(backbone, weights_dir=WEIGHTS_DIR) else None
         model = (feature_head_classifier(backbone, weights) if head == "features" else
-                 models.build_classifier(backbone, 2, head=head, weights=weights))
-        note = f"{models.weights_source(backbone, weights)} weights (offline file)"
+                 models.build_classifier(backbone, 2, head=head, weights=weights, weights_dir=WEIGHTS_DIR))
+        note = f"{models.weights_source(backbone, weights, weights_dir=WEIGHTS_DIR)} weights (offline file)"
         if weights is None:
             reestimate_batch_norm(model, data.preprocess_for(backbone)(images.astype(np.float32)))
             note = ("random init, NOT ImageNet (no offline weights); BatchNorm statistics re-estimated on "

@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from nsfw_mobilenet import experiments, standin, subsets, train  # noqa: E402
+from nsfw_mobilenet import experiments, settings_from_environment, standin, subsets, train  # noqa: E402
 
 THESIS_CONFIGS = {  # (table, row) of each backbone's chosen configuration in §4.2
     "mobilenet_v1": ("4.1", 6), "mobilenet_v2": ("4.5", 5),
@@ -29,11 +29,12 @@ THESIS_CONFIGS = {  # (table, row) of each backbone's chosen configuration in §
 }
 THESIS_SCALE_IMAGES = experiments.thesis_reference()["dataset_2_classes"]["train_images"]
 RESULTS = Path(__file__).parent / "results"
+WEIGHTS_DIR = settings_from_environment().weights_dir  # the script is an edge: NSFW_MOBILENET_WEIGHTS_DIR
 
 
 def _timed_run(config: experiments.ExperimentConfig, run_data: subsets.RunData, feature_cache: bool) -> tuple:
     started = time.perf_counter()
-    run = train.train(config, run_data, feature_cache=feature_cache,
+    run = train.train(config, run_data, feature_cache=feature_cache, weights_dir=WEIGHTS_DIR,
                       checkpoint_dir=Path("runs/bench") / f"{time.time_ns()}", verbose=0)
     return time.perf_counter() - started, run
 

@@ -1,6 +1,4 @@
-import os
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 import skimage.data
@@ -62,14 +60,13 @@ def test_equation_3_6_ratio_is_one_over_n_plus_one_over_dk_squared_for_every_sep
             assert Fraction(row.separable_cost, row.standard_cost) == Fraction(1, row.N) + Fraction(1, row.D_K**2)
 
 
-@pytest.mark.skipif(models.local_weights_path("mobilenet_v3_small") is None
-                    or not (Path(os.environ.get(models.WEIGHTS_ENV, "")) / architecture.CLASS_INDEX_FILE).exists(),
-                    reason="needs the offline ImageNet weights (V1, V2, V3-Small) and class index")
 @pytest.mark.parametrize("backbone", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small"])
-def test_offline_imagenet_weights_see_a_cat_in_chelsea_and_espresso_in_coffee(backbone):
-    model = models.build_backbone(backbone, "imagenet")
+def test_offline_imagenet_weights_see_a_cat_in_chelsea_and_espresso_in_coffee(backbone, offline_weights_dir):
+    if not (offline_weights_dir / architecture.CLASS_INDEX_FILE).exists():
+        pytest.skip("needs the ImageNet class index beside the offline weights")
+    model = models.build_backbone(backbone, "imagenet", weights_dir=offline_weights_dir)
     images = {"chelsea": skimage.data.chelsea(), "coffee": skimage.data.coffee()}
-    top = architecture.imagenet_top_k(model, backbone, images, k=3)
+    top = architecture.imagenet_top_k(model, backbone, images, k=3, weights_dir=offline_weights_dir)
     first = top[top["rank"] == 1].set_index("image")["imagenet_class"]
     assert first["chelsea"] in {"Egyptian_cat", "tabby", "tiger_cat"}
     assert first["coffee"] == "espresso"

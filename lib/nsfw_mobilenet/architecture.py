@@ -7,7 +7,6 @@ them side by side with the thesis (§3.2) and any disagreement is a finding, not
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -178,29 +177,30 @@ def separable_cost_table(backbone: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def ensure_class_index() -> None:
+def ensure_class_index(weights_dir: Path | None = None) -> None:
     """Make `decode_predictions` work offline: hand Keras the class index kept beside the offline weights.
 
     Keras looks for it in `$KERAS_HOME/models/`; `get_file` with a file:// origin puts it there
-    (once) exactly where Keras will look. Without the offline folder Keras downloads it as usual.
+    (once) exactly where Keras will look. Without the offline folder `weights_dir` Keras downloads it as usual.
     """
     import keras
 
-    folder = os.environ.get(models.WEIGHTS_ENV)
-    local = Path(folder) / CLASS_INDEX_FILE if folder else None
+    local = Path(weights_dir) / CLASS_INDEX_FILE if weights_dir else None
     if local is not None and local.exists():
         keras.utils.get_file(CLASS_INDEX_FILE, local.resolve().as_uri(), cache_subdir="models")
 
 
-def decode_imagenet(predictions: np.ndarray, top: int = 3) -> list[list[tuple[str, str, float]]]:
-    """`keras.applications.imagenet_utils.decode_predictions`, working offline."""
+def decode_imagenet(predictions: np.ndarray, top: int = 3,
+                    weights_dir: Path | None = None) -> list[list[tuple[str, str, float]]]:
+    """`keras.applications.imagenet_utils.decode_predictions`, working offline with the class index of `weights_dir`."""
     import keras
 
-    ensure_class_index()
+    ensure_class_index(weights_dir)
     return keras.applications.imagenet_utils.decode_predictions(np.asarray(predictions), top=top)
 
 
-def imagenet_top_k(model: Any, backbone: str, images: Mapping[str, np.ndarray], k: int = 3) -> pd.DataFrame:
+def imagenet_top_k(model: Any, backbone: str, images: Mapping[str, np.ndarray], k: int = 3,
+                   weights_dir: Path | None = None) -> pd.DataFrame:
     """Top-k ImageNet classes of each named RGB image: the proof that ImageNet weights really loaded.
 
     Images are squashed to 224×224 (as the thesis's `target_size`, §4.1) and passed through the
@@ -213,5 +213,5 @@ def imagenet_top_k(model: Any, backbone: str, images: Mapping[str, np.ndarray], 
                       for image in images.values()])
     predictions = predict(model, batch, backbone)
     return pd.DataFrame([{"image": image, "rank": rank, "imagenet_class": label, "probability": float(p)}
-                         for image, top in zip(images, decode_imagenet(predictions, top=k))
+                         for image, top in zip(images, decode_imagenet(predictions, top=k, weights_dir=weights_dir))
                          for rank, (_, label, p) in enumerate(top, start=1)])

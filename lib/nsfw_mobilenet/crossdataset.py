@@ -164,14 +164,14 @@ def score_model(model: Any, backbone: str, model_taxonomy: Taxonomy, test_sets: 
 def cross_dataset_experiment(five_class_dir: Path | str, two_class_dir: Path | str, video_dir: Path | str, *,
                              overrides: Mapping[str, Any] | None = None, smoke: bool = False, fps: float = 2.0,
                              threshold: float = 0.5, k: int = 2, seed: int = data.SPLIT_SEED,
-                             checkpoint_dir: Path | None = None,
-                             progress: bool = True) -> dict[str, Any]:
+                             checkpoint_dir: Path | None = None, progress: bool = True,
+                             weights_dir: Path | None = None) -> dict[str, Any]:
     """Table 5.1 end to end: derive Datasets 1–3, train the four models, test each on the three sets.
 
     The five-class models use the thesis's best augmentation per dataset (§4.4); `overrides`
     (e.g. `{"backbone": "mobilenet_v1", "augmentation": ""}`) applies to all four configs and is
     recorded in the result, whose models and counts are keyed by `THESIS_COLUMNS`. Smoke mode keeps a
-    few images per class, four frames per clip, one epoch.
+    few images per class, four frames per clip, one epoch. `weights_dir`: the offline ImageNet weights folder.
     """
     overrides = dict(overrides or {})
     if smoke:
@@ -197,7 +197,8 @@ def cross_dataset_experiment(five_class_dir: Path | str, two_class_dir: Path | s
         config = runs[run].with_overrides(**overrides)
         run_data = two_class_data if column == "two_classes" else prepared.run_data(column)
         run_data = replace(run_data, test=None)  # every test set is scored below, in one pass
-        trained = train.train(config, run_data, checkpoint_dir=checkpoints / f"{run}_{seed}", verbose=0)
+        trained = train.train(config, run_data, weights_dir=weights_dir, checkpoint_dir=checkpoints / f"{run}_{seed}",
+                              verbose=0)
         taxonomy = TAXONOMIES[config.taxonomy]
         wrong, probabilities = score_model(trained.model, config.backbone, taxonomy, test_sets)
         for name, count in wrong.items():

@@ -160,6 +160,37 @@ def thesis_vs_run(results: list[dict[str, Any]]) -> Any:
     return frame
 
 
+def _thesis_and_run(thesis: float | None, run: float | None, style: str) -> str:
+    shown = ["–" if value is None else style.format(value) for value in (thesis, run)]
+    return " | ".join(shown)
+
+
+def _test_accuracy(counts: dict[str, Any]) -> float | None:
+    values = [counts.get(k) for k in CONFUSION_COLUMNS]
+    if any(v is None for v in values) or not sum(values):
+        return None
+    tn, fn, tp, fp = values
+    return (tn + tp) / (tn + fn + tp + fp)
+
+
+def compact_thesis_vs_run(results: list[dict[str, Any]]) -> Any:
+    """The terminal's view of `thesis_vs_run` (which keeps every column): row, N, optimizer, validation and
+    test accuracy and minutes as thesis | run, and this run's TN/FN/TP/FP; fits an 80-column terminal."""
+    import pandas as pd
+
+    rows = []
+    for result in results:
+        config, test = result["config"], result.get("test") or {}
+        thesis = thesis_row(config["table"], config["row"])
+        rows.append({"row": config["row"], "N": config["trainable_layers"], "opt.": config["optimizer"],
+                     "val. acc. thesis | run": _thesis_and_run(thesis.get("val_accuracy"),
+                                                             result["final"]["val_accuracy"], "{:.3f}"),
+                     "test acc. thesis | run": _thesis_and_run(_test_accuracy(thesis), test.get("accuracy"), "{:.3f}"),
+                     "TN/FN/TP/FP (run)": "/".join(str(test.get(k, "–")) for k in CONFUSION_COLUMNS),
+                     "min thesis | run": _thesis_and_run(thesis.get("time_min"), result["time_min"], "{:.1f}")})
+    return pd.DataFrame(rows)
+
+
 def load_result(path: Path | str) -> dict[str, Any]:
     """One results JSON written by `train.run_experiment`."""
     return json.loads(Path(path).read_text())

@@ -55,12 +55,14 @@ def run_summary(trained: TrainedRun, run_data: RunData) -> dict[str, Any]:
 def section_4_4_experiment(five_class_dir: Path | str, *, runs: Sequence[str] | None = None,
                            overrides: Mapping[str, Any] | None = None, class_weights: bool = True,
                            smoke: bool = False, seed: int = data.SPLIT_SEED, checkpoint_dir: Path | None = None,
-                           prepared: FiveClassData | None = None, progress: bool = True) -> dict[str, Any]:
+                           prepared: FiveClassData | None = None, progress: bool = True,
+                           weights_dir: Path | None = None) -> dict[str, Any]:
     """Train `runs` (default: each dataset with its best augmentation) and score them as §4.4 does.
 
     With `class_weights`, Dataset 1's run is repeated with balanced class weights to show what
     they change on imbalanced data. `overrides` (e.g. a substitute backbone) apply to every run.
-    Pass `prepared` (from `five_class.prepare`) to reuse decoded images across calls.
+    Pass `prepared` (from `five_class.prepare`) to reuse decoded images across calls; `weights_dir` is
+    the offline ImageNet weights folder.
     """
     overrides = dict(overrides or {})
     if smoke:
@@ -81,7 +83,8 @@ def section_4_4_experiment(five_class_dir: Path | str, *, runs: Sequence[str] | 
     }
     for run, config in tqdm(chosen.items(), desc="§4.4 runs", unit="run", disable=not progress):
         run_data = prepared.run_data(dataset_of(run.split("+")[0]))
-        trained = train(config, run_data, checkpoint_dir=checkpoints / f"{run}_{seed}", verbose=0)
+        trained = train(config, run_data, weights_dir=weights_dir, checkpoint_dir=checkpoints / f"{run}_{seed}",
+                        verbose=0)
         safety = evaluate_safety(trained.test_probabilities, prepared.test.labels, prepared.test.classes)
         result["runs"][run] = {**run_summary(trained, run_data), "safety": safety.to_dict()}
     return result

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from . import WEIGHTS_ENV, settings_from_environment
+from . import WEIGHTS_ENV
 
 INPUT_SHAPE = (224, 224, 3)
 IMAGENET = "ImageNet"
@@ -121,9 +121,9 @@ def file_md5(path: Path) -> str:
 
 
 def _weights_folder(weights_dir: Path | str | None) -> Path | None:
-    """`weights_dir`; for callers that do not pass one yet, the environment's (`settings_from_environment`),
-    so that their offline runs keep their weights."""
-    return Path(weights_dir) if weights_dir else settings_from_environment().weights_dir
+    """`weights_dir` as a path; None (no offline folder: Keras downloads) when not given. The folder comes
+    from the edges: `cli` and the notebooks' parameter cells read NSFW_MOBILENET_WEIGHTS_DIR."""
+    return Path(weights_dir) if weights_dir else None
 
 
 def local_weights_path(name: str, include_top: bool = True, weights_dir: Path | str | None = None) -> Path | None:

@@ -12,6 +12,7 @@ through the softmax's Jacobian `diag(p) − ppᵀ`, which is small wherever `p` 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -41,11 +42,12 @@ def entropy(probabilities: np.ndarray) -> np.ndarray:
     return -(p * np.log(p)).sum(axis=1)
 
 
-def imagenet_classes_by_class(softmax: np.ndarray, labels: np.ndarray, classes: Sequence[str], top: int = 3) -> Any:
+def imagenet_classes_by_class(softmax: np.ndarray, labels: np.ndarray, classes: Sequence[str], top: int = 3,
+                              weights_dir: Path | None = None) -> Any:
     """The ImageNet classes each proxy class lands in (top-1 of the frozen network), most frequent first."""
     import pandas as pd
 
-    names = [decoded[0][1] for decoded in decode_imagenet(softmax, top=1)]
+    names = [decoded[0][1] for decoded in decode_imagenet(softmax, top=1, weights_dir=weights_dir)]
     rows = []
     for index, name in enumerate(classes):
         counts = pd.Series([n for n, label in zip(names, labels) if label == index]).value_counts()
@@ -87,7 +89,8 @@ def gradient_norms(model: Any, images: np.ndarray, labels: np.ndarray, backbone:
 
 def head_gradient_table(backbone: str, images: np.ndarray, labels: np.ndarray, num_classes: int,
                         learning_rate: float = ExperimentConfig.learning_rate,
-                        weights: str | None = ExperimentConfig.weights, seed: int = ExperimentConfig.seed) -> Any:
+                        weights: str | None = ExperimentConfig.weights, seed: int = ExperimentConfig.seed,
+                        weights_dir: Path | None = None) -> Any:
     """Thesis head vs standard head at initialisation, on one seeded training batch (64 images, §4.1): the
     new Dense's input norm, its gradient, and the change of its outputs one SGD step makes
     (`learning_rate × ‖input‖²` per unit of error)."""
@@ -99,7 +102,7 @@ def head_gradient_table(backbone: str, images: np.ndarray, labels: np.ndarray, n
     rows = []
     for head in models.HEADS:
         keras.utils.set_random_seed(ExperimentConfig.seed)  # initialised as a training run is
-        model = models.build_classifier(backbone, num_classes, head, weights)
+        model = models.build_classifier(backbone, num_classes, head, weights, weights_dir)
         dense_input = keras.Model(model.input, model.get_layer(models.CLASSIFIER_NAME).input)
         x = predict(dense_input, images, backbone)
         squared = (x ** 2).sum(axis=1).mean()

@@ -30,7 +30,7 @@ from . import augment, data, models
 from .evaluate import evaluate_predictions
 from .exit_codes import EXIT_OK, EXIT_USAGE
 from .experiments import (FINAL_CONFIG_FILE, PROJECT_ROOT, ExperimentConfig, final_config, repo_relative,
-                          table_configs, thesis_vs_run, weights_name)
+                          table_configs, compact_thesis_vs_run, thesis_vs_run, weights_name)
 from .inference import predict
 from .subsets import RunData, load_run_data, run_files
 
@@ -198,15 +198,16 @@ class TrainedRun:
     test_probabilities: np.ndarray | None
 
 
-def train(config: ExperimentConfig, run_data: RunData, *, checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR,
-          feature_cache: bool = True, verbose: int = 2) -> TrainedRun:
-    """Train one config on decoded data and evaluate it on the test images."""
+def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | None = None,
+          checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR, feature_cache: bool = True, verbose: int = 2) -> TrainedRun:
+    """Train one config on decoded data and evaluate it on the test images; `weights_dir` is the offline
+    ImageNet weights folder (None: Keras downloads them)."""
     import keras
 
-    weights, weights_note = (models.weights_for_run(config.backbone) if config.weights == "imagenet"
+    weights, weights_note = (models.weights_for_run(config.backbone, weights_dir) if config.weights == "imagenet"
                              else (config.weights, f"weights={config.weights!r} as configured"))
     keras.utils.set_random_seed(config.seed)  # after the weights probe, which builds a model of its own
-    model = models.build_classifier(config.backbone, len(run_data.classes), config.head, weights)
+    model = models.build_classifier(config.backbone, len(run_data.classes), config.head, weights, weights_dir)
     trainable = models.freeze_all_but_last(model, config.backbone, config.trainable_layers)
     checkpoint_dir = Path(checkpoint_dir) / f"{config.name}-{run_fingerprint(config, weights, run_data)}"
     class_weight = class_weight_for(run_data.training.labels, len(run_data.classes)) if config.class_weights else None
@@ -239,7 +240,8 @@ def train(config: ExperimentConfig, run_data: RunData, *, checkpoint_dir: Path =
     trained_images = run_data.counts()["training"] * config.epochs
     result = {
         "config": config.to_dict(),
-        "weights": {"used": weights, "source": models.weights_source(config.backbone, weights), "note": weights_note},
+        "weights": {"used": weights, "source": models.weights_source(config.backbone, weights, weights_dir=weights_dir),
+                    "note": weights_note},
         "trainable_layers_with_weights": trainable,
         "feature_cache": bool(parts),
         "data": {"classes": run_data.classes, "counts": run_data.counts(), "bad_files": run_data.bad_files()},
@@ -270,7 +272,8 @@ def _size_and_mtime(path: Path) -> list[int | None]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def data_fingerprint(config: ExperimentConfig, data_dir: Path | str, *, smoke: bool = False) -> str | None:
+def data_fingerprint(config: ExperimentConfig, data_dir: Path | str, *, smoke: bool = False,
+                     weights_dir: Path | None = None) -> str | None:
     """Changes when a file the run reads is added, removed, moved or rewritten, or the config or its
     weights change; from `os.stat` only. None when `data_dir` is not here (nothing to compare)."""
     root = Path(data_dir)
@@ -278,7 +281,7 @@ def data_fingerprint(config: ExperimentConfig, data_dir: Path | str, *, smoke: b
         return None
     files = [[subset, item.path.relative_to(root).as_posix(), *_size_and_mtime(item.path)]
              for subset, items in run_files(root, smoke=smoke).items() for item in items]
-    weights = [models.weights_source(config.backbone, config.weights)]
+    weights = [models.weights_source(config.backbone, config.weights, weights_dir=weights_dir)]
     if config.weights not in ("imagenet", None):
         weights += _size_and_mtime(Path(config.weights))
     identity = json.dumps([config.to_dict(), weights, files])
@@ -314,7 +317,8 @@ def _reusable(stored: dict[str, Any], config: ExperimentConfig, smoke: bool, dat
 
 
 def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path | str, *, smoke: bool = False,
-                   run_data: RunData | None = None, force: bool = False, **train_options: Any) -> dict[str, Any]:
+                   run_data: RunData | None = None, force: bool = False, weights_dir: Path | None = None,
+                   **train_options: Any) -> dict[str, Any]:
     """Train and evaluate `config` on `data_dir`, writing `result_path(config, out_dir, smoke)`.
 
     A finished result of the same config, data folder, mode and `data_fingerprint` is reused unless
@@ -324,13 +328,13 @@ def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path
     """
     result_file = result_path(config, out_dir, smoke)
     data_name = repo_relative(data_dir)
-    fingerprint = data_fingerprint(config, data_dir, smoke=smoke)
+    fingerprint = data_fingerprint(config, data_dir, smoke=smoke, weights_dir=weights_dir)
     stored = None if force else _stored_result(result_file)
     if stored is not None and _reusable(stored, config, smoke, data_name, fingerprint):
         return stored
     if run_data is None:
         run_data = load_run_data(data_dir, smoke=smoke)
-    run = train(config, run_data, **train_options)
+    run = train(config, run_data, weights_dir=weights_dir, **train_options)
     run.result["data"].update(dir=data_name, fingerprint=fingerprint)
     run.result["smoke"] = smoke
     result_file.parent.mkdir(parents=True, exist_ok=True)
@@ -399,7 +403,7 @@ class FinalModel:
 
 
 def final_model(data_dir: Path | str, out_dir: Path | str | None = None, *, smoke: bool = False,
-                head: str | None = None) -> FinalModel:
+                head: str | None = None, weights_dir: Path | None = None) -> FinalModel:
     """`experiments.final_config()` trained on `data_dir` (notebooks 06–08): the saved model of a
     finished run in `out_dir`, else trained now.
 
@@ -413,12 +417,13 @@ def final_model(data_dir: Path | str, out_dir: Path | str | None = None, *, smok
     default_dir = PROJECT_ROOT / "runs" / folder / Path(data_dir).name
     run_data = load_run_data(data_dir, smoke=smoke, progress=False)
     model, result = trained_model(config, data_dir, out_dir or default_dir, smoke=smoke, run_data=run_data,
-                                  verbose=0)
+                                  weights_dir=weights_dir, verbose=0)
     return FinalModel(model, result, run_data)
 
 
 def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: list[int] | None = None,
-              smoke: bool = False, progress: bool = True, **overrides: Any) -> list[dict[str, Any]]:
+              smoke: bool = False, progress: bool = True, weights_dir: Path | None = None,
+              **overrides: Any) -> list[dict[str, Any]]:
     """Every row of a thesis table (or the chosen rows), decoding the dataset once."""
     from tqdm import tqdm
 
@@ -427,7 +432,8 @@ def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: li
     if not configs:
         raise ValueError(f"table {table} has no row {rows}; choose --row from {[c.row for c in every_row]}")
     run_data = load_run_data(data_dir, smoke=smoke, progress=progress)
-    return [run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, verbose=0)
+    return [run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, weights_dir=weights_dir,
+                           verbose=0)
             for config in tqdm(configs, desc=f"table {table}", unit="run", disable=not progress)]
 
 
@@ -484,13 +490,16 @@ def order_effect(results: list[dict[str, Any]]) -> Any:
 def _run_command(args: Any) -> int:
     overrides = {"epochs": args.epochs, "order": args.order, "optimizer": args.optimizer}
     try:
-        results = run_table(args.table, args.data, args.out, rows=args.row, smoke=args.smoke, **overrides)
+        results = run_table(args.table, args.data, args.out, rows=args.row, smoke=args.smoke,
+                            weights_dir=args.settings.weights_dir, **overrides)
     except (ValueError, OSError, models.WeightsUnavailable) as error:  # EmptyClassFolder is a ValueError
         print(f"nsfw-mobilenet train: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    wide_table = Path(args.out) / f"table_{args.table}_thesis_vs_run.csv"
+    thesis_vs_run(results).to_csv(wide_table, index=False)
     print(results[0]["weights"]["note"])
-    print(thesis_vs_run(results).to_string(index=False, float_format="%.4f"))
-    print(f"results: one JSON per row in {args.out}")
+    print(compact_thesis_vs_run(results).to_string(index=False))
+    print(f"results: one JSON per row in {args.out}; every column, thesis | run: {wide_table}")
     return EXIT_OK
 
 
