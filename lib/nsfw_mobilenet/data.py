@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
+from nsfw_mobilenet.experiments import repo_relative
 from nsfw_mobilenet.models import INPUT_SHAPE, get_backbone
 from nsfw_mobilenet.standin import ensure_standin
 from nsfw_mobilenet.taxonomy import taxonomy_for_classes
@@ -354,7 +355,7 @@ def _taxonomy_name(classes: list[str]) -> str | None:
         return None
 
 
-@dataclass
+@dataclass(repr=False)  # shown as its table: the field repr would print the machine's absolute root
 class DatasetReport:
     """What `validate_dataset` found; prints as a table, renders in Jupyter, saves as JSON."""
 
@@ -421,14 +422,16 @@ class DatasetReport:
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         table = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
                  for row in rows]
-        header = f"Dataset {self.root} (taxonomy: {self.taxonomy or 'none'})"
+        header = f"Dataset {repo_relative(self.root)} (taxonomy: {self.taxonomy or 'none'})"
         return "\n".join([header, *table, *self._summary()])
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         header, *rows = self._rows()
         table = _html_row(header, "th") + "".join(_html_row(row, "td") for row in rows)
         summary = "<br>".join(html.escape(line) for line in self._summary())
-        return (f"<b>Dataset {html.escape(str(self.root))}</b> (taxonomy: {html.escape(self.taxonomy or 'none')})"
+        return (f"<b>Dataset {html.escape(repo_relative(self.root))}</b> (taxonomy: {html.escape(self.taxonomy or 'none')})"
                 f"<table>{table}</table><p>{summary}</p>")
 
 

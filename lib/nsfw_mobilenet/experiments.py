@@ -73,11 +73,13 @@ class ExperimentConfig:
 
 def repo_relative(path: Path | str) -> str:
     """How results and notebook outputs name a file or folder: relative to `PROJECT_ROOT` when it
-    lies inside it (the same name from the repository root and from notebooks/), else as given."""
-    try:
-        return Path(os.path.abspath(path)).relative_to(PROJECT_ROOT).as_posix()
-    except ValueError:
-        return str(path)
+    lies inside it (the same name from the repository root and from notebooks/), `~/…` under the
+    home folder (no machine's user name in stored outputs), else as given."""
+    absolute = Path(os.path.abspath(path))
+    for base, prefix in ((PROJECT_ROOT, ""), (Path.home(), "~/")):
+        if absolute.is_relative_to(base):
+            return prefix + absolute.relative_to(base).as_posix()
+    return str(path)
 
 
 def load_config(path: Path | str) -> ExperimentConfig:
