@@ -35,8 +35,7 @@ class Settings:
 
 def settings_from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
     """`Settings` from NSFW_MOBILENET_WEIGHTS_DIR (a folder; unset or empty: none) and NSFW_MOBILENET_SMOKE
-    ("1": on). Called by the edges, which pass the values down (and by `models` for callers that pass no
-    `weights_dir` yet)."""
+    ("1": on). Called only by the edges (cli, benchmark scripts, test set-up), which pass the values down."""
     folder = environ.get(WEIGHTS_ENV)
     return Settings(weights_dir=Path(folder) if folder else None, smoke=environ.get(SMOKE_ENV) == "1")
 
