@@ -177,7 +177,7 @@ def _test_accuracy(counts: dict[str, Any]) -> float | None:
 
 def compact_thesis_vs_run(results: list[dict[str, Any]]) -> Any:
     """The terminal's view of `thesis_vs_run` (which keeps every column): row, N, optimizer, validation and
-    test accuracy and minutes as thesis | run, and this run's TN/FN/TP/FP; fits an 80-column terminal."""
+    test accuracy and minutes as "thesis | run", and this run's TN/FN/TP/FP; fits an 80-column terminal."""
     import pandas as pd
 
     rows = []
@@ -185,11 +185,10 @@ def compact_thesis_vs_run(results: list[dict[str, Any]]) -> Any:
         config, test = result["config"], result.get("test") or {}
         thesis = thesis_row(config["table"], config["row"])
         rows.append({"row": config["row"], "N": config["trainable_layers"], "opt.": config["optimizer"],
-                     "val. acc. thesis | run": _thesis_and_run(thesis.get("val_accuracy"),
-                                                             result["final"]["val_accuracy"], "{:.3f}"),
-                     "test acc. thesis | run": _thesis_and_run(_test_accuracy(thesis), test.get("accuracy"), "{:.3f}"),
-                     "TN/FN/TP/FP (run)": "/".join(str(test.get(k, "–")) for k in CONFUSION_COLUMNS),
-                     "min thesis | run": _thesis_and_run(thesis.get("time_min"), result["time_min"], "{:.1f}")})
+                     "val acc": _thesis_and_run(thesis.get("val_accuracy"), result["final"]["val_accuracy"], "{:.3f}"),
+                     "test acc": _thesis_and_run(_test_accuracy(thesis), test.get("accuracy"), "{:.3f}"),
+                     "TN/FN/TP/FP": "/".join(str(test.get(k, "–")) for k in CONFUSION_COLUMNS),
+                     "minutes": _thesis_and_run(thesis.get("time_min"), result["time_min"], "{:.1f}")})
     return pd.DataFrame(rows)
 
 

@@ -452,6 +452,7 @@ def trained_from(model_path: Path | str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    nsfw_mobilenet.import_tensorflow_quietly()  # its native start-up lines are not this command's messages
     import keras
 
     try:

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+import nsfw_mobilenet
+
 from . import augment, data, models
 from .evaluate import evaluate_predictions
 from .exit_codes import EXIT_OK, EXIT_USAGE
@@ -488,6 +490,7 @@ def order_effect(results: list[dict[str, Any]]) -> Any:
 
 
 def _run_command(args: Any) -> int:
+    nsfw_mobilenet.import_tensorflow_quietly()  # its native start-up lines are not this command's messages
     overrides = {"epochs": args.epochs, "order": args.order, "optimizer": args.optimizer}
     try:
         results = run_table(args.table, args.data, args.out, rows=args.row, smoke=args.smoke,
@@ -498,6 +501,7 @@ def _run_command(args: Any) -> int:
     wide_table = Path(args.out) / f"table_{args.table}_thesis_vs_run.csv"
     thesis_vs_run(results).to_csv(wide_table, index=False)
     print(results[0]["weights"]["note"])
+    print(f"table {args.table}: thesis | this run")
     print(compact_thesis_vs_run(results).to_string(index=False))
     print(f"results: one JSON per row in {args.out}; every column, thesis | run: {wide_table}")
     return EXIT_OK
