@@ -36,3 +36,12 @@ def test_project_root_is_the_checkout_when_the_package_runs_from_one():
 def test_a_table_without_configs_names_the_tables_that_have_some():
     with pytest.raises(FileNotFoundError, match=r"no configs for table 9\.9 .*'4\.1'"):
         experiments.table_configs("9.9")
+
+
+def test_the_terminal_table_of_a_whole_thesis_table_fits_80_columns():
+    committed = experiments.PROJECT_ROOT / "results" / "table_4.1" / "flower_photos_roses_vs_tulips"
+    results = [experiments.load_result(path) for path in sorted(committed.glob("*.json"))]
+    assert len(results) == 11
+    text = experiments.compact_thesis_vs_run(results).to_string(index=False)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "|" in text.splitlines()[1]  # thesis | run side by side
