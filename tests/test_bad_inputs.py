@@ -263,3 +263,9 @@ def test_9_export_also_says_a_text_file_named_keras_is_not_a_keras_model(tmp_pat
                      "--variants", "float32"])
     err = capsys.readouterr().err
     assert code == 2 and "not a Keras model file" in err and "not found" not in err.lower()
+
+
+def test_5_the_detector_api_refuses_a_too_small_file_as_the_scan_does(tflite, tmp_path):
+    Image.new("RGB", (1, 1), (200, 20, 20)).save(tmp_path / "pixel.png")
+    with pytest.raises(data.CorruptImage, match="too small to classify"):
+        scan.Detector(tflite).classify(tmp_path / "pixel.png")

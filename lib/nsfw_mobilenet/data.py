@@ -237,13 +237,6 @@ def _identify(source: BinaryIO) -> Image.Image:
     return image
 
 
-def _decode(data: bytes, path: Path) -> Image.Image:
-    """`_identify` for bytes already read (dataset validation hashes them too)."""
-    if not data:
-        raise CorruptImage("zero bytes")
-    return _identify(io.BytesIO(data))
-
-
 def _load_pixels(image: Image.Image, draft_size: tuple[int, int] | None = None) -> Image.Image:
     """Decode the pixels (raising CorruptImage for truncated or corrupt data)."""
     try:
@@ -445,7 +438,7 @@ def _check_file(path: Path) -> tuple[str | None, str | None]:
         return None, f"extension {path.suffix or '(none)'!r} is not an image format training reads {IMAGE_EXTENSIONS}"
     try:
         data = _read(path)
-        _load_pixels(_decode(data, path))
+        _load_pixels(_identify(io.BytesIO(data)))  # `_read` refused empty and oversized files
     except CorruptImage as error:
         return None, str(error)
     return hashlib.blake2b(data, digest_size=16).hexdigest(), None
@@ -604,13 +597,18 @@ def load_images(
     )
 
 
+def spread_evenly(items: Sequence, count: int | None) -> list:
+    """`count` of `items`, evenly spaced from the first to the last (all when `count` is None or not smaller)."""
+    if count is None or count >= len(items):
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, count).astype(int)]
+
+
 def load_folder(folder: Path | str, *, limit: int | None = None, image_size: tuple[int, int] = IMAGE_SIZE,
                 progress: bool = False) -> LoadedImages:
     """The images under one unlabelled folder (e.g. harmless photos), labelled with the folder's name;
     `limit`: that many, spread evenly over the sorted files."""
-    paths = image_files(folder)
-    if limit is not None and limit < len(paths):
-        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, limit).astype(int)]
+    paths = spread_evenly(image_files(folder), limit)
     name = Path(folder).name
     return load_images([LabeledImage(path, name) for path in paths], [name], image_size=image_size,
                        progress=progress)

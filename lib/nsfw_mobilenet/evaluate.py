@@ -16,7 +16,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from .operating_point import unsafe_probabilities
-from .taxonomy import Taxonomy, is_wrong, taxonomy_for_classes, taxonomy_or_proxy
+from .taxonomy import Taxonomy, is_wrong, taxonomy_or_proxy
 
 
 def unsafe_indices(classes: Sequence[str]) -> list[int]:
@@ -86,9 +86,9 @@ def per_class_metrics(probabilities: np.ndarray, labels: np.ndarray, classes: Se
 
 
 # --- Listing 4.8 and table 5.1: safety-aware errors ----------------------------------------------
-def safety_error_matrix(classes: Sequence[str], taxonomy: Taxonomy | None = None) -> np.ndarray:
+def safety_error_matrix(classes: Sequence[str]) -> np.ndarray:
     """[true, predicted] → whether listing 4.8 counts that cell of the confusion matrix as an error."""
-    taxonomy = taxonomy or taxonomy_for_classes(classes)
+    taxonomy = taxonomy_or_proxy(list(classes))
     return np.array([[taxonomy.safety_error(t, p) for p in classes] for t in classes])
 
 

@@ -43,9 +43,9 @@ from nsfw_mobilenet.evaluate import evaluate_predictions, is_unsafe, per_class_m
 from nsfw_mobilenet.exit_codes import EXIT_OK, EXIT_USAGE
 from nsfw_mobilenet.experiments import load_result, weights_name
 from nsfw_mobilenet.inference import predict
-from nsfw_mobilenet.litert import LiteRTModel
+from nsfw_mobilenet.litert import DEFAULT_THREADS, LiteRTModel
 from nsfw_mobilenet.models import check_keras_model_file
-from nsfw_mobilenet.model_card import (CARD_FILE, CARD_MARKDOWN_FILE, LABELS_FILE, TEMPERATURE_APPLIED,
+from nsfw_mobilenet.model_card import (AGREEMENT_TARGET, CARD_FILE, CARD_MARKDOWN_FILE, LABELS_FILE, TEMPERATURE_APPLIED,
                                        build_model_card, default_classes, model_card_markdown)
 from nsfw_mobilenet.operating_point import (DEFAULT_TARGET_FALSE_POSITIVE_RATE, DEFAULT_TARGET_RECALL, Targets,
                                             choose_operating_point, decision_shares, policy_figures)
@@ -54,7 +54,6 @@ from nsfw_mobilenet.subsets import RunData, load_run_data
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 MODEL_FILE = "model.tflite"
 REPRESENTATIVE_LIMIT = 512  # int8 calibration images: fewer (200) cost V3-Small int8 a few points of agreement
-AGREEMENT_TARGET = 0.99  # top-1 agreement of every variant with float32 (and Keras) the export must reach
 REFERENCE_VARIANT = "float32"  # listing 2.4's file: what the quantized variants are compared with
 # int8 with the multiplications left in float (`float_ops=INT8_FLOAT_MULTIPLICATIONS`): the hard-swish and
 # squeeze-excite products are where V3-Small's int8 loses most of its agreement with float32, and keeping
@@ -317,7 +316,7 @@ def measured_fields(model_path: Path | str, classes: Sequence[str], evidence: Ev
     `reference_path`: the float32 export, for the top-1 agreement of this file with it.
     Raises `operating_point.OperatingPointError` when the targets cannot be met on validation data.
     """
-    lite = LiteRTModel(model_path, num_threads=2)
+    lite = LiteRTModel(model_path)
     validation = lite.predict(evidence.validation.images)
     validation_unsafe = is_unsafe(evidence.validation.labels, classes)
     point = choose_operating_point(unsafe_scores(validation, classes), validation_unsafe, evidence.targets)
@@ -329,7 +328,7 @@ def measured_fields(model_path: Path | str, classes: Sequence[str], evidence: Ev
     metrics: dict[str, Any] = {}
     if evidence.test is not None and len(evidence.test.labels):
         test = lite.predict(evidence.test.images)
-        reference = LiteRTModel(reference_path, num_threads=2).predict(evidence.test.images) if reference_path else None
+        reference = LiteRTModel(reference_path).predict(evidence.test.images) if reference_path else None
         operating_point["test"] = policy_figures(unsafe_scores(test, classes),
                                                  is_unsafe(evidence.test.labels, classes), point).to_dict()
         metrics["test"] = _test_metrics(test, evidence.test.labels, classes, reference)
@@ -369,7 +368,7 @@ class VariantParity:
 
 
 def parity_report(keras_model: Any, tflite_paths: Mapping[str, Path | str], images: np.ndarray,
-                  labels: np.ndarray, backbone: str, num_threads: int = 1) -> list[VariantParity]:
+                  labels: np.ndarray, backbone: str, num_threads: int = DEFAULT_THREADS) -> list[VariantParity]:
     """Compare every exported variant with `keras_model`, and with the float32 variant, on held-out uint8 `images`.
 
     The Keras model gets `backbone`'s preprocessing (as trained); the `.tflite` files get raw pixels,
@@ -415,8 +414,7 @@ def representative_images(data_dir: Path | str, count: int = REPRESENTATIVE_LIMI
                           image_size: tuple[int, int] = data.IMAGE_SIZE) -> np.ndarray:
     """Up to `count` training images spread over the classes of `data_dir` (its train/ split if any)."""
     items = data.list_images(data_dir, "train" if data.has_split_folders(data_dir) else None)
-    chosen = [items[i] for i in np.linspace(0, len(items) - 1, min(count, len(items))).astype(int)]
-    return data.load_images(chosen, sorted({item.label for item in items}), image_size=image_size,
+    return data.load_images(data.spread_evenly(items, count), sorted({item.label for item in items}), image_size=image_size,
                             progress=False).images
 
 

@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from . import data
 from .evaluate import evaluate_safety
-from .experiments import EXPERIMENTS_DIR, PROJECT_ROOT, ExperimentConfig, load_config, thesis_reference, weights_name
+from .experiments import (EXPERIMENTS_DIR, PROJECT_ROOT, ExperimentConfig, load_config, repo_relative,
+                          thesis_reference, weights_name)
 from .five_class import DATASETS, FiveClassData, prepare
 from .subsets import RunData
 from .train import DEFAULT_CHECKPOINT_DIR, SMOKE_EPOCHS, TrainedRun, train
@@ -75,7 +76,7 @@ def section_4_4_experiment(five_class_dir: Path | str, *, runs: Sequence[str] | 
     prepared = prepared or prepare(five_class_dir, smoke=smoke, seed=seed, progress=progress)
     checkpoints = Path(checkpoint_dir) if checkpoint_dir else DEFAULT_CHECKPOINT_DIR
     result: dict[str, Any] = {
-        "data": {"dir": str(five_class_dir), "datasets": {n: d.counts() for n, d in prepared.datasets.items()},
+        "data": {"dir": repo_relative(five_class_dir), "datasets": {n: d.counts() for n, d in prepared.datasets.items()},
                  "test": dict(zip(prepared.test.classes,
                                   np.bincount(prepared.test.labels, minlength=len(prepared.test.classes)).tolist())),
                  "bad_files": [str(bad) for bad in prepared.decoded.bad_files + prepared.test.bad_files]},
@@ -88,6 +89,12 @@ def section_4_4_experiment(five_class_dir: Path | str, *, runs: Sequence[str] | 
         safety = evaluate_safety(trained.test_probabilities, prepared.test.labels, prepared.test.classes)
         result["runs"][run] = {**run_summary(trained, run_data), "safety": safety.to_dict()}
     return result
+
+
+def safety_matrices(result: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(thesis figure, run, listing-4.8 safety result) of each dataset's best run in a §4.4 result: figures 4.18–4.20."""
+    figures = thesis_reference()["five_class_datasets"]["confusion_figure"]
+    return [(figures[dataset], run, result["runs"][run]["safety"]) for dataset, run in best_runs().items()]
 
 
 def well_predicted_table(result: Mapping[str, Any]) -> Any:

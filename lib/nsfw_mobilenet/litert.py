@@ -12,6 +12,9 @@ import numpy as np
 import nsfw_mobilenet
 
 
+DEFAULT_THREADS = 2  # the CPU threads LiteRT uses unless told otherwise (phones: 1–4)
+
+
 class LiteRTModel:
     """A `.tflite` classifier run with LiteRT at batch 1: uint8 pixels in, float probabilities out.
 
@@ -19,7 +22,7 @@ class LiteRTModel:
     int8 exports are called the same way.
     """
 
-    def __init__(self, path: Path | str, num_threads: int = 1):
+    def __init__(self, path: Path | str, num_threads: int = DEFAULT_THREADS):
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)

@@ -18,11 +18,12 @@ from typing import Any
 
 import nsfw_mobilenet
 from nsfw_mobilenet.operating_point import DEFAULT_OPERATING_POINT, OperatingPoint
-from nsfw_mobilenet.taxonomy import TAXONOMIES, taxonomy_for_classes
+from nsfw_mobilenet.taxonomy import TAXONOMIES, taxonomy_or_proxy
 
 LABELS_FILE = "labels.txt"
 CARD_FILE = "model_card.json"
 CARD_MARKDOWN_FILE = "model_card.md"
+AGREEMENT_TARGET = 0.99  # top-1 agreement of every exported variant with float32 (and Keras) an export must reach
 TEMPERATURE_APPLIED = "inside the graph: the classifier's logits are divided by the temperature before its softmax"
 
 INTENDED_USE = (
@@ -112,10 +113,7 @@ def build_model_card(variant: str, classes: Sequence[str], input_shape: Sequence
                      size_bytes: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything an app developer needs to use the file correctly; `extra` adds or overrides fields
     such as `backbone`, `training_data` and the `measured_fields`."""
-    try:
-        unsafe = sorted(taxonomy_for_classes(list(classes)).unsafe_classes)
-    except ValueError:
-        unsafe = []
+    unsafe = sorted(taxonomy_or_proxy(list(classes)).unsafe_classes)  # the classes the card's figures count as unsafe
     height, width = input_shape[0], input_shape[1]
     card: dict[str, Any] = {
         "format": "tflite",
@@ -236,7 +234,7 @@ def limitations(card: Mapping[str, Any]) -> list[str]:
                          "threshold sits above every safe validation image, and the rate it achieves is only known "
                          "to that resolution. More validation data gives a lower, better-supported threshold.")
     agreement = card["metrics"].get("test", {}).get("float32_top1_agreement")
-    if agreement is not None and agreement < 0.99:
+    if agreement is not None and agreement < AGREEMENT_TARGET:
         found.append(f"- This {card['variant']} file changes the top-1 class of {_percent(1 - agreement)} of the test "
                      "images compared with the float32 export.")
     return found

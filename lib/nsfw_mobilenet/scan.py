@@ -44,8 +44,8 @@ import nsfw_mobilenet
 from nsfw_mobilenet import data, models
 from nsfw_mobilenet.exit_codes import EXIT_FLAGGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
 from nsfw_mobilenet.inference import predict
-from nsfw_mobilenet.litert import LiteRTModel
-from nsfw_mobilenet.models import KERAS_SUFFIXES, check_keras_model_file
+from nsfw_mobilenet.litert import DEFAULT_THREADS, LiteRTModel
+from nsfw_mobilenet.models import check_keras_model_file
 from nsfw_mobilenet.model_card import (CARD_FILE, LABELS_FILE, default_classes, operating_point_of, read_card,
                                        read_labels)
 from nsfw_mobilenet.operating_point import (DECISIONS, DEFAULT_OPERATING_POINT, REVIEW, SAFE, UNSAFE, check_policy,
@@ -89,7 +89,7 @@ class Detector:
 
     def __init__(self, model: Any, *, classes: Sequence[str] | None = None, backbone: str | None = None,
                  threshold: float | None = None, review_band: tuple[float, float] | None = None,
-                 num_threads: int = 2):
+                 num_threads: int = DEFAULT_THREADS):
         path = None if hasattr(model, "predict") else Path(model)
         if path is not None and not path.is_file():
             raise ModelError(f"{path}: no such model file")
@@ -146,13 +146,11 @@ class Detector:
         return lite.predict
 
     def _load_keras(self, model: Any, path: Path | None, backbone: str | None) -> Callable[[np.ndarray], np.ndarray]:
-        if path is not None and path.suffix not in KERAS_SUFFIXES:
-            raise ModelError(f"{path}: unknown model format; expected {TFLITE_SUFFIX} or one of {KERAS_SUFFIXES}")
         if path is not None:
             try:
                 check_keras_model_file(path)
             except ValueError as error:
-                raise ModelError(str(error)) from None
+                raise ModelError(f"{error} (or a {TFLITE_SUFFIX} from `export`)") from None
         nsfw_mobilenet.import_tensorflow_quietly()  # its native start-up lines are not our messages
         import keras
 
@@ -175,17 +173,21 @@ class Detector:
 
     # ------------------------------------------------------------ classification
 
+    def read(self, path: Path | str) -> data.DecodedImage:
+        """A file decoded at the model's size like the training data, with Pillow's notes; CorruptImage when
+        it cannot be read or is too small to classify."""
+        decoded = data.read_image(path, self.image_size)
+        _refuse_too_small(*decoded.original_size)
+        return decoded
+
     def pixels(self, image: np.ndarray | Path | str) -> np.ndarray:
-        """uint8 [H, W, 3] at the model's size; paths are decoded like the training data (CorruptImage)."""
+        """uint8 [H, W, 3] at the model's size, from a file (`read`) or an RGB array of any size."""
         if isinstance(image, (str, Path)):
-            return data.decode_image(Path(image), self.image_size)
+            return self.read(image).pixels
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
-        if image.shape[:2] != self.image_size:
-            resized = Image.fromarray(image.astype(np.uint8)).resize(self.image_size[::-1], Image.Resampling.BILINEAR)
-            image = np.asarray(resized)
-        return image.astype(np.uint8)
+        return data.rgb_pixels(Image.fromarray(image.astype(np.uint8)), self.image_size)
 
     def verdicts(self, images: np.ndarray) -> list[Verdict]:
         """One verdict per uint8 image of the model's size (e.g. video frames)."""
@@ -204,6 +206,11 @@ class Detector:
 
 
 # ---------------------------------------------------------------- scanning files
+
+
+def _refuse_too_small(width: int, height: int) -> None:
+    if min(width, height) < MIN_SIDE:
+        raise data.CorruptImage(f"too small to classify: {width}x{height} pixels (the minimum side is {MIN_SIDE})")
 
 
 def _link_problem(path: Path) -> str | None:
@@ -270,11 +277,7 @@ def _image_rows(detector: Detector, path: Path, fps: float, max_frames: int | No
     if is_animation(path):
         sampled = extract_animation_frames(path, fps=fps, max_frames=max_frames, image_size=detector.image_size)
         return _frame_rows(detector, path, "animation", sampled, unsafe_frames)
-    decoded = data.read_image(path, detector.image_size)
-    width, height = decoded.original_size
-    if min(width, height) < MIN_SIDE:
-        return [_row(path, "image", error=f"too small to classify: {width}x{height} pixels "
-                                          f"(the minimum side is {MIN_SIDE})")]
+    decoded = detector.read(path)
     return [_row(path, "image", detector.verdicts(decoded.pixels[None])[0], note="; ".join(decoded.notes))]
 
 
@@ -399,6 +402,15 @@ def scan_confusion(rows: Iterable[Mapping[str, Any]], root: Path | str, classes:
     return ScanConfusion(labels, matrix.tolist(), decisions.tolist(), unreadable)
 
 
+def decisions_by_side(confusion: ScanConfusion, classes: Sequence[str]) -> dict[str, dict[str, int]]:
+    """The scan's decisions summed over the safe and over the unsafe true classes: the form of a model card's
+    `operating_point.test.decisions`, so a scan of the test folder can be checked against its card."""
+    unsafe = set(taxonomy_for_classes(list(classes)).unsafe_indices())
+    return {side: {decision: sum(row[column] for i, row in enumerate(confusion.decisions) if (i in unsafe) == is_unsafe)
+                   for column, decision in enumerate(DECISIONS)}
+            for side, is_unsafe in ((SAFE, False), (UNSAFE, True))}
+
+
 @dataclass(frozen=True)
 class DecisionCounts:
     """How a detector decided on one folder of images; on harmless photos every flag is a false positive."""
@@ -418,12 +430,7 @@ class DecisionCounts:
 def decision_counts(detector: Detector, folder: Path | str, limit: int | None = None) -> DecisionCounts:
     """Run `detector` over the images under `folder` (recursively; `limit`: that many, spread evenly)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder of images")
-    images = [path for path, problem, _ in find_inputs([folder]) if problem is None
-              and path.suffix.lower() in data.IMAGE_EXTENSIONS]
-    if limit is not None and limit < len(images):
-        images = [images[i] for i in np.linspace(0, len(images) - 1, limit).astype(int)]
+    images = data.spread_evenly(data.image_files(folder), limit)
     decided = [row["decision"] for row in scan(detector, images, progress=False)]
     counts = {decision: decided.count(decision) for decision in DECISIONS}
     return DecisionCounts(folder.name, sum(counts.values()), unreadable=decided.count(ERROR), **counts)
@@ -489,7 +496,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-frames", type=int, help="at most this many frames per video")
     parser.add_argument("--unsafe-frames", type=int, default=1,
                         help="a video is judged by its k-th most unsafe frame (default 1)")
-    parser.add_argument("--threads", type=int, default=2, help="LiteRT threads (default 2)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="LiteRT threads (default %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 

@@ -251,7 +251,6 @@ def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | No
         "final": {key: history[key][-1] for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
         "time_min": wall_time / 60,  # every segment of a resumed run
         "training_images_per_second": trained_images / wall_time,
-        "resumed": segments > 1,
         "segments": segments,
         "test": evaluation,
         "versions": versions(),
