@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nsfw_mobilenet import data
-from nsfw_mobilenet.inference import predict
+from nsfw_mobilenet.inference import predict, predict_to_file
 
 keras = pytest.importorskip("keras")
 
@@ -43,3 +43,20 @@ def test_float_pixels_give_what_their_uint8_image_gives(model, images):
 def test_an_unknown_backbone_is_a_value_error_naming_the_known_ones(model, images):
     with pytest.raises(ValueError, match="unknown backbone 'mobilenet_v9'.*mobilenet_v1"):
         predict(model, images, "mobilenet_v9")
+
+
+def test_stored_images_are_predicted_batch_by_batch_as_in_memory_ones(model, images, tmp_path):
+    np.save(tmp_path / "images.npy", images)
+    stored = data.StoredArray([tmp_path / "images.npy"])
+    np.testing.assert_allclose(predict(model, stored, "mobilenet_v2", batch_size=8),
+                               predict(model, images, "mobilenet_v2", batch_size=8), atol=1e-6)
+    np.testing.assert_allclose(predict(model, stored[:5], "mobilenet_v2"), predict(model, images[:5], "mobilenet_v2"),
+                               atol=1e-6)
+
+
+def test_outputs_predicted_to_a_file_are_the_outputs_read_on_demand(model, images, tmp_path):
+    stored = predict_to_file(model, images, "mobilenet_v2", tmp_path / "outputs.npy", batch_size=8)
+    assert isinstance(stored, data.StoredArray) and stored.shape == (20, 3)
+    np.testing.assert_allclose(np.asarray(stored), predict(model, images, "mobilenet_v2"), atol=1e-6)
+    few = predict_to_file(model, images[:8], "mobilenet_v2", tmp_path / "few.npy", batch_size=8)
+    assert isinstance(few, np.ndarray) and not (tmp_path / "few.npy").exists()

@@ -59,7 +59,7 @@ class TestSet:
     """Decoded test images with their label names; `groups` names each frame's video (else None)."""
 
     name: str
-    images: np.ndarray  # uint8 [N, H, W, 3]
+    images: data.Images  # uint8 [N, H, W, 3]
     labels: list[str]
     taxonomy: Taxonomy
     groups: list[str] | None = None
@@ -151,7 +151,7 @@ def video_verdicts(test_set: TestSet, unsafe_scores: np.ndarray, *, threshold: f
 def score_model(model: Any, backbone: str, model_taxonomy: Taxonomy, test_sets: Sequence[TestSet]
                 ) -> tuple[dict[str, int], dict[str, np.ndarray]]:
     """Wrong predictions of one model on each test set, and its probabilities there (one predict call)."""
-    everything = predict(model, np.concatenate([t.images for t in test_sets]), backbone)
+    everything = predict(model, data.concatenate_images([t.images for t in test_sets]), backbone)
     ends = np.cumsum([len(t) for t in test_sets])
     wrong, probabilities = {}, {}
     for test_set, part in zip(test_sets, np.split(everything, ends[:-1])):

@@ -5,8 +5,9 @@ The thesis read ImageFolder trees with Keras (`flow_from_directory`, later
 class index being the alphabetical folder order. This module reads the same
 layout, optionally split into `train/` and `test/` folders, but checks every
 file with Pillow first so that one corrupt image is reported and skipped
-instead of crashing an epoch. Decoded, resized images are cached as uint8
-arrays so that training is not bound by JPEG decoding.
+instead of crashing an epoch. Decoded, resized images are cached on disk as
+uint8 chunks and read a batch at a time, so that training is bound neither by
+JPEG decoding nor by RAM.
 
 TensorFlow is imported only by `preprocess_for` and `make_dataset`.
 """
@@ -21,12 +22,13 @@ import json
 import logging
 import math
 import os
+import threading
 import warnings
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -302,15 +304,58 @@ def open_image(path: Path | str) -> Iterator[Image.Image]:
         yield image
 
 
-@contextlib.contextmanager
-def pillow_warnings_as_notes() -> Iterator[list[str]]:
-    """Collect the warnings Pillow gives inside the block (corrupt EXIF data...) as notes for the
-    image's row instead of stderr lines. Process-wide (`warnings.catch_warnings`): use from one thread."""
-    notes: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield notes
-    notes.extend(dict.fromkeys(f"{type(w.message).__name__}: {str(w.message).strip()}" for w in caught))
+class _WarningsByThread:
+    """One process-wide warnings hook, installed while any thread collects notes, that hands each warning to
+    the innermost `pillow_warnings_as_notes` block of the thread that raised it (elsewhere as before).
+
+    `warnings.catch_warnings` alone swaps process-wide state: two threads entering and leaving it out of
+    order take each other's warnings and can leave the filters changed for good.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._blocks = 0  # open blocks, all threads together
+        self._saved: warnings.catch_warnings | None = None
+        self._showwarning: Callable[..., None] = warnings.showwarning
+        self._local = threading.local()  # .notes: this thread's open blocks' note lists, innermost last
+
+    def _show(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
+              file: Any = None, line: str | None = None) -> None:
+        notes = getattr(self._local, "notes", None)
+        if notes:
+            notes[-1].append(f"{category.__name__}: {str(message).strip()}")
+        else:
+            self._showwarning(message, category, filename, lineno, file, line)
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[list[str]]:
+        notes: list[str] = []
+        with self._lock:
+            if self._blocks == 0:
+                self._saved = warnings.catch_warnings()
+                self._saved.__enter__()
+                warnings.simplefilter("always")  # a warning met before is still this file's note
+                self._showwarning, warnings.showwarning = warnings.showwarning, self._show
+            self._blocks += 1
+        self._local.__dict__.setdefault("notes", []).append(notes)
+        try:
+            yield notes
+        finally:
+            self._local.notes.pop()
+            with self._lock:
+                self._blocks -= 1
+                if self._blocks == 0:
+                    self._saved.__exit__(None, None, None)  # filters and showwarning as they were
+            notes[:] = dict.fromkeys(notes)
+
+
+_WARNINGS_BY_THREAD = _WarningsByThread()
+
+
+def pillow_warnings_as_notes() -> contextlib.AbstractContextManager[list[str]]:
+    """Collect the warnings Pillow gives inside the block (corrupt EXIF data...) as notes for the image's
+    row instead of stderr lines. Only this thread's: files decoded on a pool keep their own notes."""
+    return _WARNINGS_BY_THREAD.collecting()
 
 
 def _resized(image: Image.Image, image_size: tuple[int, int]) -> np.ndarray:
@@ -318,7 +363,7 @@ def _resized(image: Image.Image, image_size: tuple[int, int]) -> np.ndarray:
 
 
 def read_image(path: Path | str, image_size: tuple[int, int] = IMAGE_SIZE) -> DecodedImage:
-    """`decode_image`, with the stored size and Pillow's warnings as notes (for `scan`'s rows; one thread)."""
+    """`decode_image`, with the stored size and Pillow's warnings as notes (for `scan`'s rows; any thread)."""
     with pillow_warnings_as_notes() as notes, open_image(path) as image:
         original_size = image.size
         pixels = _resized(image, image_size)
@@ -500,11 +545,181 @@ def validate_dataset(root: Path | str, *, progress: bool = True) -> DatasetRepor
 # ---------------------------------------------------------------- loading and caching
 
 
+class CorruptCacheFile(ValueError):
+    """A cache chunk that does not hold what its header and reasons file say (e.g. cut by a full disk)."""
+
+
+@dataclass(frozen=True)
+class _NpyRows:
+    """Where the rows of one .npy file lie, read with plain file reads (never mapped into memory)."""
+
+    path: Path
+    offset: int  # byte where row 0 starts
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @classmethod
+    def of(cls, path: Path) -> _NpyRows:
+        """The layout from the file's header alone; raises CorruptCacheFile if the data is cut short."""
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        try:
+            with open(path, "rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                shape, fortran_order, dtype = read_header[version](handle)
+                offset = handle.tell()
+        except (KeyError, ValueError, EOFError) as error:
+            raise CorruptCacheFile(f"{path}: not a readable .npy file ({error}); delete it to decode again") from None
+        expected = offset + math.prod(shape) * dtype.itemsize
+        if fortran_order or dtype.hasobject or path.stat().st_size != expected:
+            raise CorruptCacheFile(f"{path}: {path.stat().st_size} bytes, its header says {expected}; "
+                                   "delete it to decode again")
+        return cls(path, offset, tuple(shape), dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read_into(self, out: np.ndarray, positions: np.ndarray, rows: np.ndarray) -> None:
+        """out[positions[k]] = row rows[k] of the file."""
+        row_bytes = out[0].nbytes
+        with open(self.path, "rb", buffering=0) as handle:
+            for position, row in zip(positions, rows):
+                handle.seek(self.offset + int(row) * row_bytes)
+                if handle.readinto(memoryview(out[position]).cast("B")) != row_bytes:
+                    raise CorruptCacheFile(f"{self.path}: shorter than its header says; delete it to decode again")
+
+
+class StoredArray:
+    """A read-only array whose rows live in .npy files (the decode cache) and are read on demand.
+
+    It indexes like an ndarray: an int, a slice or an index array gives an ndarray of those rows only,
+    read with plain file reads. A memory map would do the same, but every page it touches counts in
+    the process's resident memory; reads go through the page cache, which the kernel can drop. So
+    training holds the batches in use, never the dataset. `np.asarray` reads every row (small sets);
+    `select` and `concatenate` make views without reading. Sources may also be in-memory arrays.
+    """
+
+    def __init__(self, sources: Sequence[Path | np.ndarray | _NpyRows], source_of_row: np.ndarray | None = None,
+                 row_in_source: np.ndarray | None = None):
+        self._sources = [source if isinstance(source, (np.ndarray, _NpyRows)) else _NpyRows.of(Path(source))
+                         for source in sources]
+        layouts = {(tuple(source.shape[1:]), np.dtype(source.dtype)) for source in self._sources}
+        if len(layouts) != 1:
+            raise ValueError(f"sources must share one row shape and dtype, got {sorted(map(str, layouts))}")
+        (self._row_shape, self._dtype), = layouts
+        if source_of_row is None:
+            lengths = [len(source) for source in self._sources]
+            source_of_row = np.repeat(np.arange(len(lengths)), lengths)
+            row_in_source = np.concatenate([np.arange(n) for n in lengths])
+        self._source_of_row = np.asarray(source_of_row, np.int64)
+        self._row_in_source = np.asarray(row_in_source, np.int64)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self._source_of_row), *self._row_shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self._dtype.itemsize
+
+    def __len__(self) -> int:
+        return len(self._source_of_row)
+
+    def __repr__(self) -> str:
+        files = sum(isinstance(source, _NpyRows) for source in self._sources)
+        return f"StoredArray(shape={self.shape}, dtype={self._dtype}, {files} files)"
+
+    def _positions(self, key: int | slice | Sequence | np.ndarray) -> np.ndarray:
+        """The row numbers `key` picks, as ndarray indexing would (a 0-d array for one int)."""
+        size = len(self)
+        if isinstance(key, slice):
+            return np.arange(*key.indices(size))
+        positions = np.asarray(key)
+        if positions.dtype == bool:
+            if positions.shape != (size,):
+                raise IndexError(f"boolean index of shape {positions.shape} for {size} rows")
+            return np.flatnonzero(positions)
+        if positions.size and not np.issubdtype(positions.dtype, np.integer):
+            raise IndexError(f"only integers, slices and integer or boolean arrays index rows, got {key!r}")
+        positions = positions.astype(np.int64)
+        if positions.size and (positions.min() < -size or positions.max() >= size):
+            raise IndexError(f"index out of range for {size} rows")
+        return np.where(positions < 0, positions + size, positions)
+
+    def _read(self, positions: np.ndarray) -> np.ndarray:
+        out = np.empty((len(positions), *self._row_shape), self._dtype)
+        sources, rows = self._source_of_row[positions], self._row_in_source[positions]
+        for index in np.unique(sources):
+            picked = np.flatnonzero(sources == index)
+            source = self._sources[index]
+            if isinstance(source, np.ndarray):
+                out[picked] = source[rows[picked]]
+            else:
+                source.read_into(out, picked, rows[picked])
+        return out
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, tuple):  # rows first, then the rest on what was read
+            first, rest = key[0], key[1:]
+            one_row = isinstance(first, (int, np.integer))
+            return self[first][rest] if one_row else self[first][(slice(None), *rest)]
+        positions = self._positions(key)
+        rows = self._read(positions.reshape(-1))
+        return rows[0] if positions.ndim == 0 else rows.reshape(*positions.shape, *self._row_shape)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for start in range(0, len(self), BATCH_SIZE):
+            yield from self[start:start + BATCH_SIZE]
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        everything = self._read(np.arange(len(self)))
+        return everything if dtype is None else everything.astype(dtype, copy=False)
+
+    def select(self, key: Any) -> StoredArray:
+        """The rows `key` picks, as a view: nothing is read."""
+        positions = self._positions(key).reshape(-1)
+        return StoredArray(self._sources, self._source_of_row[positions], self._row_in_source[positions])
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[StoredArray | np.ndarray]) -> StoredArray:
+        """The rows of every part, in order, as a view: nothing is read."""
+        sources: list[np.ndarray | _NpyRows] = []
+        source_of_row, row_in_source = [], []
+        for part in parts:
+            part = part if isinstance(part, StoredArray) else StoredArray([np.asarray(part)])
+            source_of_row.append(part._source_of_row + len(sources))
+            row_in_source.append(part._row_in_source)
+            sources += part._sources
+        return cls(sources, np.concatenate(source_of_row), np.concatenate(row_in_source))
+
+
+Images = np.ndarray | StoredArray  # uint8 [N, H, W, 3], in memory or in the decode cache
+
+
+def select_images(images: Images, key: Any) -> Images:
+    """`images[key]`, kept in the cache (not read) when `images` is a StoredArray."""
+    return images.select(key) if isinstance(images, StoredArray) else images[key]
+
+
+def concatenate_images(parts: Sequence[Images]) -> Images:
+    """`np.concatenate(parts)`, kept in the cache (not read) when any part is a StoredArray."""
+    if any(isinstance(part, StoredArray) for part in parts):
+        return StoredArray.concatenate(parts)
+    return np.concatenate(parts)
+
+
 @dataclass
 class LoadedImages:
     """Decoded images ready for `make_dataset`; bad files were skipped and are listed."""
 
-    images: np.ndarray  # uint8 [N, H, W, 3]
+    images: Images  # uint8 [N, H, W, 3]: a StoredArray when loaded through a cache folder
     labels: np.ndarray  # int32 [N], index into `classes`
     paths: list[Path]
     classes: list[str]
@@ -535,17 +750,29 @@ def _decode_chunk(paths: list[Path], image_size: tuple[int, int], bar: tqdm) -> 
     return stacked, [r if isinstance(r, str) else "" for r in results]
 
 
-def _cached_chunk(
-    paths: list[Path], labels: list[str], image_size: tuple[int, int], cache_dir: Path | None, bar: tqdm
-) -> tuple[np.ndarray, list[str]]:
-    """One chunk from `cache_dir`, decoding and storing it (atomically) when absent."""
-    if cache_dir is None:
-        return _decode_chunk(paths, image_size, bar)
-    stem = Path(cache_dir) / _cache_key([LabeledImage(p, lab) for p, lab in zip(paths, labels)], image_size)
+def _finished_chunk(images_file: Path, reasons_file: Path) -> tuple[_NpyRows, list[str]] | None:
+    """A chunk stored by an earlier run, or None when absent or damaged (then decoded again)."""
+    if not reasons_file.exists():  # written last, so its presence means the chunk is complete
+        return None
+    try:
+        rows, reasons = _NpyRows.of(images_file), json.loads(reasons_file.read_text())
+        if len(rows) != reasons.count(""):
+            raise CorruptCacheFile(f"{images_file}: {len(rows)} images for {reasons.count('')} usable files")
+    except (OSError, ValueError) as error:  # CorruptCacheFile and JSONDecodeError are ValueErrors
+        log.warning("%s; decoding this chunk again", error)
+        return None
+    return rows, reasons
+
+
+def _cached_chunk(paths: list[Path], labels: list[str], image_size: tuple[int, int], cache_dir: Path,
+                  bar: tqdm) -> tuple[_NpyRows, list[str]]:
+    """One chunk's images in `cache_dir`, decoded and stored (atomically) when absent; one reason per path."""
+    stem = cache_dir / _cache_key([LabeledImage(p, lab) for p, lab in zip(paths, labels)], image_size)
     images_file, reasons_file = stem.with_suffix(".npy"), stem.with_suffix(".json")
-    if reasons_file.exists():  # written last, so its presence means the chunk is complete
+    finished = _finished_chunk(images_file, reasons_file)
+    if finished is not None:
         bar.update(len(paths))
-        return np.load(images_file), json.loads(reasons_file.read_text())
+        return finished
     images, reasons = _decode_chunk(paths, image_size, bar)
     for target, write in ((images_file, lambda f: np.save(f, images)),
                           (reasons_file, lambda f: f.write(json.dumps(reasons).encode()))):
@@ -553,7 +780,7 @@ def _cached_chunk(
         with open(partial, "wb") as handle:
             write(handle)
         os.replace(partial, target)
-    return images, reasons
+    return _NpyRows.of(images_file), reasons
 
 
 def load_images(
@@ -564,11 +791,13 @@ def load_images(
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> LoadedImages:
-    """Decode and resize `items` once into a uint8 array (the cache of the input pipeline).
+    """Decode and resize `items` once (the cache of the input pipeline).
 
-    With `cache_dir`, decoded chunks of CACHE_CHUNK images are stored as .npy
-    keyed by (paths, labels, mtimes, sizes, image_size): a re-run decodes
-    nothing and a killed run keeps every finished chunk.
+    With `cache_dir`, decoded chunks of CACHE_CHUNK images are stored there as uint8 .npy files
+    keyed by (paths, labels, mtimes, sizes, image_size) and `images` is a `StoredArray` over them:
+    RAM holds one chunk while decoding and the batches in use afterwards, whatever the dataset's
+    size; a re-run decodes nothing and a killed run keeps every finished chunk. Without it (a few
+    images: tests, a folder of samples) `images` is one in-memory array.
     """
     unknown = {item.label for item in items} - set(classes)
     if unknown:
@@ -577,19 +806,24 @@ def load_images(
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
     index = {name: i for i, name in enumerate(classes)}
     paths, labels = [item.path for item in items], [item.label for item in items]
-    chunks, reasons = [], []
+    parts, reasons = [], []
     with tqdm(total=len(items), desc="decode", unit="img", disable=not progress) as bar:
         for start in range(0, len(items), CACHE_CHUNK):
-            stop = start + CACHE_CHUNK
-            images, chunk_reasons = _cached_chunk(paths[start:stop], labels[start:stop], image_size, cache_dir, bar)
-            chunks.append(images)
+            chunk_paths, chunk_labels = paths[start:start + CACHE_CHUNK], labels[start:start + CACHE_CHUNK]
+            part, chunk_reasons = (_decode_chunk(chunk_paths, image_size, bar) if cache_dir is None else
+                                   _cached_chunk(chunk_paths, chunk_labels, image_size, Path(cache_dir), bar))
+            parts.append(part)
             reasons += chunk_reasons
     bad_files = [BadFile(path, reason) for path, reason in zip(paths, reasons) if reason]
     for bad in bad_files:
         log.warning("%s", bad)
     kept = [i for i, reason in enumerate(reasons) if not reason]
+    if not parts:
+        images: Images = np.zeros((0, *image_size, 3), np.uint8)
+    else:
+        images = np.concatenate(parts) if cache_dir is None else StoredArray(parts)
     return LoadedImages(
-        images=np.concatenate(chunks) if chunks else np.zeros((0, *image_size, 3), np.uint8),
+        images=images,
         labels=np.array([index[labels[i]] for i in kept], dtype=np.int32),
         paths=[paths[i] for i in kept],
         classes=list(classes),
@@ -631,7 +865,7 @@ def preprocess_for(backbone: str | None) -> Callable:
 
 
 def make_dataset(
-    images: np.ndarray,
+    images: Images,
     labels: np.ndarray,
     num_classes: int,
     backbone: str | None,
@@ -644,9 +878,10 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of (float32 images, one-hot labels) for categorical cross-entropy (listing 4.3).
 
-    The uint8 array is the cache: batches are gathered from it by index, so
-    shuffling never copies images and no decoded float copy is kept (float
-    pixel arrays are gathered the same way).
+    The uint8 array (or `StoredArray` on disk) is the cache: batches are gathered
+    from it by index, so shuffling never copies images, no decoded float copy is
+    kept and a stored dataset is read a batch at a time (float pixel arrays, or
+    features of a frozen front, are gathered the same way).
     `order="thesis"` applies preprocess_input before the augmentation, as
     listing 4.5 did (V1/V2 then augment values in [-1, 1], e.g. brightness
     meant for [0, 255]); `order="corrected"` augments pixels in [0, 255] first.
@@ -663,12 +898,12 @@ def make_dataset(
 
     steps = (preprocess, augment) if order == "thesis" else (augment, preprocess)
     one_hot = np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
-    height, width = images.shape[1:3]
+    row_shape = tuple(images.shape[1:])
 
     def gather(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         batch, batch_labels = tf.numpy_function(lambda i: (images[i], one_hot[i]), [indices],
                                                 (tf.as_dtype(images.dtype), tf.float32))
-        batch = tf.ensure_shape(batch, (None, height, width, 3))
+        batch = tf.ensure_shape(batch, (None, *row_shape))
         return batch, tf.ensure_shape(batch_labels, (None, num_classes))
 
     def transform(batch: tf.Tensor, batch_labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

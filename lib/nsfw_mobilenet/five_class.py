@@ -120,7 +120,8 @@ def subset(decoded: LoadedImages, items: Sequence[LabeledImage]) -> LoadedImages
     row = {path: i for i, path in enumerate(decoded.paths)}
     wanted = {item.path for item in items}
     kept = [row[item.path] for item in items if item.path in row]
-    return LoadedImages(decoded.images[kept], decoded.labels[kept], [decoded.paths[i] for i in kept],
+    return LoadedImages(data.select_images(decoded.images, kept), decoded.labels[kept],
+                        [decoded.paths[i] for i in kept],
                         decoded.classes, [bad for bad in decoded.bad_files if bad.path in wanted])
 
 
@@ -151,7 +152,8 @@ def prepare(five_class_dir: Path | str, *, smoke: bool = False, seed: int = data
     if tuple(loaded.classes) != FIVE_CLASS.classes:
         raise ValueError(f"{five_class_dir}: classes {loaded.classes}, expected {FIVE_CLASS.classes}")
     parts = (loaded.training, loaded.validation)
-    decoded = LoadedImages(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]),
+    decoded = LoadedImages(data.concatenate_images([p.images for p in parts]),
+                           np.concatenate([p.labels for p in parts]),
                            [path for p in parts for path in p.paths], loaded.classes,
                            [bad for p in parts for bad in p.bad_files])
     pool = [LabeledImage(path, decoded.classes[label]) for path, label in zip(decoded.paths, decoded.labels)]

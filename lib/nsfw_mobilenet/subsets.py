@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import data
+from .experiments import PROJECT_ROOT
 
 SMOKE_IMAGES_PER_CLASS = {"training": 8, "validation": 4, "test": 4}
+DEFAULT_CACHE_DIR = PROJECT_ROOT / "runs" / "cache"  # decoded images (224x224x3 bytes each); delete to reclaim
 
 
 @dataclass
@@ -49,9 +51,13 @@ def run_files(data_dir: Path | str, *, smoke: bool = False) -> dict[str, list[da
     return files
 
 
-def load_run_data(data_dir: Path | str, *, smoke: bool = False, cache_dir: Path | None = None,
+def load_run_data(data_dir: Path | str, *, smoke: bool = False, cache_dir: Path | None = DEFAULT_CACHE_DIR,
                   progress: bool = True, image_size: tuple[int, int] = data.IMAGE_SIZE) -> RunData:
-    """The decoded `run_files` of `data_dir`; `smoke` keeps a few images per class so a run takes seconds."""
+    """The decoded `run_files` of `data_dir`; `smoke` keeps a few images per class so a run takes seconds.
+
+    The images stay in `cache_dir` and are read a batch at a time (`data.StoredArray`), so a dataset
+    larger than RAM trains; a second load decodes nothing. `cache_dir=None` holds them in RAM.
+    """
     classes = data.training_classes(data_dir)
     loaded = {subset: data.load_images(items, classes, image_size=image_size, cache_dir=cache_dir, progress=progress)
               for subset, items in run_files(data_dir, smoke=smoke).items()}
