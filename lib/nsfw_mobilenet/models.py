@@ -250,11 +250,19 @@ def penultimate_features(base: Any, backbone: str) -> Any:
     return _flat(base.layers[PENULTIMATE_LAYER[backbone]].output)
 
 
+def _softmax_classifier(num_classes: int) -> Any:
+    """The heads' softmax Dense, in float32 even under mixed precision (`distribute`): float16 keeps about
+    three digits, too few for probabilities near 0 or 1 and their loss (Keras's mixed-precision guide)."""
+    import keras
+
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=CLASSIFIER_NAME)
+
+
 def _dropout_dense(features: Any, num_classes: int, dropout: float) -> Any:
     import keras
 
     x = keras.layers.Dropout(dropout)(features)
-    return keras.layers.Dense(num_classes, activation="softmax", name=CLASSIFIER_NAME)(x)
+    return _softmax_classifier(num_classes)(x)
 
 
 def thesis_head_v1(base: Any, num_classes: int) -> Any:
@@ -276,9 +284,7 @@ def thesis_head_v2(base: Any, num_classes: int) -> Any:
 
 def thesis_head_v3(base: Any, num_classes: int) -> Any:
     """Listing 4.7: a softmax Dense on top of `layers[-1]`, the 1000-way ImageNet softmax."""
-    import keras
-
-    return keras.layers.Dense(num_classes, activation="softmax", name=CLASSIFIER_NAME)(base.output)
+    return _softmax_classifier(num_classes)(base.output)
 
 
 THESIS_HEADS: dict[str, Callable[[Any, int], Any]] = {

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -28,19 +29,20 @@ import numpy as np
 
 import nsfw_mobilenet
 
-from . import augment, data, models
+from . import augment, data, distribute, models
 from .evaluate import evaluate_predictions
 from .exit_codes import EXIT_OK, EXIT_USAGE
 from .experiments import (FINAL_CONFIG_FILE, PROJECT_ROOT, ExperimentConfig, final_config, repo_relative,
                           table_configs, compact_thesis_vs_run, thesis_vs_run, weights_name)
-from .inference import predict
-from .subsets import RunData, load_run_data, run_files
+from .inference import predict, predict_to_file
+from .subsets import DEFAULT_CACHE_DIR, RunData, load_run_data, run_files
 
 SMOKE_EPOCHS = 1  # a smoke run: this many epochs on `subsets.SMOKE_IMAGES_PER_CLASS`, a check, never a result
 STOCHASTIC_LAYERS = ("Dropout", "GaussianNoise", "GaussianDropout", "SpatialDropout2D")
 DEFAULT_CHECKPOINT_DIR = Path("runs") / "checkpoints"
 BACKUP_FOLDER = "backup"  # BackupAndRestore's folder inside a run's checkpoint folder
 TRAINING_LOG = "history.json"  # the epochs and segment times of a run, beside its backup
+FEATURES_FOLDER = "features"  # the frozen front's outputs of a run, beside its backup (rewritten by each run)
 RESULT_KEYS = ("config", "weights", "data", "history", "final", "time_min", "test")  # what readers of a result need
 
 log = logging.getLogger(__name__)
@@ -97,15 +99,17 @@ def class_weight_for(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     return {i: float(w) for i, w in enumerate(weights)}
 
 
-def _feature_dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
-                     shuffle: bool, seed: int) -> Any:
-    import tensorflow as tf
-
-    one_hot = np.eye(num_classes, dtype=np.float32)[labels]
-    dataset = tf.data.Dataset.from_tensor_slices((features, one_hot))
-    if shuffle:
-        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def _feature_datasets(front: Any, config: ExperimentConfig, run_data: RunData, folder: Path) -> tuple[Any, Any]:
+    """Training and validation batches of the frozen front's outputs, computed once into `folder`: they
+    can be as large as the images, so they are stored and read a batch at a time like them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    datasets = []
+    for subset, shuffle in ((run_data.training, True), (run_data.validation, False)):
+        name = "training" if shuffle else "validation"
+        features = predict_to_file(front, subset.images, config.backbone, folder / f"{name}.npy", config.batch_size)
+        datasets.append(data.make_dataset(features, subset.labels, len(run_data.classes), None,
+                                          batch_size=config.batch_size, shuffle=shuffle, seed=config.seed))
+    return datasets[0], datasets[1]
 
 
 def _image_datasets(config: ExperimentConfig, run_data: RunData) -> tuple[Any, Any]:
@@ -184,10 +188,12 @@ def versions() -> dict[str, str]:
             "processor_count": str(os.cpu_count())}
 
 
-def run_fingerprint(config: ExperimentConfig, weights: str | None, run_data: RunData) -> str:
-    """Names a run's checkpoint folder: a killed run resumes only into the very same run
-    (config, weights and training files), never into another dataset's or another config's."""
-    identity = json.dumps([config.to_dict(), str(weights), [str(p) for p in run_data.training.paths]])
+def run_fingerprint(config: ExperimentConfig, weights: str | None, run_data: RunData,
+                    distribution_setup: dict[str, Any] = distribute.SINGLE_DEVICE) -> str:
+    """Names a run's checkpoint folder: a killed run resumes only into the very same run (config, weights,
+    training files, devices and precision), never into another dataset's or another config's."""
+    identity = json.dumps([config.to_dict(), str(weights), [str(p) for p in run_data.training.paths],
+                           distribution_setup])
     return hashlib.sha1(identity.encode()).hexdigest()[:12]
 
 
@@ -201,20 +207,27 @@ class TrainedRun:
 
 
 def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | None = None,
-          checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR, feature_cache: bool = True, verbose: int = 2) -> TrainedRun:
+          checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR, feature_cache: bool = True, verbose: int = 2,
+          distribution: distribute.Distribution | None = None) -> TrainedRun:
     """Train one config on decoded data and evaluate it on the test images; `weights_dir` is the offline
-    ImageNet weights folder (None: Keras downloads them)."""
+    ImageNet weights folder (None: Keras downloads them); `distribution` the devices and precision
+    (`distribute`; None: the default strategy, float32)."""
     import keras
 
+    distribution = distribution or distribute.distribution()
     weights, weights_note = (models.weights_for_run(config.backbone, weights_dir) if config.weights == "imagenet"
                              else (config.weights, f"weights={config.weights!r} as configured"))
     keras.utils.set_random_seed(config.seed)  # after the weights probe, which builds a model of its own
-    model = models.build_classifier(config.backbone, len(run_data.classes), config.head, weights, weights_dir)
+    with distribution.scope():  # its variables on every replica, its layers in the run's precision
+        model = models.build_classifier(config.backbone, len(run_data.classes), config.head, weights, weights_dir)
     trainable = models.freeze_all_but_last(model, config.backbone, config.trainable_layers)
-    checkpoint_dir = Path(checkpoint_dir) / f"{config.name}-{run_fingerprint(config, weights, run_data)}"
+    run_setup = distribute.setup(distribution)
+    checkpoint_dir = distribution.worker_folder(
+        Path(checkpoint_dir) / f"{config.name}-{run_fingerprint(config, weights, run_data, run_setup)}")
     class_weight = class_weight_for(run_data.training.labels, len(run_data.classes)) if config.class_weights else None
-    # With one batch per epoch, tracing costs more than it saves (smoke runs): run eagerly.
-    one_step_per_epoch = len(run_data.training.labels) <= config.batch_size
+    # With one batch per epoch, tracing costs more than it saves (smoke runs): run eagerly. Not with several
+    # replicas: Keras 3.15's eager all-reduce fails there ("Shape mismatch in the collective instance").
+    one_step_per_epoch = len(run_data.training.labels) <= config.batch_size and distribution.replicas == 1
     training_log = TrainingLog(checkpoint_dir)
     parts = None
     if feature_cache and not config.augmentation:
@@ -222,15 +235,17 @@ def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | No
         parts = split_model(model, boundary) if boundary is not None else None
     if parts:
         front, tail = parts
-        num_classes = len(run_data.classes)
-        training = _feature_dataset(predict(front, run_data.training.images, config.backbone, config.batch_size),
-                                    run_data.training.labels, num_classes, config.batch_size, True, config.seed)
-        validation = _feature_dataset(predict(front, run_data.validation.images, config.backbone, config.batch_size),
-                                      run_data.validation.labels, num_classes, config.batch_size, False, config.seed)
-        compile_for_training(tail, config.optimizer, config.learning_rate, run_eagerly=one_step_per_epoch)
+        training, validation = _feature_datasets(front, config, run_data, checkpoint_dir / FEATURES_FOLDER)
+        # The front, made outside the strategy, predicts on one device (a model made in its scope repeats each
+        # batch of `predict_on_batch` on every replica); the tail, remade inside, trains on the replicas.
+        with distribution.scope():
+            tail = keras.Model(tail.input, tail.output, name=tail.name)
+            compile_for_training(tail, config.optimizer, config.learning_rate, run_eagerly=one_step_per_epoch)
         _fit(tail, training, validation, config, training_log, class_weight, verbose)
+        shutil.rmtree(checkpoint_dir / FEATURES_FOLDER)  # as Keras deletes the backup once trained
     else:
-        compile_for_training(model, config.optimizer, config.learning_rate, run_eagerly=one_step_per_epoch)
+        with distribution.scope():
+            compile_for_training(model, config.optimizer, config.learning_rate, run_eagerly=one_step_per_epoch)
         training, validation = _image_datasets(config, run_data)
         _fit(model, training, validation, config, training_log, class_weight, verbose)
     history, wall_time, segments = training_log.history, training_log.wall_time, len(training_log.segment_seconds)
@@ -246,6 +261,7 @@ def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | No
                     "note": weights_note},
         "trainable_layers_with_weights": trainable,
         "feature_cache": bool(parts),
+        "distribution": run_setup,
         "data": {"classes": run_data.classes, "counts": run_data.counts(), "bad_files": run_data.bad_files()},
         "history": history,
         "final": {key: history[key][-1] for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
@@ -308,36 +324,42 @@ def _stored_result(result_file: Path) -> dict[str, Any] | None:
 
 
 def _reusable(stored: dict[str, Any], config: ExperimentConfig, smoke: bool, data_name: str,
-              fingerprint: str | None) -> bool:
-    """Same config, mode and data folder, and unchanged data. A result without a fingerprint (committed
-    before there was one, reused on machines whose file times differ) counts as unchanged."""
-    same_run = (stored["config"], stored.get("smoke"), stored["data"].get("dir"))
+              fingerprint: str | None, distribution_setup: dict[str, Any]) -> bool:
+    """Same config, mode, data folder, devices and precision (`distribute.setup`), and unchanged data. A result
+    without a fingerprint (committed before there was one, reused on machines whose file times differ)
+    counts as unchanged; one without a distribution record was trained on one device in float32."""
+    same_run = (stored["config"], stored.get("smoke"), stored["data"].get("dir"),
+                stored.get("distribution", distribute.SINGLE_DEVICE))
     stored_fingerprint = stored["data"].get("fingerprint")
-    return (same_run == (config.to_dict(), smoke, data_name)
+    return (same_run == (config.to_dict(), smoke, data_name, distribution_setup)
             and (stored_fingerprint is None or fingerprint is None or stored_fingerprint == fingerprint))
 
 
 def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path | str, *, smoke: bool = False,
                    run_data: RunData | None = None, force: bool = False, weights_dir: Path | None = None,
-                   **train_options: Any) -> dict[str, Any]:
+                   distribution: distribute.Distribution | None = None, **train_options: Any) -> dict[str, Any]:
     """Train and evaluate `config` on `data_dir`, writing `result_path(config, out_dir, smoke)`.
 
-    A finished result of the same config, data folder, mode and `data_fingerprint` is reused unless
-    `force`, so re-running a table resumes where it stopped; an interrupted run resumes from its last
-    epoch checkpoint. The data folder is recorded relative to the repository, so a notebook (run
-    from notebooks/) finds the runs made from the repository root.
+    A finished result of the same config, data folder, mode, `distribution` setup and `data_fingerprint`
+    is reused unless `force`, so re-running a table resumes where it stopped; an interrupted run resumes
+    from its last epoch checkpoint. The data folder is recorded relative to the repository, so a notebook
+    (run from notebooks/) finds the runs made from the repository root. In a multi-worker run every
+    worker trains and only the chief writes.
     """
     result_file = result_path(config, out_dir, smoke)
     data_name = repo_relative(data_dir)
     fingerprint = data_fingerprint(config, data_dir, smoke=smoke, weights_dir=weights_dir)
     stored = None if force else _stored_result(result_file)
-    if stored is not None and _reusable(stored, config, smoke, data_name, fingerprint):
+    setup = distribute.setup(distribution)
+    if stored is not None and _reusable(stored, config, smoke, data_name, fingerprint, setup):
         return stored
     if run_data is None:
         run_data = load_run_data(data_dir, smoke=smoke)
-    run = train(config, run_data, weights_dir=weights_dir, **train_options)
+    run = train(config, run_data, weights_dir=weights_dir, distribution=distribution, **train_options)
     run.result["data"].update(dir=data_name, fingerprint=fingerprint)
     run.result["smoke"] = smoke
+    if distribution is not None and not distribution.is_chief:
+        return run.result
     result_file.parent.mkdir(parents=True, exist_ok=True)
     model_file = result_file.with_suffix(".keras")  # for `nsfw-mobilenet export`; git-ignored
     run.model.save(model_file)
@@ -424,17 +446,19 @@ def final_model(data_dir: Path | str, out_dir: Path | str | None = None, *, smok
 
 def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: list[int] | None = None,
               smoke: bool = False, progress: bool = True, weights_dir: Path | None = None,
+              cache_dir: Path | None = DEFAULT_CACHE_DIR, distribution: distribute.Distribution | None = None,
               **overrides: Any) -> list[dict[str, Any]]:
-    """Every row of a thesis table (or the chosen rows), decoding the dataset once."""
+    """Every row of a thesis table (or the chosen rows), decoding the dataset once into `cache_dir`;
+    `distribution`: the devices and precision of every row (None: one device, float32)."""
     from tqdm import tqdm
 
     every_row = table_configs(table)
     configs = [c.with_overrides(**overrides) for c in every_row if rows is None or c.row in rows]
     if not configs:
         raise ValueError(f"table {table} has no row {rows}; choose --row from {[c.row for c in every_row]}")
-    run_data = load_run_data(data_dir, smoke=smoke, progress=progress)
+    run_data = load_run_data(data_dir, smoke=smoke, progress=progress, cache_dir=cache_dir)
     return [run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, weights_dir=weights_dir,
-                           verbose=0)
+                           distribution=distribution, verbose=0)
             for config in tqdm(configs, desc=f"table {table}", unit="run", disable=not progress)]
 
 
@@ -492,11 +516,19 @@ def _run_command(args: Any) -> int:
     nsfw_mobilenet.import_tensorflow_quietly()  # its native start-up lines are not this command's messages
     overrides = {"epochs": args.epochs, "order": args.order, "optimizer": args.optimizer}
     try:
+        # First, before TensorFlow runs anything: a multi-worker strategy cannot be made later.
+        distribution = distribute.distribution(args.strategy, args.mixed_precision)
         results = run_table(args.table, args.data, args.out, rows=args.row, smoke=args.smoke,
-                            weights_dir=args.settings.weights_dir, **overrides)
+                            weights_dir=args.settings.weights_dir, cache_dir=Path(args.cache_dir),
+                            distribution=distribution, **overrides)
     except (ValueError, OSError, models.WeightsUnavailable) as error:  # EmptyClassFolder is a ValueError
         print(f"nsfw-mobilenet train: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    if not distribution.is_chief:
+        return EXIT_OK  # the chief writes the results and prints them
+    if distribute.setup(distribution) != distribute.SINGLE_DEVICE:
+        print(f"trained with the {args.strategy} strategy on {distribution.replicas} replicas, "
+              f"{distribution.precision} (global batch split across them)")
     wide_table = Path(args.out) / f"table_{args.table}_thesis_vs_run.csv"
     thesis_vs_run(results).to_csv(wide_table, index=False)
     print(results[0]["weights"]["note"])
@@ -516,5 +548,13 @@ def add_command(subparsers: Any) -> None:
     parser.add_argument("--order", choices=data.ORDERS, help="augmentation order override")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer override (listing 4.3)")
     parser.add_argument("--smoke", action="store_true", help="a few images per class, for a quick check")
+    parser.add_argument("--strategy", choices=distribute.STRATEGIES, default="default",
+                        help="tf.distribute strategy: mirrored = every GPU of this host, multi-worker = every host "
+                             "in TF_CONFIG; each batch (64) is split across the replicas (default %(default)s)")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="float16 compute with float32 weights and softmax, for GPUs with float16 units")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR),
+                        help="folder for the decoded images, 150 kB each at 224x224, read a batch at a time; "
+                             "a re-run decodes nothing (default %(default)s)")
     parser.set_defaults(func=_run_command)
 
