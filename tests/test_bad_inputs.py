@@ -8,9 +8,12 @@ import csv
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -21,6 +24,7 @@ import tiny_classifier
 from nsfw_mobilenet import cli, data, exit_codes, scan
 
 SIDE = tiny_classifier.SIDE
+BAD_EXIF = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x05\x01\x12"  # an IFD cut short: "Corrupt EXIF data"
 
 
 @pytest.fixture(scope="module")
@@ -222,14 +226,14 @@ def test_11_ctrl_c_says_where_it_stopped_exits_130_and_leaves_whole_rows(tflite,
                                                                          monkeypatch):
     for name in ("a.png", "b.png", "c.png"):
         Image.fromarray(decisive["safe"]).save(tmp_path / name)
-    real_scan_file = scan.scan_file
+    real_decode_input = scan.decode_input
 
-    def interrupted_on_b(detector, path, **options):
+    def interrupted_on_b(detector, path, **options):  # b.png is decoded on a thread; the main thread is told
         if path.name == "b.png":
             raise KeyboardInterrupt
-        return real_scan_file(detector, path, **options)
+        return real_decode_input(detector, path, **options)
 
-    monkeypatch.setattr(scan, "scan_file", interrupted_on_b)
+    monkeypatch.setattr(scan, "decode_input", interrupted_on_b)
     code, out, err = run_scan(capsys, tmp_path, "--model", tflite)
     assert code == exit_codes.EXIT_INTERRUPTED == 130
     assert err.strip() == "nsfw-mobilenet scan: interrupted after 1 of 3 inputs"
@@ -238,7 +242,7 @@ def test_11_ctrl_c_says_where_it_stopped_exits_130_and_leaves_whole_rows(tflite,
 
 def test_12_pillow_warnings_become_notes_on_the_row_not_stderr(tflite, tmp_path, capsys):
     path = tmp_path / "bad_exif.jpg"
-    Image.new("RGB", (64, 64), (10, 200, 10)).save(path, exif=b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x05\x01\x12")
+    Image.new("RGB", (64, 64), (10, 200, 10)).save(path, exif=BAD_EXIF)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a warning that escaped the row would fail the scan
         code, out, err = run_scan(capsys, path, "--model", tflite)
@@ -269,3 +273,85 @@ def test_5_the_detector_api_refuses_a_too_small_file_as_the_scan_does(tflite, tm
     Image.new("RGB", (1, 1), (200, 20, 20)).save(tmp_path / "pixel.png")
     with pytest.raises(data.CorruptImage, match="too small to classify"):
         scan.Detector(tflite).classify(tmp_path / "pixel.png")
+
+
+# ---------------------------------------------------------------- 11, 12 with files decoded on threads
+
+
+def test_12_each_file_keeps_its_own_pillow_notes_when_files_decode_on_threads(tflite, tmp_path):
+    for index in range(40):
+        exif = {"exif": BAD_EXIF} if index % 3 == 0 else {}
+        Image.new("RGB", (64, 64), (10, 200, 10)).save(tmp_path / f"{index:02d}.jpg", **exif)
+    filters, showwarning = list(warnings.filters), warnings.showwarning
+    rows = list(scan.scan(scan.Detector(tflite), [tmp_path], progress=False, decode_threads=8))
+    assert [bool(row["note"]) for row in rows] == [index % 3 == 0 for index in range(40)]
+    assert all(row["note"].startswith("UserWarning: Corrupt EXIF data") for row in rows if row["note"])
+    assert warnings.filters == filters and warnings.showwarning is showwarning  # left as they were
+
+
+def test_12_read_image_on_many_threads_at_once_gives_each_file_its_own_notes(tmp_path):
+    paths = []
+    for index in range(12):
+        paths.append(tmp_path / f"{index:02d}.jpg")
+        Image.new("RGB", (64, 64), (index, 20, 20)).save(paths[-1], **({"exif": BAD_EXIF} if index % 2 else {}))
+    with ThreadPoolExecutor(8) as pool:
+        notes = list(pool.map(lambda path: data.read_image(path, (32, 32)).notes, paths * 10))
+    assert [bool(note) for note in notes] == [index % 2 == 1 for index in range(12)] * 10
+
+
+def test_12_a_warning_of_another_thread_is_not_taken_as_a_note(tmp_path):
+    collecting, release = threading.Event(), threading.Event()
+
+    def notes_of_a_quiet_block():
+        with data.pillow_warnings_as_notes() as notes:
+            collecting.set()
+            release.wait(timeout=10)
+        return notes
+
+    with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(1) as pool:
+        warnings.simplefilter("always")
+        quiet = pool.submit(notes_of_a_quiet_block)
+        collecting.wait(timeout=10)
+        warnings.warn("raised by the main thread", UserWarning)
+        release.set()
+        assert quiet.result() == []
+    assert [str(warning.message) for warning in caught] == ["raised by the main thread"]
+
+
+INTERRUPTED_SCAN = """
+import sys, threading, time
+from pathlib import Path
+from nsfw_mobilenet import cli, scan
+
+output, real_decode_input = Path(sys.argv[1]), scan.decode_input
+
+def stuck_on_c(detector, path, **options):  # c.png decodes on a thread until the rows of a and b are written
+    if path.name == "c.png":
+        while output.read_text().count("\\n") < 3:
+            time.sleep(0.01)
+        print("c is decoding", file=sys.stderr, flush=True)
+        threading.Event().wait(timeout=5)
+    return real_decode_input(detector, path, **options)
+
+scan.decode_input = stuck_on_c
+sys.exit(cli.main(["scan", "--quiet", *sys.argv[2:], "--output", str(output)]))
+"""
+
+
+def test_11_ctrl_c_while_the_main_thread_waits_for_a_decoding_thread_exits_130_with_whole_rows(tflite, decisive,
+                                                                                             tmp_path):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        Image.fromarray(decisive["safe"]).save(folder / name)
+    output = tmp_path / "rows.csv"
+    process = subprocess.Popen([sys.executable, "-c", INTERRUPTED_SCAN, str(output), str(folder),
+                                "--model", str(tflite)], stderr=subprocess.PIPE, text=True)
+    assert process.stderr.readline() == "c is decoding\n"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == exit_codes.EXIT_INTERRUPTED
+    assert err.strip() == "nsfw-mobilenet scan: interrupted after 2 of 4 inputs"
+    rows = rows_of(output.read_text())
+    assert list(by_name(rows)) == ["a.png", "b.png"]
+    assert all(len(row) == len(scan.ROW_FIELDS) + 2 and row["decision"] == "safe" for row in rows)  # whole rows

@@ -90,6 +90,6 @@ def test_the_command_line_hands_each_command_the_settings_of_the_environment(tmp
     seen = []
     parser = argparse.ArgumentParser()
     parser.add_subparsers().add_parser("record").set_defaults(func=lambda args: seen.append(args.settings))
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda command=None: parser)
     assert cli.main(["record"]) == 0
     assert seen == [Settings(weights_dir=tmp_path, smoke=False)]

@@ -3,6 +3,10 @@
 import csv
 import io
 import json
+import shutil
+import subprocess
+import sys
+import threading
 
 import cv2
 import numpy as np
@@ -306,3 +310,96 @@ def test_a_threshold_outside_the_cards_band_asks_for_both_flags(classifier, tmp_
     exported = tiny_classifier.export_variant(classifier, tmp_path, "float32")  # card: §6.2's [0.3, 0.7)
     code, _, err = run_scan(capsys, tmp_path, "--model", exported.path, "--threshold", "0.9")
     assert code == exit_codes.EXIT_USAGE and "give both --threshold and --review-band" in err
+
+
+# ---------------------------------------------------------------- decoding on threads, shards
+
+
+@pytest.fixture
+def many_images(tmp_path, decisive):
+    """24 images in nested folders, safe and unsafe mixed, one unreadable."""
+    root = tmp_path / "many"
+    for index in range(24):
+        folder = root / f"part{index % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(decisive["unsafe" if index % 5 == 0 else "safe"]).save(folder / f"{index:02d}.png")
+    (root / "part1" / "broken.jpg").write_text("not a picture")
+    return root
+
+
+def probabilities_by_path(rows):
+    return [(row["path"], row["kind"], row["decision"], row["unsafe_probability"]) for row in rows]
+
+
+def test_rows_come_in_input_order_even_when_later_files_finish_decoding_first(models, many_images, monkeypatch):
+    detector = scan.Detector(models["tflite"])
+    one_thread = list(scan.scan(detector, [many_images], progress=False, decode_threads=1))
+    finished, completed, real_decode_input = {}, [], scan.decode_input
+
+    def first_of_four_waits_for_the_fourth(detector, path, **options):  # file 0 ends after file 3, 4 after 7...
+        position = sorted(many_images.rglob("*.png")).index(path) if path.suffix == ".png" else -1
+        finished.setdefault(position, threading.Event())
+        if position % 4 == 0:
+            finished.setdefault(position + 3, threading.Event()).wait(timeout=10)
+        decoded = real_decode_input(detector, path, **options)
+        completed.append(position)
+        finished[position].set()
+        return decoded
+
+    monkeypatch.setattr(scan, "decode_input", first_of_four_waits_for_the_fourth)
+    four_threads = list(scan.scan(detector, [many_images], progress=False, decode_threads=4))
+    assert completed.index(0) > completed.index(3)  # the threads did finish out of order...
+    assert probabilities_by_path(four_threads) == probabilities_by_path(one_thread)  # ...the rows did not
+    assert [row["path"] for row in four_threads] == [str(path) for path, _, _ in scan.find_inputs([many_images])]
+    assert {row["decision"] for row in four_threads} == {"safe", "unsafe", "error"}
+
+
+def test_the_shards_of_a_scan_are_disjoint_and_together_are_the_whole_scan(models, many_images, tmp_path, capsys):
+    missing = tmp_path / "missing.png"
+    code, whole, _ = run_scan(capsys, many_images, missing, "--model", models["tflite"])
+    parts = [run_scan(capsys, many_images, missing, "--model", models["tflite"], "--shard", f"{i}/3")[1]
+             for i in range(3)]
+    whole_rows = list(csv.DictReader(io.StringIO(whole)))
+    part_rows = [list(csv.DictReader(io.StringIO(part))) for part in parts]
+    assert all(part_rows)  # 26 inputs: every part has some
+    by_path = [{row["path"] for row in rows} for rows in part_rows]
+    assert sum(map(len, by_path)) == len(set().union(*by_path)) == len(whole_rows)
+    order = [row["path"] for row in whole_rows]
+    for rows in part_rows:  # each part keeps the whole scan's order and its rows are the whole scan's rows
+        assert [order.index(row["path"]) for row in rows] == sorted(order.index(row["path"]) for row in rows)
+        assert all(row in whole_rows for row in rows)
+
+
+def test_adding_files_never_moves_the_others_to_another_shard(many_images, decisive):
+    before = {i: {path for path, _, _ in scan.find_inputs([many_images], scan.Shard(i, 4))} for i in range(4)}
+    for index in range(10):
+        Image.fromarray(decisive["safe"]).save(many_images / f"new{index}.png")
+    after = {i: {path for path, _, _ in scan.find_inputs([many_images], scan.Shard(i, 4))} for i in range(4)}
+    assert all(before[i] <= after[i] for i in range(4))
+
+
+def test_a_corpus_shards_alike_wherever_it_is_mounted(many_images, tmp_path):
+    moved = tmp_path / "elsewhere" / "mount"
+    shutil.copytree(many_images, moved)
+    for i in range(3):
+        here = [path.relative_to(many_images) for path, _, _ in scan.find_inputs([many_images], scan.Shard(i, 3))]
+        there = [path.relative_to(moved) for path, _, _ in scan.find_inputs([moved], scan.Shard(i, 3))]
+        assert here == there
+
+
+@pytest.mark.parametrize("shard", ["3/3", "-1/3", "1/0", "one/3", "1", "1/2/3", ""])
+def test_a_bad_shard_is_a_one_line_usage_error(models, corpus, capsys, shard):
+    code, out, err = run_scan(capsys, corpus, "--model", models["tflite"], f"--shard={shard}")
+    assert code == exit_codes.EXIT_USAGE and out == "" and err.count("\n") == 1
+    assert "--shard" in err and "0 <= i < n" in err
+
+
+def test_the_scan_command_starts_without_the_training_stack():
+    """`scan` imports only its own module: scikit-learn, SciPy and TensorFlow (a second of start-up) stay out."""
+    modules_after_scan_help = ("import contextlib, sys\nfrom nsfw_mobilenet import cli\n"
+                               "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(None):\n"
+                               "    cli.main(['scan', '--help'])\nprint(*sys.modules)")
+    imported = set(subprocess.run([sys.executable, "-c", modules_after_scan_help], capture_output=True, text=True,
+                                  check=True).stdout.split())
+    assert "nsfw_mobilenet.scan" in imported
+    assert not imported & {"sklearn", "scipy", "tensorflow", "keras", "nsfw_mobilenet.train"}

@@ -2,6 +2,7 @@
 
 Each stage module that offers a command defines `add_command(subparsers)`, which registers
 its parser and sets `func` to a callable taking the parsed arguments and returning an exit code.
+A command imports only its own module, so `scan` starts without the training stack.
 The environment is read here, once: the arguments carry it as `settings`
 (`nsfw_mobilenet.Settings`), for the commands to pass down.
 """
@@ -14,19 +15,24 @@ import sys
 
 from nsfw_mobilenet import settings_from_environment
 
-COMMAND_MODULES = ("standin", "train", "scan", "export", "kangas_grid")
+COMMAND_MODULES = {"make-standin": "standin", "train": "train", "scan": "scan", "export": "export",
+                   "kangas": "kangas_grid"}  # command name: the module defining it
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of `command` alone (importing train's modules costs `scan` a second)."""
     parser = argparse.ArgumentParser(prog="nsfw-mobilenet", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"nsfw_mobilenet.{name}").add_command(subparsers)
+    for name, module in COMMAND_MODULES.items():
+        if command in (None, name):
+            importlib.import_module(f"nsfw_mobilenet.{module}").add_command(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((word for word in argv if not word.startswith("-")), None)
+    args = build_parser(command if command in COMMAND_MODULES else None).parse_args(argv)
     args.settings = settings_from_environment()
     return int(args.func(args) or 0)
 

@@ -45,6 +45,8 @@ class LiteRTModel:
         scale, zero_point = self._input["quantization"]
         if np.issubdtype(dtype, np.floating):
             return image.astype(dtype)[None]
+        if image.dtype == dtype and scale in (0.0, 1.0) and zero_point == 0:
+            return image[None]  # `export`'s uint8 input takes the pixels as they are (a third of the call's time)
         values = image.astype(np.float32) / scale + zero_point if scale else image
         info = np.iinfo(dtype)
         return np.clip(np.round(values), info.min, info.max).astype(dtype)[None]

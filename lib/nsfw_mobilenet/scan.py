@@ -12,6 +12,10 @@ Decision for an unsafe probability p (the sum over the taxonomy's unsafe classes
 The threshold and band come from the model card next to the model (`operating_point`: chosen on
 validation data at export) unless given; each row records the ones used.
 
+Speed: files are decoded and resized on a pool of threads (one per CPU; Pillow releases the GIL)
+while the model runs on the main thread, and rows still come out in input order. `--shard i/n`
+scans one of n parts of the inputs, for a batch system to fan a corpus out (`Shard`).
+
 Exit codes of `scan` (`exit_codes`):
     0  every input was read and is safe
     1  at least one input is unsafe or needs review (takes precedence over 3)
@@ -27,13 +31,18 @@ puts both next to an export's parity numbers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import errno
+import hashlib
 import json
 import os
+import re
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -51,8 +60,8 @@ from nsfw_mobilenet.model_card import (CARD_FILE, LABELS_FILE, default_classes, 
 from nsfw_mobilenet.operating_point import (DECISIONS, DEFAULT_OPERATING_POINT, REVIEW, SAFE, UNSAFE, check_policy,
                                             decide, unsafe_probabilities)
 from nsfw_mobilenet.taxonomy import Taxonomy, taxonomy_for_classes
-from nsfw_mobilenet.video import (VIDEO_EXTENSIONS, CorruptVideo, VideoFrames, extract_animation_frames,
-                                  extract_frames, is_animation, video_score)
+from nsfw_mobilenet.video import (VIDEO_EXTENSIONS, CorruptVideo, extract_animation_frames, extract_frames,
+                                  is_animation, video_score)
 
 if TYPE_CHECKING:  # export imports TensorFlow-side modules; the scanner does not need them
     from nsfw_mobilenet.export import VariantParity
@@ -62,6 +71,12 @@ MIN_SIDE = 32  # px: below this an image carries too little to classify (a 1x1 i
 TFLITE_SUFFIX = ".tflite"
 ROW_FIELDS = ("path", "kind", "time_s", "label", "unsafe_probability", "decision", "error", "note", "threshold",
               "review_low", "review_high")
+DECODE_AHEAD = 4  # files decoded ahead per decoding thread: the model never waits for one, memory stays bounded
+# LiteRT threads of the `scan` command: the decoding threads keep every core busy, and a second LiteRT thread
+# costs almost twice the CPU per image at batch 1 (XNNPACK's workers wait spinning), time the decoders need.
+SCAN_MODEL_THREADS = 1
+SHARD_FORM = "takes i/n with 0 <= i < n, e.g. 0/4 for the first of four parts"
+Entry = tuple[Path, str | None, str]  # what `find_inputs` yields: (path, problem, decision if a problem)
 
 
 class ModelError(Exception):
@@ -224,7 +239,7 @@ def _link_problem(path: Path) -> str | None:
     return None
 
 
-def _folder_entries(folder: Path) -> Iterator[tuple[Path, str | None, str]]:
+def _folder_entries(folder: Path) -> Iterator[Entry]:
     """Every non-hidden entry under `folder`, recursively and sorted: (path, problem, decision if a problem)."""
     for dirpath, dirnames, filenames in os.walk(folder):
         base = Path(dirpath)
@@ -236,18 +251,54 @@ def _folder_entries(folder: Path) -> Iterator[tuple[Path, str | None, str]]:
             yield base / name, problem, ERROR
 
 
-def find_inputs(paths: Iterable[Path | str]) -> Iterator[tuple[Path, str | None, str]]:
+def _entries(given: Path) -> list[Entry]:
+    if given.is_dir():
+        return list(_folder_entries(given)) or [(given, "empty folder (no files)", ERROR)]
+    if given.exists():
+        return [(given, None, "")]
+    return [(given, _link_problem(given) or "no such file or folder", ERROR)]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part `index` of `count` of a scan (0 <= index < count), so that a job array, Kubernetes jobs, Beam or Ray
+    can fan one corpus out. Every input falls in exactly one part, chosen by a stable hash of its path relative
+    to the folder given (a file given by itself: its path as given): adding or removing files never moves the
+    others to another part, and the parts do not depend on where the corpus is mounted."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"--shard {self.index}/{self.count}: {SHARD_FORM}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """"i/n", e.g. "0/4"; ValueError naming the expected form otherwise."""
+        match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+        if match is None:
+            raise ValueError(f"--shard {text!r}: {SHARD_FORM}")
+        return cls(int(match[1]), int(match[2]))
+
+    def holds(self, key: str) -> bool:
+        """Whether the input with this key (see the class docstring) is in this part."""
+        digest = hashlib.sha256(os.fsencode(key)).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+
+def _shard_key(path: Path, given: Path) -> str:
+    return path.relative_to(given).as_posix() if path != given else given.as_posix()
+
+
+def find_inputs(paths: Iterable[Path | str], shard: Shard | None = None) -> Iterator[Entry]:
     """(path, None, "") for every file to classify under `paths`, or (path, reason, decision) when it cannot be:
     every non-hidden file gets an answer, whatever its type. Folders are walked recursively (hidden
-    entries skipped, linked folders reported, not followed)."""
-    for path in map(Path, paths):
-        if path.is_dir():
-            entries = list(_folder_entries(path))
-            yield from entries if entries else [(path, "empty folder (no files)", ERROR)]
-        elif path.exists():
-            yield path, None, ""
-        else:
-            yield path, _link_problem(path) or "no such file or folder", ERROR
+    entries skipped, linked folders reported, not followed). With `shard`, only the inputs of that part."""
+    for given in map(Path, paths):
+        for entry in _entries(given):
+            if shard is None or shard.holds(_shard_key(entry[0], given)):
+                yield entry
 
 
 def _row(path: Path, kind: str, verdict: Verdict | None = None, time_s: float | None = None,
@@ -263,65 +314,141 @@ def _row(path: Path, kind: str, verdict: Verdict | None = None, time_s: float | 
     }
 
 
-def _frame_rows(detector: Detector, path: Path, kind: str, sampled: VideoFrames, unsafe_frames: int) -> list[dict]:
-    """One row per sampled frame, then the file's verdict: its k-th most unsafe frame (k = 1: any unsafe frame)."""
-    verdicts = detector.verdicts(sampled.frames)
-    score = video_score([v.unsafe_probability for v in verdicts], unsafe_frames)
-    frame_rows = [_row(path, "frame", v, time_s=round(float(t), 3)) for v, t in zip(verdicts, sampled.timestamps)]
-    return frame_rows + [_row(path, kind, unsafe_probability=score, note=sampled.note,
-                              decision=decide(score, detector.threshold, detector.review_band))]
+@dataclass(frozen=True)
+class DecodedInput:
+    """One input ready for the model: its frames at the model's size (one for a still image), or why it has none."""
+
+    path: Path
+    kind: str  # "image" | "animation" | "video" | "input" (a problem found before reading: missing, link...)
+    frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 3), np.uint8))  # uint8 [N, H, W, 3]
+    timestamps: Sequence[float] = ()  # seconds, one per frame of a video or animation
+    note: str = ""
+    error: str = ""
+    decision: str = ""  # with `error`: ERROR, or SKIPPED for what is deliberately not read
 
 
-def _image_rows(detector: Detector, path: Path, fps: float, max_frames: int | None,
-                unsafe_frames: int) -> list[dict[str, Any]]:
+def _joined_notes(*notes: str) -> str:
+    return "; ".join(dict.fromkeys(filter(None, notes)))
+
+
+def _decoded_image_file(detector: Detector, path: Path, fps: float, max_frames: int | None) -> DecodedInput:
     if is_animation(path):
         sampled = extract_animation_frames(path, fps=fps, max_frames=max_frames, image_size=detector.image_size)
-        return _frame_rows(detector, path, "animation", sampled, unsafe_frames)
+        return DecodedInput(path, "animation", sampled.frames, tuple(sampled.timestamps), sampled.note)
     decoded = detector.read(path)
-    return [_row(path, "image", detector.verdicts(decoded.pixels[None])[0], note="; ".join(decoded.notes))]
+    return DecodedInput(path, "image", decoded.pixels[None], note=_joined_notes(*decoded.notes))
 
 
-def scan_file(detector: Detector, path: Path, *, fps: float = 1.0, max_frames: int | None = None,
-              unsafe_frames: int = 1) -> list[dict[str, Any]]:
-    """Rows for one file: an image row; or frame rows plus one video or animation row. Unreadable → one error row."""
+def decode_input(detector: Detector, path: Path, *, fps: float = 1.0, max_frames: int | None = None) -> DecodedInput:
+    """The frames of one file at `detector`'s input size; an unreadable file gives its error, never an exception.
+
+    Images and animations may be decoded on any thread (Pillow's warnings become this file's `note`); videos
+    on one thread at a time, because FFmpeg is silenced by redirecting the whole process's stderr (`video`).
+    """
     if path.suffix.lower() in VIDEO_EXTENSIONS:
         try:
             sampled = extract_frames(path, fps=fps, max_frames=max_frames, image_size=detector.image_size)
         except CorruptVideo as error:
-            return [_row(path, "video", error=error.reason)]
-        return _frame_rows(detector, path, "video", sampled, unsafe_frames)
+            return DecodedInput(path, "video", error=error.reason)
+        return DecodedInput(path, "video", sampled.frames, tuple(sampled.timestamps), sampled.note)
     try:
         with data.pillow_warnings_as_notes() as notes:  # e.g. corrupt EXIF, met while checking for frames
-            rows = _image_rows(detector, path, fps, max_frames, unsafe_frames)
-        rows[-1]["note"] = "; ".join(dict.fromkeys(filter(None, [rows[-1]["note"], *notes])))
-        return rows
+            decoded = _decoded_image_file(detector, path, fps, max_frames)
     except data.CorruptImage as error:
         unknown = path.suffix.lower() not in data.IMAGE_EXTENSIONS and str(error).startswith("not an image")
-        return [_row(path, "image", error="not an image or video" if unknown else str(error))]
+        return DecodedInput(path, "image", error="not an image or video" if unknown else str(error))
+    return replace(decoded, note=_joined_notes(decoded.note, *notes))
 
 
-def scan_inputs(detector: Detector, inputs: Sequence[tuple[Path, str | None, str]], *, fps: float = 1.0,
-                max_frames: int | None = None, unsafe_frames: int = 1,
-                progress: bool = True) -> Iterator[list[dict[str, Any]]]:
+def _decoded(detector: Detector, entry: Entry, fps: float, max_frames: int | None) -> DecodedInput:
+    path, problem, decision = entry
+    if problem:
+        return DecodedInput(path, "input", error=problem, decision=decision)
+    return decode_input(detector, path, fps=fps, max_frames=max_frames)
+
+
+def _decodes_on_the_pool(entry: Entry) -> bool:
+    path, problem, _ = entry
+    return not problem and path.suffix.lower() not in VIDEO_EXTENSIONS
+
+
+def default_decode_threads() -> int:
+    """One decoding thread per CPU this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _decoded_in_order(detector: Detector, inputs: Sequence[Entry], decode_threads: int, fps: float,
+                      max_frames: int | None) -> Iterator[DecodedInput]:
+    """Every input decoded, in input order whatever the threads' timing. Images and animations are decoded
+    ahead on `decode_threads` threads (Pillow releases the GIL), at most DECODE_AHEAD per thread; videos
+    here, when their turn comes (see `decode_input`)."""
+    pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="scan-decode")
+    waiting: deque[Future[DecodedInput] | Entry] = deque()
+    remaining = iter(inputs)
+
+    def queue_next() -> None:
+        entry = next(remaining, None)
+        if entry is not None:
+            waiting.append(pool.submit(_decoded, detector, entry, fps, max_frames) if _decodes_on_the_pool(entry)
+                           else entry)
+
+    try:
+        for _ in range(decode_threads * DECODE_AHEAD):
+            queue_next()
+        while waiting:
+            head = waiting.popleft()
+            queue_next()
+            yield head.result() if isinstance(head, Future) else _decoded(detector, head, fps, max_frames)
+    finally:  # Ctrl-C or an abandoned scan: drop what is queued; running decodes end on their own
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _frame_rows(detector: Detector, decoded: DecodedInput, unsafe_frames: int) -> list[dict[str, Any]]:
+    """One row per sampled frame, then the file's verdict: its k-th most unsafe frame (k = 1: any unsafe frame)."""
+    verdicts = detector.verdicts(decoded.frames)
+    score = video_score([v.unsafe_probability for v in verdicts], unsafe_frames)
+    frame_rows = [_row(decoded.path, "frame", v, time_s=round(float(t), 3))
+                  for v, t in zip(verdicts, decoded.timestamps)]
+    return frame_rows + [_row(decoded.path, decoded.kind, unsafe_probability=score, note=decoded.note,
+                              decision=decide(score, detector.threshold, detector.review_band))]
+
+
+def _rows(detector: Detector, decoded: DecodedInput, unsafe_frames: int) -> list[dict[str, Any]]:
+    """An image row; or frame rows and one video or animation row; or one error (or skipped) row."""
+    if decoded.error:
+        return [_row(decoded.path, decoded.kind, error=decoded.error, decision=decoded.decision)]
+    if decoded.kind == "image":
+        return [_row(decoded.path, "image", detector.verdicts(decoded.frames)[0], note=decoded.note)]
+    return _frame_rows(detector, decoded, unsafe_frames)
+
+
+def scan_inputs(detector: Detector, inputs: Sequence[Entry], *, fps: float = 1.0, max_frames: int | None = None,
+                unsafe_frames: int = 1, progress: bool = True,
+                decode_threads: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """The rows of each of `inputs` (from `find_inputs`), one list per input, in order; problems are
-    error or skipped rows (and a line on stderr), never exceptions."""
+    error or skipped rows (and a line on stderr), never exceptions. Files are decoded ahead on
+    `decode_threads` threads (default: one per CPU) while the model classifies."""
     from tqdm import tqdm
 
-    with tqdm(inputs, desc="scan", unit="file", disable=not progress, file=sys.stderr) as bar:
-        for path, problem, decision in bar:
-            rows = ([_row(path, "input", error=problem, decision=decision)] if problem else
-                    scan_file(detector, path, fps=fps, max_frames=max_frames, unsafe_frames=unsafe_frames))
+    threads = decode_threads or default_decode_threads()
+    with tqdm(total=len(inputs), desc="scan", unit="file", disable=not progress, file=sys.stderr) as bar:
+        for decoded in _decoded_in_order(detector, inputs, threads, fps, max_frames):
+            rows = _rows(detector, decoded, unsafe_frames)
             for row in rows:
                 row.update(detector.policy_columns())
                 if row["error"]:
                     bar.write(f"{row['path']}: {row['error']} ({row['decision']})", file=sys.stderr)
+            bar.update()
             yield rows
 
 
-def scan(detector: Detector, paths: Iterable[Path | str], **options: Any) -> Iterator[dict[str, Any]]:
-    """Rows for every input under `paths` (`scan_inputs` options); bad inputs become error rows."""
-    for rows in scan_inputs(detector, list(find_inputs(paths)), **options):
-        yield from rows
+def scan(detector: Detector, paths: Iterable[Path | str], *, shard: Shard | None = None,
+         **options: Any) -> Iterator[dict[str, Any]]:
+    """Rows for every input under `paths` (`shard`: only that part; `scan_inputs` options); bad inputs become
+    error rows."""
+    with contextlib.closing(scan_inputs(detector, list(find_inputs(paths, shard)), **options)) as scanned:
+        for rows in scanned:
+            yield from rows
 
 
 def exit_code(rows: Iterable[dict[str, Any]]) -> int:
@@ -496,7 +623,13 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-frames", type=int, help="at most this many frames per video")
     parser.add_argument("--unsafe-frames", type=int, default=1,
                         help="a video is judged by its k-th most unsafe frame (default 1)")
-    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="LiteRT threads (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=SCAN_MODEL_THREADS,
+                        help="LiteRT threads (default %(default)s: the decoding threads use the other cores)")
+    parser.add_argument("--decode-threads", type=int, default=default_decode_threads(),
+                        help="threads decoding files ahead of the model (default: one per CPU, here %(default)s)")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="scan only part I of N (0 <= I < N) of the inputs, chosen by a stable hash of each "
+                             "file's path relative to the folder given: the N parts together are the whole scan")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -505,8 +638,9 @@ def _check_options(args: argparse.Namespace) -> None:
     """Usage errors, found before the model is loaded, so that the message names the real culprit."""
     if args.fps <= 0 or args.unsafe_frames < 1 or (args.max_frames is not None and args.max_frames < 1):
         raise ValueError("--fps must be positive, --unsafe-frames and --max-frames at least 1")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    for option, threads in (("--threads", args.threads), ("--decode-threads", args.decode_threads)):
+        if threads < 1:
+            raise ValueError(f"{option} must be at least 1, got {threads}")
     if args.output is not None and args.output.is_dir():
         raise ValueError(f"--output {args.output} is a folder; give the name of the file to write")
 
@@ -522,6 +656,7 @@ def _open_output(path: Path | None) -> TextIO:
 def run(args: argparse.Namespace) -> int:
     try:
         _check_options(args)
+        shard = Shard.parse(args.shard) if args.shard is not None else None
         detector = Detector(args.model, classes=args.classes, backbone=args.backbone,
                             threshold=args.threshold, review_band=args.review_band and tuple(args.review_band),
                             num_threads=args.threads)
@@ -529,14 +664,16 @@ def run(args: argparse.Namespace) -> int:
     except (ModelError, ValueError, OSError) as error:
         print(f"nsfw-mobilenet scan: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    inputs, written = list(find_inputs(args.paths)), []
+    inputs, written = list(find_inputs(args.paths, shard)), []
+    scanned = scan_inputs(detector, inputs, fps=args.fps, max_frames=args.max_frames, unsafe_frames=args.unsafe_frames,
+                          progress=not args.quiet, decode_threads=args.decode_threads)
     try:
         writer = RowWriter(stream, args.format, detector.classes)
-        for rows in scan_inputs(detector, inputs, fps=args.fps, max_frames=args.max_frames,
-                                unsafe_frames=args.unsafe_frames, progress=not args.quiet):
-            for row in rows:
-                writer.write(row)
-            written.append(rows)
+        with contextlib.closing(scanned):  # the decoding threads stop at once, also on Ctrl-C
+            for rows in scanned:
+                for row in rows:
+                    writer.write(row)
+                written.append(rows)
     except KeyboardInterrupt:  # every finished input's rows are written whole; say where it stopped
         print(f"nsfw-mobilenet scan: interrupted after {len(written)} of {len(inputs)} inputs", file=sys.stderr)
         return EXIT_INTERRUPTED
