@@ -18,12 +18,13 @@ def test_letters_compose_in_a_to_f_order_whatever_the_spelling():
     assert augment.parse_letters("C + D + E") == "CDE"
     assert augment.parse_letters("AA") == "A"
     assert augment.parse_letters("") == ""
-    layers = [type(layer).__name__ for layer in augment.augmentation("FDA").layers]
+    layers = [type(layer).__name__ for layer in augment.keras_augmentation("FDA").layers]
     assert layers == ["RandomFlip", "GaussianNoise", "RandomZoom"]
+    assert augment.augmentation("FDA").letters == "ADF"
 
 
 def test_all_six_techniques_keep_listing_4_5_parameters():
-    flip, rotation, contrast, noise, brightness, zoom = augment.augmentation("ABCDEF", seed=3).layers
+    flip, rotation, contrast, noise, brightness, zoom = augment.keras_augmentation("ABCDEF", seed=3).layers
     assert flip.mode == "horizontal"
     assert (rotation.factor, rotation.fill_mode) == ((-0.05, 0.05), "constant")
     assert contrast.factor == (0.1, 0.1)  # contrast factor in [0.9, 1.1], as in the thesis's TF 2.x
@@ -35,6 +36,8 @@ def test_all_six_techniques_keep_listing_4_5_parameters():
 def test_unknown_letter_names_the_letter_and_the_valid_techniques():
     with pytest.raises(ValueError, match=r"\['G'\].*A flip.*F zoom"):
         augment.augmentation("ACG")
+    with pytest.raises(ValueError, match=r"\['G'\]"):
+        augment.keras_augmentation("ACG")
 
 
 def test_table_4_17_names_combinations_in_the_thesis_words():
@@ -124,3 +127,149 @@ def test_order_effect_pairs_each_config_s_two_orders_and_measures_their_gap():
     apart = train.order_effect([result("thesis", [0.5, 0.3], 0.3), result("corrected", [0.6, 0.9], 0.9)])
     assert apart.loc[0, "largest per-epoch val. gap"] == pytest.approx(0.6)
     assert train.order_effect([result("thesis", [0.5], 0.5)]).empty  # one order alone is no comparison
+
+
+# --- The fused op against listing 4.5's Keras layers -------------------------------------------
+SIDE = 48  # of the constructed images below
+DRAWS = 400  # images per distribution comparison
+
+
+def coordinate_images(count: int) -> np.ndarray:
+    """Red = x + 50, green = y + 50, blue = 100: bilinear sampling reproduces a linear image exactly,
+    so each output pixel tells where it was sampled, and blue < 100 marks the filled gaps."""
+    y, x = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32)
+    return np.repeat(np.stack([x + 50, y + 50, np.full_like(x, 100)], axis=-1)[None], count, axis=0)
+
+
+def sampling_parameters(out: np.ndarray) -> dict[str, np.ndarray]:
+    """Per image, the flip, angle (degrees) and zoom factors of the map output → input, fitted by
+    least squares on the pixels sampled wholly inside the image."""
+    y, x = np.mgrid[0:SIDE, 0:SIDE].astype(np.float64)
+    points = np.stack([x.ravel(), y.ravel(), np.ones(SIDE * SIDE)], axis=1)
+    rows = {"flipped": [], "angle": [], "zoom_x": [], "zoom_y": []}
+    for image in np.asarray(out, np.float64):
+        inside = np.abs(image[..., 2] - 100).ravel() < 1e-3
+        source = image[..., :2].reshape(-1, 2)[inside] - 50
+        linear = np.linalg.lstsq(points[inside], source, rcond=None)[0][:2].T  # 2×2: [[a0, a1], [b0, b1]]
+        sign = np.sign(np.linalg.det(linear))
+        rows["flipped"].append(sign < 0)
+        rows["angle"].append(np.degrees(np.arctan2(linear[1, 0], sign * linear[0, 0])))
+        rows["zoom_x"].append(np.linalg.norm(linear[:, 0]))
+        rows["zoom_y"].append(np.linalg.norm(linear[:, 1]))
+    return {name: np.array(values) for name, values in rows.items()}
+
+
+def ramp_images(count: int) -> np.ndarray:
+    """Values 80–175, far enough from 0 and 255 that contrast and brightness never clip."""
+    ramp = np.linspace(80, 175, SIDE * SIDE * 3, dtype=np.float32).reshape(SIDE, SIDE, 3)
+    return np.repeat(ramp[None], count, axis=0)
+
+
+def photometric_parameters(inputs: np.ndarray, out: np.ndarray) -> dict[str, np.ndarray]:
+    """Per image, the contrast factor (slope of output on input), brightness shift and noise std."""
+    flat_in = inputs.reshape(len(inputs), -1).astype(np.float64)
+    flat_out = np.asarray(out, np.float64).reshape(len(out), -1)
+    centred_in = flat_in - flat_in.mean(axis=1, keepdims=True)
+    factor = (centred_in * flat_out).sum(axis=1) / (centred_in ** 2).sum(axis=1)
+    residual = flat_out - flat_out.mean(axis=1, keepdims=True) - factor[:, None] * centred_in
+    return {"factor": factor, "shift": flat_out.mean(axis=1) - flat_in.mean(axis=1), "noise_std": residual.std(axis=1)}
+
+
+def same_distribution(a: np.ndarray, b: np.ndarray) -> bool:
+    from scipy.stats import ks_2samp
+
+    return ks_2samp(a, b).pvalue > 0.01
+
+
+@pytest.mark.parametrize("letters", ["A", "B", "C", "D", "E", "F", "CDE"])
+def test_fused_op_draws_what_the_keras_layers_draw_for_the_same_seed(photos, letters):
+    batch = photos.astype(np.float32)
+    fused = np.asarray(augment.augmentation(letters, seed=7)(batch))
+    layers = np.asarray(augment.keras_augmentation(letters, seed=7)(batch, training=True))
+    np.testing.assert_allclose(fused, layers, atol=1e-3)
+
+
+def test_one_composed_transform_samples_where_flip_rotation_and_zoom_chained_sample():
+    images = coordinate_images(64)
+    fused = sampling_parameters(augment.augmentation("ABF", seed=3)(images))
+    layers = sampling_parameters(augment.keras_augmentation("ABF", seed=3)(images, training=True))
+    assert (fused["flipped"] == layers["flipped"]).all()
+    for name in ("angle", "zoom_x", "zoom_y"):
+        np.testing.assert_allclose(fused[name], layers[name], atol=1e-3)
+
+
+def test_flip_rotation_and_zoom_keep_the_layers_distributions_and_ranges():
+    images = coordinate_images(DRAWS)
+    fused = sampling_parameters(augment.augmentation("ABF", seed=1)(images))
+    layers = sampling_parameters(augment.keras_augmentation("ABF", seed=2)(images, training=True))
+    for sample in (fused, layers):
+        assert 0.4 < sample["flipped"].mean() < 0.6
+        assert np.abs(sample["angle"]).max() <= 18.0 + 1e-3 and np.abs(sample["angle"]).max() > 17.0  # 0.05 turn
+        for axis in ("zoom_x", "zoom_y"):
+            assert 0.8 - 1e-4 <= sample[axis].min() < 0.82 and 1.18 < sample[axis].max() <= 1.2 + 1e-4
+        assert abs(np.corrcoef(sample["zoom_x"], sample["zoom_y"])[0, 1]) < 0.2  # each axis on its own
+    for name in ("angle", "zoom_x", "zoom_y"):
+        assert same_distribution(fused[name], layers[name]), name
+
+
+def test_contrast_noise_and_brightness_keep_the_layers_distributions_and_ranges():
+    images = ramp_images(DRAWS)
+    fused = photometric_parameters(images, augment.augmentation("CDE", seed=1)(images))
+    layers = photometric_parameters(images, augment.keras_augmentation("CDE", seed=2)(images, training=True))
+    for sample in (fused, layers):
+        assert 0.9 - 1e-3 <= sample["factor"].min() < 0.91 and 1.09 < sample["factor"].max() <= 1.1 + 1e-3
+        assert -51.1 <= sample["shift"].min() < -49 and 49 < sample["shift"].max() <= 51.1  # ±0.2 · 255
+        assert sample["noise_std"].mean() == pytest.approx(0.2, abs=0.005)
+    for name in ("factor", "shift"):
+        assert same_distribution(fused[name], layers[name]), name
+
+
+def test_each_technique_draws_independently():
+    images = ramp_images(DRAWS)
+    drawn = photometric_parameters(images, augment.augmentation("CE", seed=4)(images))
+    assert abs(np.corrcoef(drawn["factor"], drawn["shift"])[0, 1]) < 0.15  # one seed each, not shared
+
+
+def test_gaps_opened_by_rotation_and_zoom_are_exactly_zero_whatever_the_brightness():
+    images = np.full((32, SIDE, SIDE, 3), 200.0, np.float32)
+    out = np.asarray(augment.augmentation("ABCDEF", seed=5)(images))
+    # A fresh op with the same seed draws the same matrices: where each output pixel was sampled.
+    matrix = np.asarray(augment.augmentation("ABCDEF", seed=5).output_to_input(images.shape))
+    y, x = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32)
+    source = np.einsum("nij,hwj->nhwi", matrix, np.stack([x, y, np.ones_like(x)], axis=-1))
+    outside = ((source[..., :2] < -1) | (source[..., :2] > SIDE)).any(axis=-1)
+    inside = ((source[..., :2] >= 0) & (source[..., :2] <= SIDE - 1)).all(axis=-1)
+    assert outside.any() and (out[outside] == 0).all()
+    assert out[inside].min() > 140  # 200 shifted by at most 51, contrast and noise aside
+
+
+def test_outputs_stay_in_pixel_range_as_the_layers_clip_them(photos):
+    bright = np.full((16, 32, 32, 3), 254.0, np.float32)
+    for batch in (photos.astype(np.float32), bright):
+        out = np.asarray(augment.augmentation("ABCDEF", seed=6)(batch))
+        assert out.min() >= 0.0 and out.max() <= 255.0 + 1e-3  # bilinear weights sum to 1 up to rounding
+    assert (np.asarray(augment.augmentation("E", seed=6)(bright)) == 255.0).any()  # clipped, not 254 + 51
+
+
+def test_no_letters_and_inference_leave_the_batch_unchanged(photos):
+    batch = photos.astype(np.float32)
+    assert np.array_equal(augment.augmentation("")(batch), batch)
+    assert np.array_equal(augment.augmentation("ABCDEF", seed=1)(batch, training=False), batch)
+
+
+def test_a_seed_gives_the_same_batch_and_another_seed_another(photos):
+    batch = photos.astype(np.float32)
+    first, again, other = (np.asarray(augment.augmentation("ABCDEF", seed=s)(batch)) for s in (1, 1, 2))
+    assert np.array_equal(first, again) and not np.allclose(first, other)
+
+
+def test_thesis_order_destroys_the_same_v1_images_with_the_fused_op_as_with_the_layers(photos):
+    labels = np.zeros(len(photos), np.int64)
+
+    def seen(build):
+        dataset = data.make_dataset(photos, labels, 1, "mobilenet_v1", batch_size=len(photos),
+                                    augmentation=build("ABCDEF", seed=3), order="thesis")
+        return augment.constant_images(next(iter(dataset))[0].numpy(), "mobilenet_v1")
+
+    fused, layers = seen(augment.augmentation), seen(augment.keras_augmentation)
+    assert fused.mean() > 0.3 and np.array_equal(fused, layers)
