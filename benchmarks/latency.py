@@ -5,9 +5,20 @@ this measures, with LiteRT at batch 1: latency in ms/image at 1 and 2 threads (m
 invocations after WARMUP), throughput (images/s at 2 threads, sequential batch-1 calls) and file
 size, plus how much of the graph LiteRT's XNNPACK delegate runs (partitions, ops left outside).
 
-Two extra rows explain int8 on MobileNetV3:
-- `int8_hard_swish_op`: int8 with Keras's hard-swish left to the converter (one HARD_SWISH op,
-  which XNNPACK runs only in float), the state before `export.decompose_hard_swish`;
+What is timed is the model: set the input tensor, invoke, read the output, with the image already
+in the file's input type (uint8 for int8, float32 otherwise), as an app hands LiteRT its bitmap.
+Converting the image in Python is left out: it is the caller's work, not the model's (an earlier
+version timed `LiteRTModel.invoke`, whose generic uint8 conversion charged int8 ~0.3 ms that float32
+did not pay).
+Every file is exported before the clock starts; then all (model, variant, threads) interpreters
+are timed together in rounds, in a shuffled order each round, with Python's garbage collector off.
+
+Extra rows explain int8 on MobileNetV3:
+- `int8_float_mul`: int8 with the multiplications kept in float too (`export.INT8_FLOAT_MULTIPLICATIONS`),
+  the int8 form closest to float32 (notebook 07) and, on x86, the fastest (`benchmarks/op_profile.py`);
+- `int8_hard_swish_op`: int8 with hard-swish computed in int8 (one int8 HARD_SWISH op, which XNNPACK
+  runs only in float, so it falls back to LiteRT's builtin kernel), what `export` avoids by keeping
+  HARD_SWISH in float (`export.INT8_FLOAT_HARD_SWISH`);
 - V3-Small with the standard head (the final model's, notebook 07) and with a Dense on the pooled
   features only (include_top=False), the size an app would ship.
 
@@ -17,20 +28,22 @@ images, so int8 calibration sees realistic activation ranges (random-init activa
 and would distort what XNNPACK accepts). Latency does not depend on the weights' values; accuracy is
 not measured here.
 
-    python benchmarks/latency.py            # writes benchmarks/results/latency.{json,md}
+    python benchmarks/latency.py            # writes benchmarks/results/latency.{json,md} (~10 min)
+    python benchmarks/latency.py --quick    # V3-Small float32/int8/int8_float_mul + nsfwjs float32, ~2 min:
+                                            # writes benchmarks/results/latency_quick.{json,md}
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
+import gc
 import os
-import platform
+import random
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +51,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+import machine  # noqa: E402  (benchmarks/machine.py, next to this script)
 import nsfwjs  # noqa: E402  (benchmarks/nsfwjs.py, next to this script)
 from nsfw_mobilenet import data, export, model_card, models, selection, settings_from_environment, standin  # noqa: E402
 from nsfw_mobilenet.litert import LiteRTModel  # noqa: E402
 from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"  # the project's offline weights
 # The script is an edge: NSFW_MOBILENET_WEIGHTS_DIR, else ../shared/weights beside the checkout.
 WEIGHTS_DIR = settings_from_environment().weights_dir or (SHARED_WEIGHTS if SHARED_WEIGHTS.is_dir() else None)
 THREADS = (1, 2)
-RUNS = 50
+RUNS = 200  # 40 interleaved rounds of ROUND: a burst of load from other jobs lands in few of them
 WARMUP = 10
 ROUND = 5  # invocations per model per interleaved round
 CALIBRATION_IMAGES = 16
@@ -57,7 +70,9 @@ NSFWJS_NAME = "nsfwjs MobileNetV2"
 # Dense on the pooled 576 backbone features only (include_top=False): what an app would ship when size
 # matters (the thesis head keeps the 1000-way ImageNet top, listing 4.7).
 EXTRA_HEADS = (("mobilenet_v3_small", "standard"), ("mobilenet_v3_small", "features"))
-QUIET_LOAD = 0.5  # only runs started below this 1-minute load average are quoted in the README
+# --quick: the README's headline comparison only (V3-Small thesis head float32 vs int8 and int8_float_mul,
+# see `export_all`; nsfwjs float32).
+QUICK = {selection.latency_model_name("mobilenet_v3_small"): ("float32", "int8"), NSFWJS_NAME: ("float32",)}
 TARGETS = {"v3_small_float32_ms": 0.6, "speedup_vs_nsfwjs": 3.0, "int8_megabytes": 1.2}
 
 
@@ -93,9 +108,10 @@ def feature_head_classifier(backbone: str, weights: str | None) -> Any:
     return keras.Model(base.input, keras.layers.Dense(2, activation="softmax")(base.output))
 
 
-def contenders(images: np.ndarray, only: list[str] | None = None) -> list[dict[str, Any]]:
-    """Our four backbones (thesis head), the EXTRA_HEADS, and nsfwjs; `only` filters by name."""
-    wanted = lambda name: not only or any(part in name for part in only)  # noqa: E731
+def contenders(images: np.ndarray, only: list[str] | None = None, exact: bool = False) -> list[dict[str, Any]]:
+    """Our four backbones (thesis head), the EXTRA_HEADS, and nsfwjs; `only` filters by name
+    (a part of it, or the whole name with `exact`)."""
+    wanted = lambda name: not only or any(part == name if exact else part in name for part in only)  # noqa: E731
     found = []
     for backbone, head in [*((name, "thesis") for name in models.BACKBONES), *EXTRA_HEADS]:
         name = selection.latency_model_name(backbone, head)
@@ -127,6 +143,12 @@ def contenders(images: np.ndarray, only: list[str] | None = None) -> list[dict[s
     return found
 
 
+def quick_contenders(images: np.ndarray) -> list[dict[str, Any]]:
+    """The QUICK models with only their QUICK variants."""
+    return [{**found, "variants": QUICK[found["name"]], "quick": True}
+            for found in contenders(images, list(QUICK), exact=True)]
+
+
 # ---------------------------------------------------------------- measuring
 
 
@@ -156,32 +178,63 @@ def xnnpack_coverage(path: Path) -> dict[str, Any]:
             "outside_xnnpack": dict(Counter(op["op_name"] for op in outside))}
 
 
-def timed_invocations(runners: dict[tuple[str, int], Any], image: np.ndarray, runs: int) -> dict[tuple[str, int], list[float]]:
-    """ms per invocation for every runner, measured in interleaved rounds after WARMUP calls each.
+def model_call(runner: LiteRTModel, image: np.ndarray) -> Callable[[], np.ndarray]:
+    """One batch-1 inference of `runner` on `image` converted once to the file's input type."""
+    interpreter = runner.interpreter
+    tensor = runner._quantize(image)  # the bitmap in the input's dtype, as an app would pass it
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+
+    def call() -> np.ndarray:
+        interpreter.set_tensor(input_index, tensor)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_index)
+
+    return call
+
+
+def timed_invocations(calls: dict[Any, Callable[[], Any]], runs: int, seed: int = 0) -> dict[Any, list[float]]:
+    """ms per call for every entry, measured in interleaved rounds after WARMUP calls each.
 
     Interleaving spreads the load of other processes on the shared cores over all models alike, so
-    ratios between models stay fair even when absolute times drift.
+    ratios between models stay fair even when absolute times drift; the order is shuffled each
+    round so that no model always follows the same one, and the garbage collector is held off.
     """
-    for runner in runners.values():
+    for call in calls.values():
         for _ in range(WARMUP):
-            runner.invoke(image)
-    times: dict[tuple[str, int], list[float]] = {key: [] for key in runners}
-    for _ in range(0, runs, ROUND):
-        for key, runner in runners.items():
-            for _ in range(ROUND):
-                start = time.perf_counter()
-                runner.invoke(image)
-                times[key].append((time.perf_counter() - start) * 1000)
+            call()
+    times: dict[Any, list[float]] = {key: [] for key in calls}
+    order = list(calls)
+    shuffle = random.Random(seed).shuffle
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(0, runs, ROUND):
+            shuffle(order)
+            for key in order:
+                call = calls[key]
+                for _ in range(ROUND):
+                    start = time.perf_counter()
+                    call()
+                    times[key].append((time.perf_counter() - start) * 1000)
+    finally:
+        gc.enable()
     return times
 
 
 def export_all(contender: dict[str, Any], images: np.ndarray, folder: Path) -> dict[str, Path]:
+    """The contender's `.tflite` files by variant; for int8 with hard-swish also `int8_float_mul` and
+    (unless the contender says `quick`) `int8_hard_swish_op`."""
     paths = {}
-    classes = BINARY.classes if contender["model"].output_shape[-1] == 2 else FIVE_CLASS.classes
+    options = {"classes": BINARY.classes if contender["model"].output_shape[-1] == 2 else FIVE_CLASS.classes,
+               "pixel_scaling": contender["scaling"], "representative_images": images}
     for variant in contender["variants"]:
-        paths[variant] = export.export_tflite(contender["model"], folder, variant, classes=classes,
-                                              pixel_scaling=contender["scaling"], representative_images=images).path
-    if "int8" in contender["variants"] and export.hard_swish_layers(contender["model"]):
+        paths[variant] = export.export_tflite(contender["model"], folder, variant, **options).path
+    if "int8" not in contender["variants"] or not export.hard_swish_layers(contender["model"]):
+        return paths
+    paths["int8_float_mul"] = export.export_tflite(contender["model"], folder / "float_mul", "int8",
+                                                   float_ops=export.INT8_FLOAT_MULTIPLICATIONS, **options).path
+    if not contender.get("quick"):
         fused = folder / "int8_hard_swish_op" / export.MODEL_FILE
         fused.parent.mkdir(parents=True, exist_ok=True)
         fused.write_bytes(export.convert(export.raw_pixel_model(contender["model"], contender["scaling"]), "int8", images))
@@ -193,15 +246,15 @@ def measure(contenders_: list[dict[str, Any]], images: np.ndarray, work: Path, r
     """Export everything first, then time all files together (see `timed_invocations`)."""
     from tqdm import tqdm
 
-    rows, runners = [], {}
+    rows, calls = [], {}
     for index, contender in enumerate(tqdm(contenders_, desc="export", file=sys.stderr)):
         for variant, path in export_all(contender, images, work / str(index)).items():
             rows.append({"model": contender["name"], "variant": variant, "size_bytes": path.stat().st_size,
                          "weights": contender["weights"], **xnnpack_coverage(path)})
             for threads in THREADS:
-                runners[(len(rows) - 1, threads)] = LiteRTModel(path, num_threads=threads)
-    print(f"timing {len(runners)} interpreters, {runs} runs each ...", file=sys.stderr)
-    times = timed_invocations(runners, images[0], runs)
+                calls[(len(rows) - 1, threads)] = model_call(LiteRTModel(path, num_threads=threads), images[0])
+    print(f"timing {len(calls)} interpreters, {runs} runs each ...", file=sys.stderr)
+    times = timed_invocations(calls, runs)
     for (index, threads), measured in times.items():
         rows[index][f"ms_{threads}_threads"] = round(float(np.median(measured)), 3)
         rows[index][f"p90_ms_{threads}_threads"] = round(float(np.percentile(measured, 90)), 3)
@@ -234,25 +287,28 @@ def summary(rows: list[dict]) -> dict[str, Any]:
         "int8_vs_float32_2_threads": {},
     }
     for model in sorted({r["model"] for r in rows}):
-        float32, int8, fused = (find(rows, model, v) for v in ("float32", "int8", "int8_hard_swish_op"))
+        float32, int8, float_mul, fused = (find(rows, model, v) for v in
+                                           ("float32", "int8", "int8_float_mul", "int8_hard_swish_op"))
         if float32 and int8:
             result["int8_vs_float32_2_threads"][model] = {
                 "float32_ms": float32["ms_2_threads"], "int8_ms": int8["ms_2_threads"],
+                "int8_float_mul_ms": float_mul["ms_2_threads"] if float_mul else None,
                 "int8_hard_swish_op_ms": fused["ms_2_threads"] if fused else None}
     return result
 
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
-        "# LiteRT latency, batch 1 (generated by `python benchmarks/latency.py`, do not edit)", "",
+        f"# LiteRT latency, batch 1 (generated by `{report['command']}`, do not edit)", "",
         f"{report['date']} · {report['machine']} · LiteRT {report['versions']['ai_edge_litert']} · "
-        f"load average before the run {report['load_average_before']} (2 shared cores: other jobs add noise)", "",
+        f"load average before the run {report['load_average_before']}, after {report['load_average_after']} "
+        "(2 shared cores: other jobs add noise)", "",
+        *machine.quiet_banner(report),
+        "Timed: set input, invoke, read output, input already in the file's type; median of "
+        f"{report['runs']} calls after {report['warmup']} warm-up, all rows interleaved.", "",
         "| model | variant | size (MB) | ms 1 thread | ms 2 threads | img/s (2 thr) | XNNPACK partitions | ops outside XNNPACK |",
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
-    if report["load_average_before"][0] > QUIET_LOAD:
-        lines[3:3] = [f"**Loaded machine (1-minute load {report['load_average_before'][0]} > {QUIET_LOAD}): ratios move; "
-                      "do not quote these figures.**", ""]
     for r in report["rows"]:
         outside = ", ".join(f"{k}×{v}" for k, v in sorted(r["outside_xnnpack"].items()))
         lines.append(f"| {r['model']} | {r['variant']} | {r['size_bytes'] / 1e6:.2f} | {r['ms_1_threads']:.2f} | "
@@ -270,39 +326,45 @@ def markdown(report: dict[str, Any]) -> str:
     if s["smallest_v3_small_int8"]:
         lines.append(f"- Smallest V3-Small int8: {s['smallest_v3_small_int8']['model']}, "
                      f"**{s['smallest_v3_small_int8']['megabytes']:.2f} MB** (target ≤ {TARGETS['int8_megabytes']} MB).")
-    lines += ["", "int8 vs float32 at 2 threads (ms; `int8_hard_swish_op` = int8 before the hard-swish rewrite):", ""]
+    lines += ["", "int8 vs float32 at 2 threads (ms; `int8` keeps hard-swish in float, `int8_float_mul` also the MULs, "
+              "`int8_hard_swish_op` computes HARD_SWISH in int8, outside XNNPACK):", ""]
     for model, v in s["int8_vs_float32_2_threads"].items():
+        float_mul = f", int8 with MUL in float {v['int8_float_mul_ms']:.2f}" if v["int8_float_mul_ms"] else ""
         fused = f", int8 with HARD_SWISH op {v['int8_hard_swish_op_ms']:.2f}" if v["int8_hard_swish_op_ms"] else ""
-        lines.append(f"- {model}: float32 {v['float32_ms']:.2f}, int8 {v['int8_ms']:.2f}{fused}")
+        lines.append(f"- {model}: float32 {v['float32_ms']:.2f}, int8 {v['int8_ms']:.2f} "
+                     f"(×{v['int8_ms'] / v['float32_ms']:.2f}){float_mul}{fused}")
     lines += ["", "Weights:", ""] + sorted({f"- {r['model']}: {r['weights']}" for r in report["rows"]})
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=machine.RESULTS)
     parser.add_argument("--only", nargs="+", help="measure only models whose name contains one of these")
     parser.add_argument("--runs", type=int, default=RUNS, help="timed invocations per model and thread count")
+    parser.add_argument("--quick", action="store_true",
+                        help="only V3-Small float32/int8/int8_float_mul and nsfwjs float32 (~2 min), "
+                             "written to latency_quick.*")
     args = parser.parse_args(argv)
+    if args.quick and args.only:
+        parser.error("--quick chooses its own models; drop --only")
     started = time.time()
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    record = machine.start_record()
     images = calibration_images()
     with tempfile.TemporaryDirectory() as work:
-        rows = measure(contenders(images, args.only), images, Path(work), args.runs)
+        chosen = quick_contenders(images) if args.quick else contenders(images, args.only)
+        rows = measure(chosen, images, Path(work), args.runs)
+    stem = "latency_quick" if args.quick else "latency"
     report = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        **machine.finish_record(record),
+        "command": f"python benchmarks/latency.py{' --quick' if args.quick else ''}",
         "versions": model_card.library_versions(),
-        "load_average_before": load_before,
         "runs": args.runs, "warmup": WARMUP, "threads": list(THREADS), "batch": 1,
         "seconds": round(time.time() - started, 1),
         "rows": rows,
     }
     report["summary"] = summary(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latency.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "latency.md").write_text(markdown(report))
-    print(markdown(report))
+    machine.write_results(stem, report, markdown(report), args.out)
     return 0
 
 

@@ -9,12 +9,15 @@ benchmark's own work raises it); only runs that start below QUIET_LOAD are quote
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 QUIET_LOAD = 0.5  # 1-minute load average; above it a run is reported but never quoted
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def load_average() -> list[float]:
@@ -50,3 +53,11 @@ def quiet_banner(record: dict[str, Any]) -> list[str]:
         return []
     return [f"**Loaded machine (1-minute load {record['load_average_before'][0]} before the run; quiet is "
             f"≤ {QUIET_LOAD}): do not quote these figures.**", ""]
+
+
+def write_results(name: str, report: dict[str, Any], markdown: str, folder: Path = RESULTS) -> None:
+    """`folder`/`name`.json and .md (the benchmark's result files), and the markdown on stdout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (folder / f"{name}.md").write_text(markdown)
+    print(markdown)

@@ -55,10 +55,17 @@ VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 MODEL_FILE = "model.tflite"
 REPRESENTATIVE_LIMIT = 512  # int8 calibration images: fewer (200) cost V3-Small int8 a few points of agreement
 REFERENCE_VARIANT = "float32"  # listing 2.4's file: what the quantized variants are compared with
-# int8 with the multiplications left in float (`float_ops=INT8_FLOAT_MULTIPLICATIONS`): the hard-swish and
-# squeeze-excite products are where V3-Small's int8 loses most of its agreement with float32, and keeping
-# them float costs no size and no speed (every op stays in XNNPACK); notebook 07 measures both forms.
+# int8 with the multiplications left in float (`float_ops=INT8_FLOAT_MULTIPLICATIONS`): the squeeze-excite
+# products are where V3-Small's int8 loses agreement with float32, and keeping them float costs no size
+# and is faster on x86 (XNNPACK's float multiply beats its int8 one, which requantizes; every op stays in
+# XNNPACK); notebook 07 and benchmarks/op_profile.py measure the forms.
 INT8_FLOAT_MULTIPLICATIONS = ("MUL",)
+# Every int8 file keeps a MobileNetV3's hard-swish as one HARD_SWISH op computed in float (dequantize,
+# hard-swish, quantize: all three run in XNNPACK). LiteRT's XNNPACK runs HARD_SWISH only on float tensors:
+# in int8 each of V3-Small's 19 fell back to the builtin kernel and cut the graph into 22 partitions (4×
+# slower than float32); written as int8 arithmetic, (x/6)·relu6(x+3), it stayed in XNNPACK but took three
+# requantizing ops per activation, left int8 barely faster than float32 and cost the most agreement.
+INT8_FLOAT_HARD_SWISH = ("HARD_SWISH",)
 
 # keras.applications preprocess_input as an affine map of 0..255 pixels: (scale, offset), or None
 # when the network rescales itself (V3 models contain a Rescaling layer).
@@ -107,31 +114,6 @@ def raw_pixel_model(model: Any, scaling: tuple[float, float] | None) -> Any:
     return keras.Model(inputs, model(scaled), name=f"{model.name}_raw_pixels")
 
 
-def decompose_hard_swish(model: Any) -> Any:
-    """A copy of `model` whose hard-swish activations are written as (x / 6) · relu6(x + 3).
-
-    Why (int8 on x86/ARM CPUs): the converter fuses Keras's hard-swish into one HARD_SWISH op, and
-    LiteRT's XNNPACK delegate accepts HARD_SWISH only with float tensors. In a full-integer
-    MobileNetV3 each of its 19 (V3-Small) int8 HARD_SWISH ops falls back to the builtin kernel and
-    cuts the XNNPACK graph into ~22 partitions, which is why int8 V3 ran slower than float32. This
-    form is not pattern-matched into HARD_SWISH; its MUL/ADD ops run in XNNPACK's int8 kernels.
-    The function is the same (the float model's outputs are unchanged); int8 adds one requantization.
-    """
-    import keras
-
-    def clone(layer: Any) -> Any:
-        config = layer.get_config()
-        if isinstance(layer, keras.layers.Activation) and config["activation"] in HARD_SWISH_NAMES:
-            return keras.layers.Lambda(lambda x: (x * (1 / 6)) * keras.ops.relu6(x + 3.0), name=layer.name)
-        return layer.__class__.from_config(config)
-
-    if not hard_swish_layers(model):
-        return model
-    decomposed = keras.models.clone_model(model, clone_function=clone, recursive=True)
-    decomposed.set_weights(model.get_weights())
-    return decomposed
-
-
 def hard_swish_layers(model: Any) -> list[Any]:
     """The hard-swish Activation layers of `model`, nested models included."""
     import keras
@@ -145,10 +127,23 @@ def hard_swish_layers(model: Any) -> list[Any]:
     return found
 
 
+def at_batch_one(model: Any) -> Any:
+    """`model` behind an input of batch size 1 (a phone classifies one bitmap per call).
+
+    Why: with Keras's open batch dimension the converter computes the head's reshape target at run
+    time (SHAPE, STRIDED_SLICE, PACK, RESHAPE), ops XNNPACK leaves to LiteRT's builtin kernels, so
+    the graph is cut into two or three XNNPACK partitions; a fixed batch makes the reshape static.
+    """
+    import keras
+
+    inputs = keras.Input(batch_shape=(1, *model.input_shape[1:]))
+    return keras.Model(inputs, model(inputs), name=model.name)
+
+
 def _converter(model: Any, variant: str, representative_images: np.ndarray | None) -> Any:
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(at_batch_one(model))
     if variant == "float32":
         return converter
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -214,7 +209,8 @@ def export_tflite(model: Any, out_dir: Path | str, variant: str, *, classes: Seq
 
     `model` takes preprocessed input (as trained); `pixel_scaling` (see `pixel_scaling_for`) is baked
     in so the file takes 0..255 pixels. `representative_images` (uint8 training images) calibrate int8;
-    `float_ops` keeps those op types float in it (`INT8_FLOAT_MULTIPLICATIONS`: closer to float32, as fast).
+    `float_ops` keeps those op types float in it (`INT8_FLOAT_MULTIPLICATIONS`: closer to float32, faster);
+    hard-swish is always kept float (`INT8_FLOAT_HARD_SWISH`).
     With `evidence`, the temperature fitted on validation data is applied inside the graph and the card
     carries the operating point and metrics measured by running the written file
     (`model_card.measured_fields`; `reference_path`: the float32 export, for top-1 agreement).
@@ -227,10 +223,8 @@ def export_tflite(model: Any, out_dir: Path | str, variant: str, *, classes: Seq
     folder.mkdir(parents=True, exist_ok=True)
     network = calibrate.with_temperature(model, evidence.calibration.temperature) if evidence else model
     int8_notes = _int8_notes(model, float_ops) if variant == "int8" else {}
-    if "hard_swish" in int8_notes:
-        network = decompose_hard_swish(network)
     flatbuffer = convert(raw_pixel_model(network, pixel_scaling), variant, representative_images,
-                         float_ops if variant == "int8" else ())
+                         _int8_float_ops(model, float_ops) if variant == "int8" else ())
     exported = ExportedModel(variant, folder / MODEL_FILE, folder / LABELS_FILE, folder / CARD_FILE,
                              folder / CARD_MARKDOWN_FILE)
     exported.path.write_bytes(flatbuffer)
@@ -243,11 +237,17 @@ def export_tflite(model: Any, out_dir: Path | str, variant: str, *, classes: Seq
     return exported
 
 
+def _int8_float_ops(model: Any, float_ops: Sequence[str] = ()) -> tuple[str, ...]:
+    """The op types an int8 file of `model` keeps in float: `float_ops`, and HARD_SWISH if it has hard-swish."""
+    return tuple(dict.fromkeys([*float_ops, *(INT8_FLOAT_HARD_SWISH if hard_swish_layers(model) else ())]))
+
+
 def _int8_notes(model: Any, float_ops: Sequence[str]) -> dict[str, Any]:
     """What the int8 file changes in the graph, for its card."""
     notes: dict[str, Any] = {}
     if hard_swish_layers(model):
-        notes["hard_swish"] = "written as (x/6)*relu6(x+3) so LiteRT's XNNPACK runs it in int8"
+        notes["hard_swish"] = ("kept as one HARD_SWISH op computed in float (LiteRT's XNNPACK runs it only in float); "
+                               "faster and closer to float32 than int8 arithmetic")
     if float_ops:
         notes["float_ops"] = list(float_ops)
     return notes
