@@ -1,6 +1,6 @@
 """Training throughput (images/s) on 2 CPU cores: issue 11's augmentation goal, and each backbone's config.
 
-Measures, on the stand-in data decoded once into memory:
+Measures, on the stand-in data (decoded once into the cache, read a batch at a time):
 - the goal (by default): V3-Small's thesis configuration (table 4.9 row 4) trained with all six
   techniques, `augment.augmentation` (fused) against listing 4.5's Keras layers
   (`augment.keras_augmentation`), in both orders, beside the same config without augmentation.
