@@ -53,7 +53,6 @@ from .models import BACKBONES
 TECHNIQUES: dict[str, tuple[str, Callable[[int | None], Any]]] = {}
 DESTROYED_STD_FRACTION = 1e-3  # an image whose pixel std is below this share of the value range is constant
 DA_TABLES = ("4.3", "4.7", "4.11", "4.15")  # §4.2.1–4.2.4: all six techniques on each backbone
-PIPELINE_BATCH_SIZE = 32  # batches of the destroyed-image measurements (their random draws depend on it)
 # Listing 4.5's parameters, shared by the Keras layers and the fused form.
 ROTATION_FACTOR = 0.05  # of a full turn: ±18°
 CONTRAST_FACTOR = 0.1  # factor in [0.9, 1.1]
@@ -157,7 +156,7 @@ class FusedAugmentation:
         self.letters = parse_letters(letters)
         self._generators = {letter: keras.random.SeedGenerator(letter_seed)
                             for letter, letter_seed in zip(self.letters, _letter_seeds(self.letters, seed))}
-        self._augment_batch = _compiled_augment_batch()  # here, not in `__call__`, which tf.data traces
+        self._augment_batch = _compiled_augment_batch(self.letters)  # here, not in `__call__`, which tf.data traces
 
     def __call__(self, batch: Any, training: bool = True) -> Any:
         """The augmented float32 batch (N, H, W, C); unchanged when not training, as Keras layers."""
@@ -283,13 +282,14 @@ def resample(batch: Any, matrix: Any) -> Any:
 
 
 @functools.cache
-def _compiled_augment_batch() -> Callable:
+def _compiled_augment_batch(letters: str) -> Callable:
     """`augment_batch` compiled by XLA, one call per batch: on CPU its arithmetic fuses into one pass
-    and its gathers beat `ImageProjectiveTransformV3`. Shared by every FusedAugmentation, so that
-    each batch shape compiles once."""
+    and its gathers beat `ImageProjectiveTransformV3`. One per combination of `letters` (the cache key:
+    each leaves other arguments out), shared by every FusedAugmentation of it; shapes are relaxed, so a last, smaller
+    batch does not trace it again."""
     import tensorflow as tf
 
-    return tf.function(augment_batch, jit_compile=True)
+    return tf.function(augment_batch, jit_compile=True, reduce_retracing=True)
 
 
 def augmentation(letters: str, seed: int | None = None) -> FusedAugmentation:
@@ -305,12 +305,16 @@ def value_range(backbone: str) -> float:
 
 
 def training_pipeline(images: np.ndarray, backbone: str, letters: str, order: str,
-                      seed: int = ExperimentConfig.seed, batch_size: int = PIPELINE_BATCH_SIZE) -> np.ndarray:
+                      seed: int = ExperimentConfig.seed) -> np.ndarray:
     """What the network receives in training: `images` (uint8) through the same `tf.data` pipeline
-    `train.train` uses, with augmentation `letters` in `order`."""
+    `train.train` uses, with augmentation `letters` in `order`. One batch: the augmentation draws
+    from stateful generators, and batches mapped in parallel would take the draws in a varying
+    order, so that a seed would not give the same images twice (V1 and V2, whose preprocessing is
+    the same, came out with different destroyed shares)."""
     labels = np.zeros(len(images), np.int64)
     layer = augmentation(letters, seed=seed) if letters else None
-    dataset = data.make_dataset(images, labels, 1, backbone, batch_size=batch_size, augmentation=layer, order=order)
+    dataset = data.make_dataset(images, labels, 1, backbone, batch_size=max(len(images), 1), augmentation=layer,
+                                order=order)
     return np.concatenate([batch.numpy() for batch, _ in dataset])
 
 
@@ -351,7 +355,8 @@ def da_table(backbone: str) -> str:
 
 
 def technique_examples(image_uint8: np.ndarray, seed: int = 0, draws: int = 8) -> dict[str, np.ndarray]:
-    """Figures 4.1/4.2: the photo, then each technique alone in pixel space (corrected order).
+    """Figures 4.1/4.2: the photo, then each technique alone in pixel space (corrected order), as
+    listing 4.5's Keras layer draws it (for one letter the fused op draws and computes the same).
 
     Each technique is drawn `draws` times and the draw that changes the photo most is kept, so
     that a small random factor (or an unflipped flip) does not hide what the technique does.
@@ -359,7 +364,7 @@ def technique_examples(image_uint8: np.ndarray, seed: int = 0, draws: int = 8) -
     batch = np.repeat(np.asarray(image_uint8, np.float32)[None], draws, axis=0)
     examples = {"original": np.asarray(image_uint8, np.uint8)}
     for letter, (name, _) in TECHNIQUES.items():
-        out = np.asarray(augmentation(letter, seed=seed)(batch, training=True))
+        out = np.asarray(keras_augmentation(letter, seed=seed)(batch, training=True))
         strongest = np.abs(out - batch).mean(axis=(1, 2, 3)).argmax()
         examples[f"{letter} {name}"] = np.clip(out[strongest], 0, 255).astype(np.uint8)
     return examples
