@@ -1,8 +1,7 @@
 """Peak memory of `nsfw-mobilenet train` as the dataset grows, and what the decode cache costs in disk and time.
 
-Issue 11: decoded images used to live in one in-RAM array, so peak RSS grew by 150 kB per image
-(1,843 MB for 1,500 training images, 3,331 MB for 9,000). They now live in a cache folder and are
-read a batch at a time. For each size this script
+Issue 11: decoded images used to live in one in-RAM array, so peak RSS grew by 150 kB per image;
+they now live in a cache folder and are read a batch at a time. For each size this script
 - makes a stand-in (`make-standin --images-per-class N`, binary layout used) under runs/training_memory/,
 - decodes it into a fresh cache folder in a child process (decode+cache images/s, cache bytes per image),
 - runs one epoch of `nsfw-mobilenet train` (a cheap thesis row) in a child process on that cache
@@ -43,9 +42,9 @@ def run_child(command: list[str], log_file: Path) -> dict:
     with open(log_file, "w") as log:
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise RuntimeError(f"{' '.join(command)} exited with {child.returncode}; see {log_file}")
+    exit_code = os.waitstatus_to_exitcode(status)
+    if exit_code:
+        raise RuntimeError(f"{' '.join(command)} exited with {exit_code}; see {log_file}")
     return {"wall_s": round(time.perf_counter() - started, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
 
 

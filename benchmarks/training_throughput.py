@@ -1,7 +1,7 @@
 """Training throughput (images/s) on 2 CPU cores: issue 11's augmentation goal, and each backbone's config.
 
 Measures, on the stand-in data (decoded once into the cache, read a batch at a time):
-- the goal (by default): V3-Small's thesis configuration (table 4.9 row 4) trained with all six
+- the goal (by default): V3-Small's configuration as §4.2.3 chose it (`chosen_rows`) trained with all six
   techniques, `augment.augmentation` (fused) against listing 4.5's Keras layers
   (`augment.keras_augmentation`), in both orders, beside the same config without augmentation.
   The variants run interleaved (each once per round, `--rounds` rounds), so load moves them alike;
@@ -10,7 +10,7 @@ Measures, on the stand-in data (decoded once into the cache, read a batch at a t
   augmentation's own cost;
 - with `--backbones`, each backbone's thesis configuration: augmented (fused, corrected order) and
   without augmentation, training the whole graph per epoch or computing the frozen part once
-  (`train.train(feature_cache=...)`), projected to thesis scale (24,998 images × 10 epochs).
+  (`train.train(feature_cache=...)`), projected to thesis scale (its training images × its epochs).
 Training rates are steady state: an E-epoch run minus a 1-epoch run (both pay tracing and caching);
 each also records this process's CPU ms per image, which other jobs on the machine barely inflate.
 
@@ -21,12 +21,11 @@ Writes benchmarks/results/training_throughput.json and .md, with the load averag
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -36,10 +35,6 @@ import numpy as np  # noqa: E402
 import machine  # noqa: E402  (benchmarks/machine.py, next to this script)
 from nsfw_mobilenet import augment, data, experiments, settings_from_environment, standin, subsets, train  # noqa: E402
 
-THESIS_CONFIGS = {  # (table, row) of each backbone's chosen configuration in §4.2
-    "mobilenet_v1": ("4.1", 6), "mobilenet_v2": ("4.5", 5),
-    "mobilenet_v3_small": ("4.9", 4), "mobilenet_v3_large": ("4.13", 3),
-}
 GOAL_BACKBONE = "mobilenet_v3_small"
 GOAL_IMAGES_PER_SECOND = 160  # issue 11: V3-Small with all six techniques on 2 cores, in both orders
 ALL_SIX = "ABCDEF"
@@ -49,36 +44,30 @@ CORES = os.cpu_count() or 1
 WEIGHTS_DIR = settings_from_environment().weights_dir  # the script is an edge: NSFW_MOBILENET_WEIGHTS_DIR
 
 
-def thesis_config(backbone: str) -> experiments.ExperimentConfig:
-    table, row = THESIS_CONFIGS[backbone]
-    return next(c for c in experiments.table_configs(table) if c.row == row)
+def chosen_configs() -> dict[str, experiments.ExperimentConfig]:
+    """Each backbone's configuration as §4.2.1–4.2.4 chose it (the reference file's `chosen_rows`)."""
+    configs = [next(c for c in experiments.table_configs(table) if c.row == pick["row"])
+               for table, pick in experiments.thesis_reference()["chosen_rows"].items()]
+    return {config.backbone: config for config in configs}
 
 
-@contextlib.contextmanager
-def augmentation_built_by(builder: Callable) -> Iterator[None]:
-    """`train.train` builds its augmentation with `augment.augmentation`; make it `builder` for one run."""
-    fused = augment.augmentation
-    augment.augmentation = builder
-    try:
-        yield
-    finally:
-        augment.augmentation = fused
-
-
-def _timed_run(config: experiments.ExperimentConfig, run_data: subsets.RunData, feature_cache: bool) -> tuple:
+def _timed_run(config: experiments.ExperimentConfig, run_data: subsets.RunData, feature_cache: bool,
+               builder: Callable) -> tuple:
     """Wall seconds, CPU seconds of this process (all its threads) and the run."""
     started, cpu_started = time.perf_counter(), time.process_time()
     run = train.train(config, run_data, feature_cache=feature_cache, weights_dir=WEIGHTS_DIR,
-                      checkpoint_dir=Path("runs/bench") / f"{time.time_ns()}", verbose=0)
+                      checkpoint_dir=Path("runs/bench") / f"{time.time_ns()}", verbose=0,
+                      augmentation_builder=builder)
     return time.perf_counter() - started, time.process_time() - cpu_started, run
 
 
-def measure(config: experiments.ExperimentConfig, run_data: subsets.RunData, feature_cache: bool = False) -> dict:
+def measure(config: experiments.ExperimentConfig, run_data: subsets.RunData, feature_cache: bool = False,
+            builder: Callable = augment.augmentation) -> dict:
     """Steady-state images/s from a 1-epoch and an E-epoch run (both pay tracing and caching once), and
     the CPU ms per image: other jobs slow the wall clock far more than they inflate CPU time, so
     `cores × 1000 / CPU ms` bounds what a quiet machine can reach."""
-    one_epoch_s, one_epoch_cpu_s, _ = _timed_run(config.with_overrides(epochs=1), run_data, feature_cache)
-    total_s, total_cpu_s, run = _timed_run(config, run_data, feature_cache)
+    one_epoch_s, one_epoch_cpu_s, _ = _timed_run(config.with_overrides(epochs=1), run_data, feature_cache, builder)
+    total_s, total_cpu_s, run = _timed_run(config, run_data, feature_cache, builder)
     images = len(run_data.training.labels)
     cpu_ms_per_image = 1000 * (total_cpu_s - one_epoch_cpu_s) / (images * (config.epochs - 1))
     return {"images_per_second": images * (config.epochs - 1) / (total_s - one_epoch_s),
@@ -96,13 +85,13 @@ def goal_variants() -> dict[tuple[str, str], tuple[Callable | None, str]]:
 
 def goal_rounds(run_data: subsets.RunData, epochs: int, rounds: int) -> list[dict]:
     """V3-Small trained with each goal variant once per round, interleaved."""
-    config = thesis_config(GOAL_BACKBONE).with_overrides(epochs=epochs)
+    config = chosen_configs()[GOAL_BACKBONE].with_overrides(epochs=epochs)
     rows = []
     for round_number in range(1, rounds + 1):
         for (implementation, order_label), (builder, order) in goal_variants().items():
             letters = ALL_SIX if builder else ""
-            with augmentation_built_by(builder or augment.augmentation):
-                result = measure(config.with_overrides(augmentation=letters, order=order), run_data)
+            result = measure(config.with_overrides(augmentation=letters, order=order), run_data,
+                             builder=builder or augment.augmentation)
             rows.append({"round": round_number, "implementation": implementation, "order": order_label,
                          **{key: result[key] for key in ("images_per_second", "cpu_ms_per_image",
                                                          "cpu_bound_images_per_second", "training_images")},
@@ -143,15 +132,15 @@ def backbone_rows(run_data: subsets.RunData, backbones: list[str], epochs: int) 
     """Each backbone's thesis config: augmented (fused, corrected) and without augmentation, recomputed or cached."""
     rows = []
     for backbone in backbones:
-        table, row = THESIS_CONFIGS[backbone]
-        config = thesis_config(backbone).with_overrides(epochs=epochs)
+        chosen = chosen_configs()[backbone]
+        config = chosen.with_overrides(epochs=epochs)
         variants = {"augmented": (config.with_overrides(augmentation=ALL_SIX, order="corrected"), False),
                     "no_augmentation_recompute": (config, False), "no_augmentation_cached": (config, True)}
         for variant, (variant_config, cached) in variants.items():
             result = measure(variant_config, run_data, cached)
-            result.update(backbone=backbone, variant=variant, table=table, row=row,
-                          thesis_scale_minutes=THESIS_SCALE_IMAGES * 10 / result["images_per_second"] / 60,
-                          thesis_minutes=experiments.thesis_row(table, row).get("time_min"))
+            result.update(backbone=backbone, variant=variant, table=chosen.table, row=chosen.row,
+                          thesis_scale_minutes=THESIS_SCALE_IMAGES * chosen.epochs / result["images_per_second"] / 60,
+                          thesis_minutes=experiments.thesis_row(chosen.table, chosen.row).get("time_min"))
             rows.append(result)
             print(json.dumps(result), flush=True)
         recompute, cached = rows[-2], rows[-1]
@@ -190,7 +179,9 @@ def _goal_lines(rows: list[dict], summary: dict, rounds: int) -> list[str]:
     for row in rows:
         per_round.setdefault(tuple(row[k] for k in keys), []).append(f"{row['images_per_second']:.0f}")
     rates, cpu = _medians(rows, keys, "images_per_second"), _medians(rows, keys, "cpu_ms_per_image")
-    lines = [f"## Issue 11 goal: V3-Small (table 4.9 row 4) with all six techniques, ≥ {GOAL_IMAGES_PER_SECOND} "
+    goal = chosen_configs()[GOAL_BACKBONE]
+    lines = [f"## Issue 11 goal: V3-Small (table {goal.table} row {goal.row}) with all six techniques, "
+             f"≥ {GOAL_IMAGES_PER_SECOND} "
              "images/s in both orders", "",
              f"{rows[0]['epochs']} epochs on {rows[0]['training_images']} stand-in training images, steady state "
              f"(epochs 2..E); {rounds} round(s), every variant once per round, interleaved. CPU ms / image is this "
@@ -231,7 +222,7 @@ def _backbone_lines(rows: list[dict]) -> list[str]:
              "2..E; the cached path pays the frozen forward pass once, in its first epoch. Augmented = fused, "
              "corrected order.", "",
              "| backbone | variant | images/s (steady) | end-to-end s | speed-up vs recompute (end-to-end / per epoch) "
-             f"| thesis-scale min ({THESIS_SCALE_IMAGES:,} × 10, steady) | thesis min (RTX 3070) |",
+             f"| thesis-scale min ({THESIS_SCALE_IMAGES:,} images × the thesis's epochs, steady) | thesis min (RTX 3070) |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['backbone']} | {r['variant']} | {r['images_per_second']:.0f} | {r['end_to_end_s']:.1f} "
               f"| {_speedups(r)} | {r['thesis_scale_minutes']:.1f} | {r['thesis_minutes']} |" for r in rows]
@@ -244,10 +235,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the goal and pipeline variants")
     parser.add_argument("--goal-epochs", type=int, default=4)
     parser.add_argument("--backbones", nargs="*", default=[],
-                        help="also the per-backbone table: 'all' or names from " + ", ".join(THESIS_CONFIGS))
+                        help="also the per-backbone table: 'all' or names from " + ", ".join(chosen_configs()))
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the per-backbone table")
     args = parser.parse_args()
-    backbones = list(THESIS_CONFIGS) if args.backbones == ["all"] else args.backbones
+    backbones = list(chosen_configs()) if args.backbones == ["all"] else args.backbones
     root = standin.ensure_standin(Path("runs/benchmark_standin"), images_per_class=args.images_per_class) / "binary"
     run_data = subsets.load_run_data(root, progress=False)
     record = machine.start_record()

@@ -102,6 +102,20 @@ def test_augmentation_reaches_training_batches_only(monkeypatch, tmp_path):
     plain = [size for size, layer in calls if layer is None]
     assert augmented == [sizes["training"]]
     assert sizes["validation"] in plain  # test images are predicted without augmentation too (inference.predict)
+    assert isinstance(calls[0][1], augment.FusedAugmentation)  # what training uses unless told otherwise
+
+
+def test_training_with_the_reference_layers_is_one_argument_away(tmp_path):
+    run_data = subsets.load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
+    built = []
+
+    def layers(letters, seed=None):
+        built.append(letters)
+        return augment.keras_augmentation(letters, seed=seed)
+
+    config = experiments.table_configs("4.11")[0].with_overrides(epochs=1, weights=None, batch_size=8)
+    train.train(config, run_data, checkpoint_dir=tmp_path, verbose=0, augmentation_builder=layers)
+    assert built == [config.augmentation]
 
 
 def test_da_tables_have_one_config_per_thesis_row():

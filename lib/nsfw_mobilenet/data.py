@@ -625,10 +625,6 @@ class StoredArray:
     def ndim(self) -> int:
         return len(self.shape)
 
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self.shape) * self._dtype.itemsize
-
     def __len__(self) -> int:
         return len(self._source_of_row)
 

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -112,8 +113,9 @@ def _feature_datasets(front: Any, config: ExperimentConfig, run_data: RunData, f
     return datasets[0], datasets[1]
 
 
-def _image_datasets(config: ExperimentConfig, run_data: RunData) -> tuple[Any, Any]:
-    augmentation = augment.augmentation(config.augmentation, seed=config.seed) if config.augmentation else None
+def _image_datasets(config: ExperimentConfig, run_data: RunData,
+                    augmentation_builder: Callable[..., Any]) -> tuple[Any, Any]:
+    augmentation = augmentation_builder(config.augmentation, seed=config.seed) if config.augmentation else None
     num_classes = len(run_data.classes)
     training = data.make_dataset(run_data.training.images, run_data.training.labels, num_classes, config.backbone,
                                  batch_size=config.batch_size, shuffle=True, seed=config.seed,
@@ -208,10 +210,12 @@ class TrainedRun:
 
 def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | None = None,
           checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR, feature_cache: bool = True, verbose: int = 2,
-          distribution: distribute.Distribution | None = None) -> TrainedRun:
+          distribution: distribute.Distribution | None = None,
+          augmentation_builder: Callable[..., Any] = augment.augmentation) -> TrainedRun:
     """Train one config on decoded data and evaluate it on the test images; `weights_dir` is the offline
     ImageNet weights folder (None: Keras downloads them); `distribution` the devices and precision
-    (`distribute`; None: the default strategy, float32)."""
+    (`distribute`; None: the default strategy, float32); `augmentation_builder(letters, seed=)` makes the
+    augmentation (`augment.keras_augmentation`: listing 4.5's layers, the reference of the fused op)."""
     import keras
 
     distribution = distribution or distribute.distribution()
@@ -246,7 +250,7 @@ def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | No
     else:
         with distribution.scope():
             compile_for_training(model, config.optimizer, config.learning_rate, run_eagerly=one_step_per_epoch)
-        training, validation = _image_datasets(config, run_data)
+        training, validation = _image_datasets(config, run_data, augmentation_builder)
         _fit(model, training, validation, config, training_log, class_weight, verbose)
     history, wall_time, segments = training_log.history, training_log.wall_time, len(training_log.segment_seconds)
     probabilities = None
