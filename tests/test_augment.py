@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy import stats
 
 from nsfw_mobilenet import augment, data, experiments, standin, subsets, train
 
@@ -287,3 +288,29 @@ def test_thesis_order_destroys_the_same_v1_images_with_the_fused_op_as_with_the_
 
     fused, layers = seen(augment.augmentation), seen(augment.keras_augmentation)
     assert fused.mean() > 0.3 and np.array_equal(fused, layers)
+
+
+def test_training_batches_are_the_same_in_every_run_and_new_in_every_epoch():
+    images = np.random.default_rng(0).integers(0, 256, (24, 16, 16, 3), dtype=np.uint8)
+    labels = np.arange(24) % 2
+
+    def two_epochs():
+        dataset = data.make_dataset(images, labels, 2, "mobilenet_v3_small", batch_size=8, shuffle=True, seed=3,
+                                    augmentation=augment.augmentation("ABCDEF", seed=3))
+        return [np.concatenate([batch.numpy() for batch, _ in dataset]) for _ in range(2)]
+
+    first_run, second_run = two_epochs(), two_epochs()
+    np.testing.assert_array_equal(first_run[0], second_run[0])
+    np.testing.assert_array_equal(first_run[1], second_run[1])
+    assert not np.array_equal(first_run[0], first_run[1])
+
+
+def test_batch_seeded_draws_keep_the_layers_distributions():
+    batch = np.full((400, 8, 8, 3), 128.0, np.float32)
+    fused = augment.augmentation("E", seed=1)
+    shifted = np.asarray(fused.with_batch_seed(batch, np.array([1, 7], np.int64)))[:, 0, 0, 0] - 128.0
+    limit = augment.BRIGHTNESS_FACTOR * 255
+    assert shifted.min() >= -limit and shifted.max() <= limit
+    assert stats.kstest(shifted, stats.uniform(-limit, 2 * limit).cdf).pvalue > 0.01
+    noise = np.asarray(augment.augmentation("D").with_batch_seed(batch, np.array([1, 8], np.int64))) - 128.0
+    assert noise.std() == pytest.approx(augment.NOISE_STDDEV, rel=0.05)

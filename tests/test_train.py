@@ -307,3 +307,55 @@ def test_the_data_fingerprint_follows_files_config_and_weights_not_where_the_fol
 def test_an_unknown_row_is_a_usage_error_naming_the_rows_there_are(tmp_path):
     with pytest.raises(ValueError, match=r"choose --row from \[1, 2"):
         train.run_table("4.1", tmp_path, tmp_path, rows=[99])
+
+
+def test_sgd_runs_at_the_keras_default_learning_rate_unless_a_config_says_otherwise():
+    sgd = experiments.table_configs("4.9")[1]
+    assert (sgd.optimizer, sgd.learning_rate, sgd.effective_learning_rate) == ("sgd", None, 0.01)
+    assert sgd.to_dict()["learning_rate"] == 0.01
+    assert sgd.with_overrides(optimizer="adam").to_dict()["learning_rate"] == 0.001
+    literal = sgd.with_overrides(learning_rate=experiments.LITERAL_LEARNING_RATE)
+    assert literal.to_dict()["learning_rate"] == 0.001
+
+
+def test_the_optimizer_gets_the_configs_learning_rate_and_momentum():
+    config = experiments.table_configs("4.9")[1].with_overrides(learning_rate=0.05, momentum=0.9)
+    optimizer = train.make_optimizer(config)
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.05) and optimizer.momentum == 0.9
+    with pytest.raises(ValueError, match="momentum"):
+        train.make_optimizer(config.with_overrides(optimizer="adam"))
+
+
+def test_train_command_runs_each_seed_with_its_own_results_carrying_lr_momentum_and_seed(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = cli.main(["train", "--table", "4.9", "--row", "4", "--learning-rate", "0.01", "--momentum", "0.5",
+                     "--seeds", "2", "--epochs", "1", "--smoke", "--data", str(standin.ensure_standin() / "binary"),
+                     "--out", str(out), "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0
+    results = [json.loads(p.read_text()) for p in sorted((out / "smoke").glob("*.json"))]
+    assert [r["seed"] for r in results] == [1, 2]
+    assert all((r["config"]["learning_rate"], r["config"]["momentum"]) == (0.01, 0.5) for r in results)
+    assert all(r["optimizer_steps"] == 1 and len(r["test"]["predicted"]) == 8 for r in results)
+    assert "sgd 0.01" in capsys.readouterr().out
+
+
+def test_the_logits_head_reads_the_imagenet_logits_not_the_softmax():
+    from nsfw_mobilenet import models
+
+    model = models.build_classifier("mobilenet_v3_small", 2, "thesis_logits", weights=None)
+    classifier = model.get_layer(models.CLASSIFIER_NAME)
+    assert classifier.input.shape[-1] == 1000
+    assert all(layer.name != "predictions" for layer in model.layers)
+    with pytest.raises(ValueError, match="MobileNetV3"):
+        models.build_classifier("mobilenet_v1", 2, "thesis_logits", weights=None)
+
+
+@pytest.mark.slow
+def test_the_same_augmented_run_twice_gives_the_identical_history_and_test_predictions(smoke_data, tmp_path):
+    config = experiments.ExperimentConfig(table="determinism", row=1, backbone="mobilenet_v3_small",
+                                          trainable_layers=10, augmentation="ABCDEF", epochs=2, batch_size=4,
+                                          weights=None, learning_rate=0.1)
+    runs = [train.train(config, smoke_data, checkpoint_dir=tmp_path / str(i), verbose=0).result for i in range(2)]
+    assert runs[0]["history"] == runs[1]["history"]
+    assert runs[0]["test"]["predicted"] == runs[1]["test"]["predicted"]
+    assert len(set(runs[0]["history"]["loss"])) == 2  # it trained: the epochs differ

@@ -147,8 +147,14 @@ def keras_augmentation(letters: str, seed: int | None = None) -> Any:
 
 class FusedAugmentation:
     """Listing 4.5's techniques `letters` as one photometric step and one projective transform per
-    batch (see the module docstring). Each letter has the seed generator its Keras layer would have,
-    and draws the same random numbers from it, so a seed gives the layers' own draws."""
+    batch (see the module docstring).
+
+    Two sources of random numbers, with the same distributions. Called as a layer (`__call__`), each
+    letter draws from the seed generator its Keras layer would have, so a seed gives the layers' own
+    draws (the tests compare them). Training calls `with_batch_seed` instead: every draw is stateless,
+    from the batch's own seed (`data.make_dataset` derives it from the config seed, the epoch and the
+    batch's position), so no draw depends on which of the batches mapped in parallel runs first and the
+    same seed trains the same images."""
 
     def __init__(self, letters: str, seed: int | None = None):
         import keras
@@ -157,6 +163,8 @@ class FusedAugmentation:
         self._generators = {letter: keras.random.SeedGenerator(letter_seed)
                             for letter, letter_seed in zip(self.letters, _letter_seeds(self.letters, seed))}
         self._augment_batch = _compiled_augment_batch(self.letters)  # here, not in `__call__`, which tf.data traces
+        self._batch_seed: Any = None  # set only while `with_batch_seed` traces
+        self._draws_taken: dict[str, int] = {}
 
     def __call__(self, batch: Any, training: bool = True) -> Any:
         """The augmented float32 batch (N, H, W, C); unchanged when not training, as Keras layers."""
@@ -170,14 +178,41 @@ class FusedAugmentation:
             draws["matrix"] = self.output_to_input(tf.shape(batch))
         return self._augment_batch(batch, **draws)
 
+    def with_batch_seed(self, batch: Any, batch_seed: Any) -> Any:
+        """The augmented batch with every draw taken statelessly from `batch_seed` (shape (2,) int):
+        a letter's k-th draw uses the seed folded with the letter's place in A–F and k."""
+        self._batch_seed, self._draws_taken = batch_seed, {}
+        try:
+            return self(batch, training=True)
+        finally:
+            self._batch_seed = None
+
+    def _draw_seed(self, letter: str) -> Any:
+        import tensorflow as tf
+
+        taken = self._draws_taken.get(letter, 0)
+        self._draws_taken[letter] = taken + 1
+        letter_seed = tf.random.experimental.stateless_fold_in(self._batch_seed, "ABCDEF".index(letter))
+        return tf.random.experimental.stateless_fold_in(letter_seed, taken)
+
     def _uniform(self, letter: str, shape: Any, low: float, high: float) -> Any:
         import keras
+        import tensorflow as tf
 
+        if self._batch_seed is not None:
+            return tf.random.stateless_uniform(shape, self._draw_seed(letter), minval=low, maxval=high)
         return keras.random.uniform(shape, minval=low, maxval=high, dtype="float32", seed=self._generators[letter])
+
+    def _normal(self, letter: str, shape: Any, stddev: float) -> Any:
+        import keras
+        import tensorflow as tf
+
+        if self._batch_seed is not None:
+            return tf.random.stateless_normal(shape, self._draw_seed(letter), stddev=stddev)
+        return keras.random.normal(shape, stddev=stddev, dtype="float32", seed=self._generators[letter])
 
     def _photometric_draws(self, batch: Any) -> dict[str, Any]:
         """C's contrast factor and E's brightness shift per image, D's noise per value."""
-        import keras
         import tensorflow as tf
 
         per_image = (tf.shape(batch)[0], 1, 1, 1)
@@ -185,8 +220,7 @@ class FusedAugmentation:
         if "C" in self.letters:
             draws["factor"] = self._uniform("C", per_image, 1.0 - CONTRAST_FACTOR, 1.0 + CONTRAST_FACTOR)
         if "D" in self.letters:
-            draws["noise"] = keras.random.normal(tf.shape(batch), stddev=NOISE_STDDEV, dtype="float32",
-                                                 seed=self._generators["D"])
+            draws["noise"] = self._normal("D", tf.shape(batch), NOISE_STDDEV)
         if "E" in self.letters:
             draws["shift"] = (self._uniform("E", per_image, -BRIGHTNESS_FACTOR, BRIGHTNESS_FACTOR)
                               * (PIXEL_RANGE[1] - PIXEL_RANGE[0]))

@@ -881,7 +881,9 @@ def make_dataset(
     `order="thesis"` applies preprocess_input before the augmentation, as
     listing 4.5 did (V1/V2 then augment values in [-1, 1], e.g. brightness
     meant for [0, 255]); `order="corrected"` augments pixels in [0, 255] first.
-    Pass `augmentation=None` for validation and test data.
+    Pass `augmentation=None` for validation and test data. An augmentation with
+    `with_batch_seed` (`augment.FusedAugmentation`) gets each batch's own seed: a
+    stateless draw from `seed`, new each epoch, the same in every run.
     """
     import tensorflow as tf
 
@@ -889,10 +891,17 @@ def make_dataset(
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     preprocess = preprocess_for(backbone)
 
-    def augment(batch: tf.Tensor) -> tf.Tensor:
-        return batch if augmentation is None else augmentation(batch, training=True)
+    def augment(batch: tf.Tensor, batch_seed: tf.Tensor) -> tf.Tensor:
+        if augmentation is None:
+            return batch
+        if hasattr(augmentation, "with_batch_seed"):
+            return augmentation.with_batch_seed(batch, batch_seed)
+        return augmentation(batch, training=True)  # listing 4.5's Keras layers: stateful draws
 
-    steps = (preprocess, augment) if order == "thesis" else (augment, preprocess)
+    def preprocess_batch(batch: tf.Tensor, batch_seed: tf.Tensor) -> tf.Tensor:
+        return preprocess(batch)
+
+    steps = (preprocess_batch, augment) if order == "thesis" else (augment, preprocess_batch)
     one_hot = np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
     row_shape = tuple(images.shape[1:])
 
@@ -902,16 +911,21 @@ def make_dataset(
         batch = tf.ensure_shape(batch, (None, *row_shape))
         return batch, tf.ensure_shape(batch_labels, (None, num_classes))
 
-    def transform(batch: tf.Tensor, batch_labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def transform(batch_seed: tf.Tensor, batch_and_labels: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        batch, batch_labels = batch_and_labels
         batch = tf.cast(batch, tf.float32)
         for step in steps:
-            batch = step(batch)
+            batch = step(batch, tf.stack([tf.constant(seed, tf.int64), batch_seed]))
         return batch, batch_labels
 
     dataset = tf.data.Dataset.range(len(images))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    # Sequential: a numpy_function is stateful, and op determinism (`train.enable_determinism`) would make
+    # TensorFlow rewrite a parallel map of it into this, with a line on stderr.
+    dataset = dataset.batch(batch_size).map(gather)
+    batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)  # one per batch, new each epoch
+    dataset = tf.data.Dataset.zip(batch_seeds, dataset)
     return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,16 +41,25 @@ def _project_root() -> Path:
 PROJECT_ROOT = _project_root()  # fixed at import
 
 
+# §4.2.1 item 3: the thesis ran at "the value applied to the learning rate by default in both optimizer's
+# functions". That is each Keras optimizer's default, which differs: SGD 0.01, Adam 0.001 (Keras 2 and 3).
+KERAS_DEFAULT_LEARNING_RATES = {"sgd": 0.01, "adam": 0.001}
+LITERAL_LEARNING_RATE = 0.001  # the other reading: the number §4.2.1 prints, for both optimizers
+DEFAULT_SEED = 1
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """One training run. Defaults are the thesis's (§4.1–4.2): SGD, lr 1e-3, batch 64, 10 epochs."""
+    """One training run. Defaults are the thesis's (§4.1–4.2): SGD at its Keras default learning rate, batch 64,
+    10 epochs. `learning_rate` None means the optimizer's Keras default (`KERAS_DEFAULT_LEARNING_RATES`)."""
 
     table: str
     row: int
     backbone: str
     trainable_layers: int
     optimizer: str = "sgd"
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None
+    momentum: float = 0.0  # SGD only; Keras's default, as the thesis (listing 4.3) set none
     epochs: int = 10
     batch_size: int = 64
     head: str = "thesis"
@@ -58,17 +68,25 @@ class ExperimentConfig:
     taxonomy: str = "binary"
     weights: str | None = "imagenet"
     class_weights: bool = False
-    seed: int = 1
+    seed: int = DEFAULT_SEED
 
     @property
     def name(self) -> str:
         return f"table_{self.table}_row_{self.row:02d}"
 
+    @property
+    def effective_learning_rate(self) -> float:
+        """The learning rate the optimizer runs at: the config's, else the optimizer's Keras default."""
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return KERAS_DEFAULT_LEARNING_RATES[self.optimizer]
+
     def with_overrides(self, **changes: Any) -> "ExperimentConfig":
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as results record it: the learning rate resolved to the number the run used."""
+        return dataclasses.asdict(self) | {"learning_rate": self.effective_learning_rate}
 
 
 def repo_relative(path: Path | str) -> str:
@@ -120,7 +138,7 @@ def thesis_reference() -> dict[str, Any]:
 def thesis_row(table: str, row: int | str) -> dict[str, Any]:
     """The thesis's numbers for one row, merged with its confusion-matrix row when it has one."""
     tables = thesis_reference()["tables"]
-    numbers = dict(tables[table]["rows"].get(row, {}))
+    numbers = dict(tables.get(table, {}).get("rows", {}).get(row, {}))  # none for this project's own tables
     for other in tables.values():
         if other.get("confusion_of") == table and row in other["rows"]:
             numbers.update(other["rows"][row])
@@ -150,9 +168,12 @@ def thesis_vs_run(results: list[dict[str, Any]]) -> Any:
         config = result["config"]
         thesis = thesis_row(config["table"], config["row"])
         row = {"table": config["table"], "row": config["row"], "N": config["trainable_layers"],
-               "optimizer": config["optimizer"], "augmentation": config["augmentation"] or "-",
+               "optimizer": config["optimizer"], "learning_rate": config["learning_rate"],
+               "momentum": config.get("momentum", 0.0), "head": config["head"],
+               "augmentation": config["augmentation"] or "-",
                "order": config["order"] if config["augmentation"] else "-", "epochs": config["epochs"],
-               "weights": weights_name(result)}
+               "optimizer_steps [thesis]": thesis_steps(config), "optimizer_steps [run]": result.get("optimizer_steps"),
+               "seed": config["seed"], "weights": weights_name(result)}
         for column, value in _run_columns(result).items():
             row[(column, "thesis")] = thesis.get(column)
             row[(column, "run")] = value
@@ -160,6 +181,14 @@ def thesis_vs_run(results: list[dict[str, Any]]) -> Any:
     frame = pd.DataFrame(rows)
     frame.columns = [c if isinstance(c, str) else f"{c[0]} [{c[1]}]" for c in frame.columns]
     return frame
+
+
+def thesis_steps(config: dict[str, Any]) -> int:
+    """Optimizer steps the thesis made for a row: its training images in batches of the row's size, times the
+    epochs it trained (10, or as its reference row says; a row trained longer here still compares with them)."""
+    images = thesis_reference()["dataset_2_classes"]["train_images"]
+    epochs = thesis_row(config["table"], config["row"]).get("epochs", ExperimentConfig.epochs)
+    return math.ceil(images / config["batch_size"]) * epochs
 
 
 def _thesis_and_run(thesis: float | None, run: float | None, style: str) -> str:
@@ -176,18 +205,19 @@ def _test_accuracy(counts: dict[str, Any]) -> float | None:
 
 
 def compact_thesis_vs_run(results: list[dict[str, Any]]) -> Any:
-    """The terminal's view of `thesis_vs_run` (which keeps every column): row, N, optimizer, validation and
-    test accuracy and minutes as "thesis | run", and this run's TN/FN/TP/FP; fits an 80-column terminal."""
+    """The terminal's view of `thesis_vs_run` (which keeps every column): row, N, seed, optimizer and learning
+    rate, optimizer steps, validation and test accuracy and minutes as "thesis | run"; fits 80 columns."""
     import pandas as pd
 
     rows = []
     for result in results:
         config, test = result["config"], result.get("test") or {}
         thesis = thesis_row(config["table"], config["row"])
-        rows.append({"row": config["row"], "N": config["trainable_layers"], "opt.": config["optimizer"],
+        rows.append({"row": config["row"], "N": config["trainable_layers"], "seed": config["seed"],
+                     "opt. lr": f"{config['optimizer']} {config['learning_rate']:g}",
+                     "steps": result.get("optimizer_steps", "–"),
                      "val acc": _thesis_and_run(thesis.get("val_accuracy"), result["final"]["val_accuracy"], "{:.3f}"),
                      "test acc": _thesis_and_run(_test_accuracy(thesis), test.get("accuracy"), "{:.3f}"),
-                     "TN/FN/TP/FP": "/".join(str(test.get(k, "–")) for k in CONFUSION_COLUMNS),
                      "minutes": _thesis_and_run(thesis.get("time_min"), result["time_min"], "{:.1f}")})
     return pd.DataFrame(rows)
 
@@ -215,3 +245,78 @@ def same_training_groups(results: list[dict[str, Any]]) -> Any:
         thesis_spread=("val_accuracy [thesis]", lambda v: max(v) - min(v)),
         run_spread=("val_accuracy [run]", lambda v: max(v) - min(v)))
     return spread[spread["rows"].map(len) > 1].reset_index()
+
+
+# --- Several seeds per row: intervals and paired tests (`uncertainty`) ---------------------------------
+def correct_by_image(results: list[dict[str, Any]]) -> Any:
+    """(runs, test images) booleans: which test images each run classified correctly. Runs pair up only on
+    the same test files in the same order (`test.files`)."""
+    import numpy as np
+
+    tests = [result["test"] for result in results]
+    if any("predicted" not in test for test in tests):
+        raise ValueError("a result has no per-image predictions (trained before they were recorded); train it again")
+    if len({test["files"] for test in tests}) > 1:
+        raise ValueError("these runs were tested on different test images; paired tests need the same ones")
+    return np.array([np.equal(test["predicted"], test["labels"]) for test in tests])
+
+
+def _without_seed(config: dict[str, Any]) -> str:
+    return json.dumps({key: value for key, value in config.items() if key != "seed"}, sort_keys=True)
+
+
+def seed_groups(results: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Results grouped by everything in their config but the seed, in table and row order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for result in results:
+        groups.setdefault(_without_seed(result["config"]), []).append(result)
+    return sorted(groups.values(), key=lambda runs: (runs[0]["config"]["table"], runs[0]["config"]["row"]))
+
+
+def _test_accuracy_shown(runs: list[dict[str, Any]]) -> str:
+    """Mean ± interval over seeds, or one run's accuracy with its Wilson interval."""
+    from .uncertainty import seed_interval, wilson_interval
+
+    if len(runs) > 1:
+        return str(seed_interval([run["test"]["accuracy"] for run in runs]))
+    test = runs[0]["test"]
+    images = sum(test[k] for k in CONFUSION_COLUMNS)
+    low, high = wilson_interval(round(test["accuracy"] * images), images)
+    return f"{test['accuracy']:.3f} [{low:.2f}, {high:.2f}]"
+
+
+def seeds_vs_thesis(results: list[dict[str, Any]]) -> Any:
+    """One row per configuration: the thesis's numbers beside this project's mean ± 95 % interval over its
+    seeds (one seed: the test accuracy's Wilson interval), the optimizer steps of both and the CPU time."""
+    import pandas as pd
+
+    from .uncertainty import seed_interval
+
+    rows = []
+    for runs in seed_groups(results):
+        config = runs[0]["config"]
+        thesis = thesis_row(config["table"], config["row"])
+        mean = {key: seed_interval([run["final"][key] for run in runs]) for key in ("loss", "val_accuracy")}
+        rows.append({"table": config["table"], "row": config["row"], "N": config["trainable_layers"],
+                     "head": config["head"], "optimizer": config["optimizer"], "lr": config["learning_rate"],
+                     "DA": config["augmentation"] or "-", "steps [thesis]": thesis_steps(config),
+                     "steps [run]": runs[0].get("optimizer_steps"), "seeds": len(runs),
+                     "train loss [thesis]": thesis.get("train_loss"), "train loss [run]": str(mean["loss"]),
+                     "val acc [thesis]": thesis.get("val_accuracy"), "val acc [run]": str(mean["val_accuracy"]),
+                     "test acc [thesis]": _test_accuracy(thesis), "test acc [run]": _test_accuracy_shown(runs),
+                     "CPU min": sum(run.get("cpu_min", float("nan")) for run in runs)})
+    return pd.DataFrame(rows)
+
+
+def detectable_difference_note(results: list[dict[str, Any]]) -> str:
+    """What a table of these runs can tell apart: the smallest test-accuracy difference two single runs
+    show with power 0.8 at the 5 % level, in points and in images."""
+    from .uncertainty import detectable_difference
+
+    test = results[0]["test"]
+    images = sum(test[k] for k in CONFUSION_COLUMNS)
+    accuracy = sum(r["test"]["accuracy"] for r in results) / len(results)
+    smallest = detectable_difference(images, accuracy)
+    return (f"{images} test images: near accuracy {accuracy:.2f}, two single runs must differ by "
+            f"{smallest:.3f} ({math.ceil(smallest * images)} images) to be told apart (5 % level, power 0.8); "
+            f"means over seeds by less, as their intervals show.")

@@ -220,7 +220,7 @@ def weights_for_run(name: str, weights_dir: Path | str | None = None) -> tuple[s
 
 
 # --- Thesis heads (§4.2) -------------------------------------------------------------------
-HEADS = ("thesis", "standard")
+HEADS = ("thesis", "thesis_logits", "standard")  # thesis_logits: listing 4.7 read as its comment says (V3)
 CLASSIFIER_NAME = "classifier"
 FEATURES_FLATTEN_NAME = "pooled_features_flatten"  # shape-only; the thesis's layer count ignores it
 
@@ -287,6 +287,14 @@ def thesis_head_v3(base: Any, num_classes: int) -> Any:
     return _softmax_classifier(num_classes)(base.output)
 
 
+def thesis_logits_head_v3(base: Any, num_classes: int) -> Any:
+    """Listing 4.7 read as its comment and §4.2.4 say, "all the layers except the last one": a softmax Dense
+    on the 1000 ImageNet logits, the ImageNet softmax (the network's last layer) left out."""
+    if not has_imagenet_top(base):
+        raise ValueError("the logits head reads the ImageNet top; build the backbone with include_top=True")
+    return _softmax_classifier(num_classes)(base.layers[-1].input)
+
+
 THESIS_HEADS: dict[str, Callable[[Any, int], Any]] = {
     "mobilenet_v1": thesis_head_v1,
     "mobilenet_v2": thesis_head_v2,
@@ -298,6 +306,11 @@ THESIS_HEADS: dict[str, Callable[[Any, int], Any]] = {
 def standard_head(base: Any, num_classes: int, backbone: str, dropout: float = 0.2) -> Any:
     """The usual transfer-learning head: penultimate ImageNet features → Dropout → softmax Dense."""
     return _dropout_dense(penultimate_features(base, backbone), num_classes, dropout)
+
+
+def heads_for(backbone: str) -> tuple[str, ...]:
+    """The heads `build_classifier` makes for `backbone` (the logits reading exists for V3's listing 4.7 only)."""
+    return tuple(head for head in HEADS if head != "thesis_logits" or THESIS_HEADS[backbone] is thesis_head_v3)
 
 
 def build_classifier(backbone: str, num_classes: int, head: str = "thesis",
@@ -314,6 +327,11 @@ def build_classifier(backbone: str, num_classes: int, head: str = "thesis",
     base = build_backbone(backbone, weights, get_backbone(backbone).classifier_needs_top, weights_dir)
     if head == "thesis":
         outputs = THESIS_HEADS[backbone](base, num_classes)
+    elif head == "thesis_logits":
+        if head not in heads_for(backbone):
+            raise ValueError(f"head 'thesis_logits' is a reading of listing 4.7 (MobileNetV3); {backbone}'s thesis "
+                             "head already reads pooled features")
+        outputs = thesis_logits_head_v3(base, num_classes)
     else:
         outputs = standard_head(base, num_classes, backbone)
     return keras.Model(base.input, outputs, name=f"{backbone}_{head}_head_{num_classes}_classes")

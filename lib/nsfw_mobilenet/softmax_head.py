@@ -19,10 +19,12 @@ import numpy as np
 
 from . import data, models
 from .architecture import decode_imagenet
-from .experiments import ExperimentConfig, thesis_reference
+from .experiments import KERAS_DEFAULT_LEARNING_RATES, LITERAL_LEARNING_RATE, ExperimentConfig, thesis_reference
 from .inference import predict
 
 STEP_CHECKPOINTS = (80, 400, 1000, 2000)  # besides the thesis's own count, for the steps table
+# §4.2.1's two readings for SGD: the printed 0.001, and Keras SGD's default 0.01
+LEARNING_RATE_READINGS = (LITERAL_LEARNING_RATE, KERAS_DEFAULT_LEARNING_RATES["sgd"])
 
 
 def thesis_optimizer_steps(epochs: int = ExperimentConfig.epochs, batch_size: int = data.BATCH_SIZE) -> int:
@@ -88,11 +90,11 @@ def gradient_norms(model: Any, images: np.ndarray, labels: np.ndarray, backbone:
 
 
 def head_gradient_table(backbone: str, images: np.ndarray, labels: np.ndarray, num_classes: int,
-                        learning_rate: float = ExperimentConfig.learning_rate,
+                        learning_rates: Sequence[float] = LEARNING_RATE_READINGS,
                         weights: str | None = ExperimentConfig.weights, seed: int = ExperimentConfig.seed,
                         weights_dir: Path | None = None) -> Any:
-    """Thesis head vs standard head at initialisation, on one seeded training batch (64 images, §4.1): the
-    new Dense's input norm, its gradient, and the change of its outputs one SGD step makes
+    """Each head of `backbone` at initialisation, on one seeded training batch (64 images, §4.1): the new
+    Dense's input norm, its gradient, and the change of its outputs one SGD step makes at each learning rate
     (`learning_rate × ‖input‖²` per unit of error)."""
     import keras
     import pandas as pd
@@ -100,18 +102,19 @@ def head_gradient_table(backbone: str, images: np.ndarray, labels: np.ndarray, n
     batch = np.random.RandomState(seed).permutation(len(labels))[:data.BATCH_SIZE]
     images, labels = images[batch], labels[batch]
     rows = []
-    for head in models.HEADS:
+    for head in models.heads_for(backbone):
         keras.utils.set_random_seed(ExperimentConfig.seed)  # initialised as a training run is
         model = models.build_classifier(backbone, num_classes, head, weights, weights_dir)
         dense_input = keras.Model(model.input, model.get_layer(models.CLASSIFIER_NAME).input)
         x = predict(dense_input, images, backbone)
         squared = (x ** 2).sum(axis=1).mean()
-        layers = [models.CLASSIFIER_NAME] + (["logits"] if head == "thesis" and backbone.startswith("mobilenet_v3") else [])
+        reads_top = head != "standard" and any(layer.name == "logits" for layer in model.layers)
+        layers = [models.CLASSIFIER_NAME] + (["logits"] if reads_top else [])
         norms = gradient_norms(model, images, labels, backbone, layers)
         rows.append({"head": head, "Dense input width": x.shape[1], "‖Dense input‖²": squared,
                      "‖∂loss/∂W‖ of the new Dense": norms[models.CLASSIFIER_NAME],
                      "‖∂loss/∂W‖ of ImageNet logits": norms.get("logits", float("nan")),
-                     "output change per SGD step (lr·‖x‖²)": learning_rate * squared})
+                     **{f"output change per SGD step at lr {rate:g}": rate * squared for rate in learning_rates}})
     return pd.DataFrame(rows).set_index("head")
 
 
@@ -139,4 +142,5 @@ def accuracy_by_steps(result: dict[str, Any]) -> tuple[list[int], list[float]]:
 
 
 def run_label(config: dict[str, Any]) -> str:
-    return f"{config['head']} head, {config['optimizer'].upper()}, N={config['trainable_layers']}"
+    return (f"{config['head']} head, {config['optimizer'].upper()} lr {config['learning_rate']:g}, "
+            f"N={config['trainable_layers']}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -33,7 +34,9 @@ import nsfw_mobilenet
 from . import augment, data, distribute, models
 from .evaluate import evaluate_predictions
 from .exit_codes import EXIT_OK, EXIT_USAGE
-from .experiments import (FINAL_CONFIG_FILE, PROJECT_ROOT, ExperimentConfig, final_config, repo_relative,
+from .experiments import (DEFAULT_SEED, FINAL_CONFIG_FILE, KERAS_DEFAULT_LEARNING_RATES, PROJECT_ROOT,
+                          ExperimentConfig,
+                          final_config, repo_relative,
                           table_configs, compact_thesis_vs_run, thesis_vs_run, weights_name)
 from .inference import predict, predict_to_file
 from .subsets import DEFAULT_CACHE_DIR, RunData, load_run_data, run_files
@@ -49,21 +52,28 @@ RESULT_KEYS = ("config", "weights", "data", "history", "final", "time_min", "tes
 log = logging.getLogger(__name__)
 
 
-def make_optimizer(name: str, learning_rate: float) -> Any:
-    """Listing 4.3's optimizers ("sgd" or "adam")."""
+def make_optimizer(config: ExperimentConfig) -> Any:
+    """Listing 4.3's optimizers ("sgd" or "adam") at the config's learning rate (and SGD's momentum)."""
     import keras
 
-    optimizers = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
-    if name not in optimizers:
-        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {name!r}")
-    return optimizers[name](learning_rate=learning_rate)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.effective_learning_rate, momentum=config.momentum)
+    if config.optimizer == "adam":
+        if config.momentum:
+            raise ValueError(f"momentum {config.momentum} is an SGD setting; Adam has its own moments (beta_1)")
+        return keras.optimizers.Adam(learning_rate=config.effective_learning_rate)
+    raise ValueError(f"optimizer must be one of {sorted(KERAS_DEFAULT_LEARNING_RATES)}, got {config.optimizer!r}")
 
 
-def compile_for_training(model: Any, optimizer: str = ExperimentConfig.optimizer,
-                         learning_rate: float = ExperimentConfig.learning_rate, run_eagerly: bool = False) -> Any:
-    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss="categorical_crossentropy",
-                  metrics=["accuracy"], run_eagerly=run_eagerly)
+def compile_for_training(model: Any, config: ExperimentConfig, run_eagerly: bool = False) -> Any:
+    model.compile(optimizer=make_optimizer(config), loss="categorical_crossentropy", metrics=["accuracy"],
+                  run_eagerly=run_eagerly)
     return model
+
+
+def optimizer_steps(config: ExperimentConfig, training_images: int) -> int:
+    """Optimizer steps of a run: batches per epoch × epochs (the thesis made 391 × 10 = 3,910)."""
+    return math.ceil(training_images / config.batch_size) * config.epochs
 
 
 def frozen_boundary(model: Any, backbone: str, trainable_layers: int) -> int | None:
@@ -180,6 +190,13 @@ def _fit(model: Any, training: Any, validation: Any, config: ExperimentConfig, t
     training_log.finish()
 
 
+def files_digest(paths: Any) -> str:
+    """Names an ordered list of files by class folder and file name (not where the dataset lies): two runs'
+    per-image predictions pair up only when it is equal."""
+    names = (f"{Path(path).parent.name}/{Path(path).name}" for path in paths)
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
 def versions() -> dict[str, str]:
     import keras
     import sklearn
@@ -197,6 +214,15 @@ def run_fingerprint(config: ExperimentConfig, weights: str | None, run_data: Run
     identity = json.dumps([config.to_dict(), str(weights), [str(p) for p in run_data.training.paths],
                            distribution_setup])
     return hashlib.sha1(identity.encode()).hexdigest()[:12]
+
+
+def enable_determinism() -> None:
+    """TensorFlow's op determinism (deterministic kernels and tf.data order), for every run: with the seeds of
+    `keras.utils.set_random_seed` and the stateless augmentation draws, the same config, seed, data and machine
+    give the same history and test counts. Process-wide and permanent, as TensorFlow makes it."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
 
 
 @dataclass
@@ -218,10 +244,12 @@ def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | No
     augmentation (`augment.keras_augmentation`: listing 4.5's layers, the reference of the fused op)."""
     import keras
 
+    cpu_started = time.process_time()
     distribution = distribution or distribute.distribution()
     weights, weights_note = (models.weights_for_run(config.backbone, weights_dir) if config.weights == "imagenet"
                              else (config.weights, f"weights={config.weights!r} as configured"))
     keras.utils.set_random_seed(config.seed)  # after the weights probe, which builds a model of its own
+    enable_determinism()
     with distribution.scope():  # its variables on every replica, its layers in the run's precision
         model = models.build_classifier(config.backbone, len(run_data.classes), config.head, weights, weights_dir)
     trainable = models.freeze_all_but_last(model, config.backbone, config.trainable_layers)
@@ -244,12 +272,12 @@ def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | No
         # batch of `predict_on_batch` on every replica); the tail, remade inside, trains on the replicas.
         with distribution.scope():
             tail = keras.Model(tail.input, tail.output, name=tail.name)
-            compile_for_training(tail, config.optimizer, config.learning_rate, run_eagerly=one_step_per_epoch)
+            compile_for_training(tail, config, run_eagerly=one_step_per_epoch)
         _fit(tail, training, validation, config, training_log, class_weight, verbose)
         shutil.rmtree(checkpoint_dir / FEATURES_FOLDER)  # as Keras deletes the backup once trained
     else:
         with distribution.scope():
-            compile_for_training(model, config.optimizer, config.learning_rate, run_eagerly=one_step_per_epoch)
+            compile_for_training(model, config, run_eagerly=one_step_per_epoch)
         training, validation = _image_datasets(config, run_data, augmentation_builder)
         _fit(model, training, validation, config, training_log, class_weight, verbose)
     history, wall_time, segments = training_log.history, training_log.wall_time, len(training_log.segment_seconds)
@@ -258,9 +286,14 @@ def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | No
     if run_data.test is not None and len(run_data.test.labels):
         probabilities = predict(model, run_data.test.images, config.backbone, config.batch_size)
         evaluation = evaluate_predictions(probabilities, run_data.test.labels, run_data.classes).to_dict()
+        # per image, in the test folder's order: what paired tests (McNemar, bootstrap) compare across runs
+        evaluation.update(labels=np.asarray(run_data.test.labels).tolist(),
+                          predicted=probabilities.argmax(axis=1).tolist(), files=files_digest(run_data.test.paths))
     trained_images = run_data.counts()["training"] * config.epochs
     result = {
         "config": config.to_dict(),
+        "seed": config.seed,
+        "optimizer_steps": optimizer_steps(config, run_data.counts()["training"]),
         "weights": {"used": weights, "source": models.weights_source(config.backbone, weights, weights_dir=weights_dir),
                     "note": weights_note},
         "trainable_layers_with_weights": trainable,
@@ -270,6 +303,7 @@ def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | No
         "history": history,
         "final": {key: history[key][-1] for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
         "time_min": wall_time / 60,  # every segment of a resumed run
+        "cpu_min": (time.process_time() - cpu_started) / 60,  # all threads, build and test included; last segment
         "training_images_per_second": trained_images / wall_time,
         "segments": segments,
         "test": evaluation,
@@ -282,7 +316,7 @@ def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | No
 def result_path(config: ExperimentConfig, out_dir: Path | str, smoke: bool = False) -> Path:
     """Where `run_experiment` writes a run's results JSON (its `.keras` beside it). Smoke runs go to
     `<out_dir>/smoke/`, so a seconds-long check can never overwrite a full (committed) result."""
-    return Path(out_dir) / ("smoke" if smoke else "") / f"{config.name}.json"
+    return Path(out_dir) / ("smoke" if smoke else "") / f"{config.name}_seed_{config.seed}.json"
 
 
 def _size_and_mtime(path: Path) -> list[int | None]:
@@ -332,7 +366,7 @@ def _reusable(stored: dict[str, Any], config: ExperimentConfig, smoke: bool, dat
     """Same config, mode, data folder, devices and precision (`distribute.setup`), and unchanged data. A result
     without a fingerprint (committed before there was one, reused on machines whose file times differ)
     counts as unchanged; one without a distribution record was trained on one device in float32."""
-    same_run = (stored["config"], stored.get("smoke"), stored["data"].get("dir"),
+    same_run = (ExperimentConfig(**stored["config"]).to_dict(), stored.get("smoke"), stored["data"].get("dir"),
                 stored.get("distribution", distribute.SINGLE_DEVICE))
     stored_fingerprint = stored["data"].get("fingerprint")
     return (same_run == (config.to_dict(), smoke, data_name, distribution_setup)
@@ -448,18 +482,29 @@ def final_model(data_dir: Path | str, out_dir: Path | str | None = None, *, smok
     return FinalModel(model, result, run_data)
 
 
+def seed_list(seeds: int | list[int] | None) -> list[int] | None:
+    """`--seeds K` as seeds 1…K, an explicit list as given, None as None (the configs' own seed)."""
+    if seeds is None or isinstance(seeds, list):
+        return seeds
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    return list(range(DEFAULT_SEED, DEFAULT_SEED + seeds))
+
+
 def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: list[int] | None = None,
-              smoke: bool = False, progress: bool = True, weights_dir: Path | None = None,
-              cache_dir: Path | None = DEFAULT_CACHE_DIR, distribution: distribute.Distribution | None = None,
-              **overrides: Any) -> list[dict[str, Any]]:
-    """Every row of a thesis table (or the chosen rows), decoding the dataset once into `cache_dir`;
-    `distribution`: the devices and precision of every row (None: one device, float32)."""
+              seeds: int | list[int] | None = None, smoke: bool = False, progress: bool = True,
+              weights_dir: Path | None = None, cache_dir: Path | None = DEFAULT_CACHE_DIR,
+              distribution: distribute.Distribution | None = None, **overrides: Any) -> list[dict[str, Any]]:
+    """Every row of a thesis table (or the chosen rows), once per seed (`seed_list`; each seed its own results
+    JSON), decoding the dataset once into `cache_dir`; `distribution`: the devices and precision of every row
+    (None: one device, float32)."""
     from tqdm import tqdm
 
     every_row = table_configs(table)
     configs = [c.with_overrides(**overrides) for c in every_row if rows is None or c.row in rows]
     if not configs:
         raise ValueError(f"table {table} has no row {rows}; choose --row from {[c.row for c in every_row]}")
+    configs = [c.with_overrides(seed=seed) for c in configs for seed in (seed_list(seeds) or [c.seed])]
     run_data = load_run_data(data_dir, smoke=smoke, progress=progress, cache_dir=cache_dir)
     return [run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, weights_dir=weights_dir,
                            distribution=distribution, verbose=0)
@@ -518,11 +563,13 @@ def order_effect(results: list[dict[str, Any]]) -> Any:
 
 def _run_command(args: Any) -> int:
     nsfw_mobilenet.import_tensorflow_quietly()  # its native start-up lines are not this command's messages
-    overrides = {"epochs": args.epochs, "order": args.order, "optimizer": args.optimizer}
+    overrides = {"epochs": args.epochs, "order": args.order, "optimizer": args.optimizer,
+                 "learning_rate": args.learning_rate, "momentum": args.momentum, "head": args.head}
     try:
         # First, before TensorFlow runs anything: a multi-worker strategy cannot be made later.
         distribution = distribute.distribution(args.strategy, args.mixed_precision)
-        results = run_table(args.table, args.data, args.out, rows=args.row, smoke=args.smoke,
+        results = run_table(args.table, args.data, args.out, rows=args.row, seeds=args.seed or args.seeds,
+                            smoke=args.smoke,
                             weights_dir=args.settings.weights_dir, cache_dir=Path(args.cache_dir),
                             distribution=distribution, **overrides)
     except (ValueError, OSError, models.WeightsUnavailable) as error:  # EmptyClassFolder is a ValueError
@@ -550,7 +597,18 @@ def add_command(subparsers: Any) -> None:
     parser.add_argument("--out", required=True, help="folder for one results JSON per row")
     parser.add_argument("--epochs", type=int, help="override the configs' epochs")
     parser.add_argument("--order", choices=data.ORDERS, help="augmentation order override")
-    parser.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer override (listing 4.3)")
+    parser.add_argument("--optimizer", choices=tuple(KERAS_DEFAULT_LEARNING_RATES),
+                        help="optimizer override (listing 4.3)")
+    parser.add_argument("--learning-rate", type=float,
+                        help="learning rate override (default: each optimizer's Keras default, SGD 0.01 and Adam "
+                             "0.001, as §4.2.1 says the thesis used; 0.001 is the literal reading of its text)")
+    parser.add_argument("--momentum", type=float, help="SGD momentum override (default 0, Keras's)")
+    parser.add_argument("--head", choices=models.HEADS,
+                        help="head override: thesis (listings 4.6-4.7), thesis_logits (V3: listing 4.7 on the "
+                             "logits, before the ImageNet softmax) or standard (pooled features, Dropout, Dense)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, metavar="K", help="train every row with seeds 1..K, a results JSON each")
+    seeds.add_argument("--seed", type=int, action="append", help="train every row with this seed (repeatable)")
     parser.add_argument("--smoke", action="store_true", help="a few images per class, for a quick check")
     parser.add_argument("--strategy", choices=distribute.STRATEGIES, default="default",
                         help="tf.distribute strategy: mirrored = every GPU of this host, multi-worker = every host "
