@@ -12,7 +12,8 @@ def test_unknown_config_key_names_the_file(tmp_path):
 
 def test_defaults_are_the_thesis_training_set_up():
     config = experiments.table_configs("4.1")[0]
-    assert (config.learning_rate, config.batch_size, config.epochs, config.head) == (1e-3, 64, 10, "thesis")
+    assert (config.optimizer, config.effective_learning_rate) == ("adam", 1e-3)  # Keras's Adam default
+    assert (config.batch_size, config.epochs, config.head, config.momentum) == (64, 10, "thesis", 0.0)
 
 
 def test_thesis_row_merges_its_confusion_matrix():
@@ -39,7 +40,7 @@ def test_a_table_without_configs_names_the_tables_that_have_some():
 
 
 def test_the_terminal_table_of_a_whole_thesis_table_fits_80_columns():
-    committed = experiments.PROJECT_ROOT / "results" / "table_4.1" / "flower_photos_roses_vs_tulips"
+    committed = experiments.PROJECT_ROOT / "results" / "table_4.1" / "flower_photos_roses_vs_tulips_lr0.001"
     results = [experiments.load_result(path) for path in sorted(committed.glob("*.json"))]
     assert len(results) == 11
     text = experiments.compact_thesis_vs_run(results).to_string(index=False)

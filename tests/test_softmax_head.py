@@ -27,11 +27,17 @@ def test_saturation_table_reports_each_class_input_norms():
     assert table.loc["roses", "‖pooled features‖² (standard head input)"] == 25.0
 
 
-def test_steps_table_reads_accuracy_after_the_asked_steps():
-    result = {"config": {"head": "thesis", "optimizer": "sgd", "trainable_layers": 10, "batch_size": 64},
-              "data": {"counts": {"training": 507}}, "history": {"val_accuracy": [0.5, 0.6, 0.7, 0.8]},
-              "test": {"accuracy": 0.75}}
-    table = softmax_head.steps_table([result], [8, 20, 1000])
-    assert list(table.columns) == ["8 steps", "24 steps", "32 steps", "test accuracy"]
-    assert table.iloc[0].tolist() == [0.5, 0.7, 0.8, 0.75]
-    assert softmax_head.accuracy_by_steps(result)[0] == [8, 16, 24, 32]
+def test_steps_table_reads_mean_accuracy_over_seeds_after_the_asked_steps():
+    def result(seed, accuracies, test):
+        return {"config": {"head": "thesis", "optimizer": "sgd", "learning_rate": 0.01, "trainable_layers": 10,
+                           "batch_size": 64, "table": "4.9-steps", "row": 1, "seed": seed},
+                "data": {"counts": {"training": 507}}, "history": {"val_accuracy": accuracies},
+                "test": {"accuracy": test}}
+
+    runs = [result(1, [0.5, 0.6, 0.7, 0.8], 0.75), result(2, [0.5, 0.8, 0.9, 1.0], 0.85)]
+    table = softmax_head.steps_table(runs, [8, 20, 1000])
+    assert list(table.columns) == ["seeds", "8 steps", "24 steps", "32 steps", "test accuracy"]
+    assert table.iloc[0].tolist()[:4] == [2, 0.5, 0.8, 0.9]
+    assert table.iloc[0]["test accuracy"].startswith("0.800 ± ")
+    assert table.index[0] == "thesis head, SGD lr 0.01, N=10"
+    assert softmax_head.accuracy_by_steps(runs)[0] == [8, 16, 24, 32]

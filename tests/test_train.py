@@ -95,7 +95,7 @@ def test_frozen_part_stops_before_any_dropout():
 
 def test_unknown_optimizer_is_named():
     with pytest.raises(ValueError, match="rmsprop"):
-        train.make_optimizer("rmsprop", 1e-3)
+        train.make_optimizer(experiments.table_configs("4.1")[0].with_overrides(optimizer="rmsprop"))
 
 
 def test_balanced_class_weights_favour_the_rare_class():
@@ -124,7 +124,7 @@ def test_a_notebook_finds_the_run_made_from_the_repository_root(smoke_data, tmp_
 def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_path):
     final = train.final_model(standin.ensure_standin() / "binary", tmp_path, smoke=True)
     assert final.result["config"] == experiments.final_config().with_overrides(epochs=1).to_dict()
-    assert (tmp_path / "smoke" / "table_final_row_01.keras").exists()
+    assert (tmp_path / "smoke" / "table_final_row_01_seed_1.keras").exists()
     assert final.test_probabilities().shape == (len(final.data.test.labels), 2)
     assert "MobileNetV3-Small" in final.describe() and "SMOKE" in final.describe()
     card = final.model_card(["normal", "sexual"])
@@ -135,7 +135,7 @@ def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_pat
 def test_final_model_with_the_thesis_head_has_its_own_folder_and_says_so_on_its_card(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "PROJECT_ROOT", tmp_path)
     thesis_head = train.final_model(standin.ensure_standin() / "binary", smoke=True, head="thesis")
-    assert (tmp_path / "runs" / "final_thesis_head" / "binary" / "smoke" / "table_final_row_01.keras").exists()
+    assert (tmp_path / "runs" / "final_thesis_head" / "binary" / "smoke" / "table_final_row_01_seed_1.keras").exists()
     assert thesis_head.result["config"]["head"] == "thesis" and "thesis head" in thesis_head.describe()
     assert "'head': 'thesis'" in thesis_head.model_card(["normal", "sexual"])["config"]
 
@@ -224,7 +224,7 @@ def test_a_killed_run_resumes_and_reports_every_epoch_and_the_time_of_both_segme
                 raise _Killed  # ...then the run dies
 
     clock = itertools.count(0, 60)  # every reading of the clock is one minute later
-    monkeypatch.setattr(train, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(train, "time", SimpleNamespace(perf_counter=lambda: next(clock), process_time=lambda: 0.0))
     config = TINY_CONFIG.with_overrides(epochs=3)
     with monkeypatch.context() as killing:
         killing.setattr(keras.callbacks, "BackupAndRestore", KilledAfterSecondEpoch)

@@ -341,10 +341,8 @@ def value_range(backbone: str) -> float:
 def training_pipeline(images: np.ndarray, backbone: str, letters: str, order: str,
                       seed: int = ExperimentConfig.seed) -> np.ndarray:
     """What the network receives in training: `images` (uint8) through the same `tf.data` pipeline
-    `train.train` uses, with augmentation `letters` in `order`. One batch: the augmentation draws
-    from stateful generators, and batches mapped in parallel would take the draws in a varying
-    order, so that a seed would not give the same images twice (V1 and V2, whose preprocessing is
-    the same, came out with different destroyed shares)."""
+    `train.train` uses, with augmentation `letters` in `order`, as one batch whose draws come from the
+    batch seed `seed` gives it (so a seed gives the same images every time, for every backbone)."""
     labels = np.zeros(len(images), np.int64)
     layer = augmentation(letters, seed=seed) if letters else None
     dataset = data.make_dataset(images, labels, 1, backbone, batch_size=max(len(images), 1), augmentation=layer,

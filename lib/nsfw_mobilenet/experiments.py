@@ -24,7 +24,8 @@ from .models import IMAGENET, RANDOM_INIT
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXPERIMENTS_DIR = PACKAGE_DIR / "configs"
 REFERENCE_FILE = PACKAGE_DIR / "reference" / "thesis_results.yaml"
-FINAL_CONFIG = Path("final") / "two_classes.yaml"  # in EXPERIMENTS_DIR
+FINAL_TABLE = "final"  # `table_configs(FINAL_TABLE)`: the final model's config
+FINAL_CONFIG = Path(FINAL_TABLE) / "two_classes.yaml"  # in EXPERIMENTS_DIR
 FINAL_CONFIG_FILE = f"experiments/{FINAL_CONFIG.as_posix()}"  # as model cards name it (the repository's link)
 CONFUSION_COLUMNS = ("TN", "FN", "TP", "FP")
 
@@ -115,12 +116,14 @@ def load_config(path: Path | str) -> ExperimentConfig:
 
 
 def table_configs(table: str, experiments_dir: Path = EXPERIMENTS_DIR) -> list[ExperimentConfig]:
-    """All rows of one thesis table, in row order."""
+    """All rows of one thesis table, in row order; table "final" is the final model's one config."""
+    if table == FINAL_TABLE:
+        return [load_config(experiments_dir / FINAL_CONFIG)]
     folder = experiments_dir / f"table_{table}"
     files = sorted(folder.glob("row_*.yaml"))
     if not files:
         tables = sorted(f.name.removeprefix("table_") for f in experiments_dir.glob("table_*"))
-        raise FileNotFoundError(f"no configs for table {table} in {folder}; tables with configs: {tables}")
+        raise FileNotFoundError(f"no configs for table {table} in {folder}; tables with configs: {tables + [FINAL_TABLE]}")
     return [load_config(f) for f in files]
 
 
@@ -172,7 +175,7 @@ def thesis_vs_run(results: list[dict[str, Any]]) -> Any:
                "momentum": config.get("momentum", 0.0), "head": config["head"],
                "augmentation": config["augmentation"] or "-",
                "order": config["order"] if config["augmentation"] else "-", "epochs": config["epochs"],
-               "optimizer_steps [thesis]": thesis_steps(config), "optimizer_steps [run]": result.get("optimizer_steps"),
+               "optimizer_steps [thesis]": thesis_steps(config), "optimizer_steps [run]": run_steps(result),
                "seed": config["seed"], "weights": weights_name(result)}
         for column, value in _run_columns(result).items():
             row[(column, "thesis")] = thesis.get(column)
@@ -189,6 +192,13 @@ def thesis_steps(config: dict[str, Any]) -> int:
     images = thesis_reference()["dataset_2_classes"]["train_images"]
     epochs = thesis_row(config["table"], config["row"]).get("epochs", ExperimentConfig.epochs)
     return math.ceil(images / config["batch_size"]) * epochs
+
+
+def run_steps(result: dict[str, Any]) -> int:
+    """Optimizer steps a run made (recorded since the seeds issue; computed for older results)."""
+    config = result["config"]
+    return result.get("optimizer_steps") or math.ceil(result["data"]["counts"]["training"] / config["batch_size"]) * (
+        len(result["history"]["loss"]))
 
 
 def _thesis_and_run(thesis: float | None, run: float | None, style: str) -> str:
@@ -215,7 +225,7 @@ def compact_thesis_vs_run(results: list[dict[str, Any]]) -> Any:
         thesis = thesis_row(config["table"], config["row"])
         rows.append({"row": config["row"], "N": config["trainable_layers"], "seed": config["seed"],
                      "opt. lr": f"{config['optimizer']} {config['learning_rate']:g}",
-                     "steps": result.get("optimizer_steps", "–"),
+                     "steps": run_steps(result),
                      "val acc": _thesis_and_run(thesis.get("val_accuracy"), result["final"]["val_accuracy"], "{:.3f}"),
                      "test acc": _thesis_and_run(_test_accuracy(thesis), test.get("accuracy"), "{:.3f}"),
                      "minutes": _thesis_and_run(thesis.get("time_min"), result["time_min"], "{:.1f}")})
@@ -235,6 +245,8 @@ def same_training_groups(results: list[dict[str, Any]]) -> Any:
     """
     import pandas as pd
 
+    if not results:
+        return pd.DataFrame()
     rows = [{"table": r["config"]["table"], "row": r["config"]["row"], "N": r["config"]["trainable_layers"],
              "optimizer": r["config"]["optimizer"], "trained weights": ", ".join(r["trainable_layers_with_weights"]),
              "val_accuracy [thesis]": thesis_row(r["config"]["table"], r["config"]["row"]).get("val_accuracy"),
@@ -300,7 +312,7 @@ def seeds_vs_thesis(results: list[dict[str, Any]]) -> Any:
         rows.append({"table": config["table"], "row": config["row"], "N": config["trainable_layers"],
                      "head": config["head"], "optimizer": config["optimizer"], "lr": config["learning_rate"],
                      "DA": config["augmentation"] or "-", "steps [thesis]": thesis_steps(config),
-                     "steps [run]": runs[0].get("optimizer_steps"), "seeds": len(runs),
+                     "steps [run]": run_steps(runs[0]), "seeds": len(runs),
                      "train loss [thesis]": thesis.get("train_loss"), "train loss [run]": str(mean["loss"]),
                      "val acc [thesis]": thesis.get("val_accuracy"), "val acc [run]": str(mean["val_accuracy"]),
                      "test acc [thesis]": _test_accuracy(thesis), "test acc [run]": _test_accuracy_shown(runs),

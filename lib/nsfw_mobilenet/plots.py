@@ -366,3 +366,54 @@ def plot_operating_point(unsafe_probabilities: np.ndarray, is_unsafe: np.ndarray
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_loss_readings(curves: Mapping[str, Mapping[str, Sequence[float]]], thesis_train_loss: float | None,
+                       title: str = "") -> Any:
+    """§4.2.1's readings of one row: training (solid) and validation (dashed) loss per epoch, averaged over
+    seeds, with the thesis's final training loss marked (its curves, figures 4.3–4.11, are only pictures)."""
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(2 * PANEL_INCHES, PANEL_INCHES + 0.3), dpi=FIGURE_DPI)
+    for color, (label, history) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], curves.items()):
+        epochs = np.arange(1, len(history["loss"]) + 1)
+        axis.plot(epochs, history["loss"], "-", color=color, label=f"{label}: training")
+        axis.plot(epochs, history["val_loss"], "--", color=color, label=f"{label}: validation")
+    if thesis_train_loss is not None:
+        axis.axhline(thesis_train_loss, color="black", lw=0.8, ls=":")
+        axis.text(1, thesis_train_loss, " thesis's final training loss", fontsize=7, va="bottom")
+    axis.set_xlabel("epoch", fontsize=8)
+    axis.set_ylabel("cross-entropy loss", fontsize=8)
+    axis.set_ylim(bottom=0)
+    axis.tick_params(labelsize=7)
+    axis.legend(fontsize=6, loc="upper right")
+    axis.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_seed_spread(values: Mapping[str, Sequence[float]], thesis: Mapping[str, float | None], metric: str,
+                     title: str = "") -> Any:
+    """Figure 4.17 as a spread: each configuration's runs (one dot per seed), their mean and 95 % interval,
+    and the thesis's single number where it printed one."""
+    import matplotlib.pyplot as plt
+
+    from .uncertainty import seed_interval
+
+    fig, axis = plt.subplots(figsize=(2 * PANEL_INCHES, PANEL_INCHES + 0.3), dpi=FIGURE_DPI)
+    for position, (label, runs) in enumerate(values.items()):
+        summary = seed_interval(runs)
+        jitter = np.linspace(-0.12, 0.12, len(runs)) if len(runs) > 1 else np.zeros(1)
+        axis.plot(position + jitter, runs, "o", color="tab:blue", alpha=0.6,
+                  label="one seed" if position == 0 else None)
+        axis.errorbar(position + 0.25, summary.mean, yerr=[[summary.mean - summary.low], [summary.high - summary.mean]],
+                      fmt="s", color="tab:blue", capsize=3, label="mean, 95 % interval" if position == 0 else None)
+        if thesis.get(label) is not None:
+            axis.plot(position - 0.25, thesis[label], "D", color="black", label="thesis" if position == 0 else None)
+    axis.set_xticks(range(len(values)), list(values), fontsize=7)
+    axis.set_ylabel(metric, fontsize=8)
+    axis.tick_params(labelsize=7)
+    axis.legend(fontsize=7, loc="lower right")
+    axis.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -19,7 +19,9 @@ import numpy as np
 
 from . import data, models
 from .architecture import decode_imagenet
-from .experiments import KERAS_DEFAULT_LEARNING_RATES, LITERAL_LEARNING_RATE, ExperimentConfig, thesis_reference
+from .experiments import (KERAS_DEFAULT_LEARNING_RATES, LITERAL_LEARNING_RATE, ExperimentConfig, seed_groups,
+                          thesis_reference)
+from .uncertainty import seed_interval
 from .inference import predict
 
 STEP_CHECKPOINTS = (80, 400, 1000, 2000)  # besides the thesis's own count, for the steps table
@@ -119,26 +121,34 @@ def head_gradient_table(backbone: str, images: np.ndarray, labels: np.ndarray, n
 
 
 def steps_table(results: Sequence[dict[str, Any]], checkpoints: Sequence[int]) -> Any:
-    """Validation accuracy of each run after (at least) each number of optimizer steps."""
+    """Per configuration: validation accuracy (mean over its seeds) after (at least) each number of optimizer
+    steps, and its test accuracy (mean ± 95 % interval)."""
     import pandas as pd
 
     rows = []
-    for result in results:
-        steps, accuracy = accuracy_by_steps(result)
-        row = {"run": run_label(result["config"])}
+    for runs in seed_groups(list(results)):
+        steps, accuracy = accuracy_by_steps(runs)
+        row = {"run": run_label(runs[0]["config"]), "seeds": len(runs)}
         for wanted in checkpoints:
             index = min(int(np.searchsorted(steps, wanted)), len(steps) - 1)
             row[f"{steps[index]} steps"] = accuracy[index]
-        row["test accuracy"] = result["test"]["accuracy"]
+        row["test accuracy"] = str(seed_interval([run["test"]["accuracy"] for run in runs]))
         rows.append(row)
     return pd.DataFrame(rows).set_index("run")
 
 
-def accuracy_by_steps(result: dict[str, Any]) -> tuple[list[int], list[float]]:
-    """(optimizer steps after each epoch, validation accuracy) of one run."""
-    per_epoch = math.ceil(result["data"]["counts"]["training"] / result["config"]["batch_size"])
-    accuracy = result["history"]["val_accuracy"]
+def accuracy_by_steps(runs: Sequence[dict[str, Any]]) -> tuple[list[int], list[float]]:
+    """(optimizer steps after each epoch, validation accuracy averaged over the runs) of one configuration."""
+    config = runs[0]["config"]
+    per_epoch = math.ceil(runs[0]["data"]["counts"]["training"] / config["batch_size"])
+    accuracy = np.mean([run["history"]["val_accuracy"] for run in runs], axis=0).tolist()
     return [per_epoch * epoch for epoch in range(1, len(accuracy) + 1)], accuracy
+
+
+def accuracy_by_steps_of_groups(results: Sequence[dict[str, Any]]) -> dict[str, tuple[list[int], list[float]]]:
+    """`accuracy_by_steps` of each configuration among `results`, labelled by `run_label` and seed count."""
+    return {f"{run_label(runs[0]['config'])} ({len(runs)} seeds)": accuracy_by_steps(runs)
+            for runs in seed_groups(list(results))}
 
 
 def run_label(config: dict[str, Any]) -> str:

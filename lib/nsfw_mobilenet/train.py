@@ -204,7 +204,10 @@ def versions() -> dict[str, str]:
 
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
             "numpy": np.__version__, "scikit-learn": sklearn.__version__, "machine": platform.machine(),
-            "processor_count": str(os.cpu_count())}
+            "processor_count": str(os.cpu_count()),
+            # 0: one per core. Histories are identical for the same thread count; across counts the last bits of
+            # a reduction may differ (a validation loss by 6e-8 between 1 and 2 threads; predictions the same)
+            "intra_op_threads": str(tf.config.threading.get_intra_op_parallelism_threads())}
 
 
 def run_fingerprint(config: ExperimentConfig, weights: str | None, run_data: RunData,
@@ -365,11 +368,13 @@ def _reusable(stored: dict[str, Any], config: ExperimentConfig, smoke: bool, dat
               fingerprint: str | None, distribution_setup: dict[str, Any]) -> bool:
     """Same config, mode, data folder, devices and precision (`distribute.setup`), and unchanged data. A result
     without a fingerprint (committed before there was one, reused on machines whose file times differ)
-    counts as unchanged; one without a distribution record was trained on one device in float32."""
+    counts as unchanged; one without a distribution record was trained on one device in float32. One without
+    per-image test predictions (older than the paired tests of `uncertainty`) is trained again."""
     same_run = (ExperimentConfig(**stored["config"]).to_dict(), stored.get("smoke"), stored["data"].get("dir"),
                 stored.get("distribution", distribute.SINGLE_DEVICE))
     stored_fingerprint = stored["data"].get("fingerprint")
-    return (same_run == (config.to_dict(), smoke, data_name, distribution_setup)
+    paired_testable = "predicted" in (stored.get("test") or {"predicted": None})  # older results: train again
+    return (paired_testable and same_run == (config.to_dict(), smoke, data_name, distribution_setup)
             and (stored_fingerprint is None or fingerprint is None or stored_fingerprint == fingerprint))
 
 
@@ -534,25 +539,26 @@ def load_order_comparison(results_dir: Path | str) -> list[dict[str, Any]]:
     """The result JSONs of both order folders written by `order_comparison`, sorted by table, row and order."""
     results = [json.loads(path.read_text()) for order in data.ORDERS
                for path in (Path(results_dir) / order).glob("*.json")]
-    return sorted(results, key=lambda r: (r["config"]["table"], r["config"]["row"], r["config"]["order"]))
+    return sorted(results, key=lambda r: (r["config"]["table"], r["config"]["row"], r["config"]["order"],
+                                          r["config"]["seed"]))
 
 
 def order_effect(results: list[dict[str, Any]]) -> Any:
-    """Per DA config: validation and test accuracy in each order, and the largest per-epoch gap between the
-    two orders' validation accuracy (0 where `preprocess_input` is the identity, as for V3)."""
+    """Per DA config and seed: validation and test accuracy in each order, and the largest per-epoch gap between
+    the two orders' validation accuracy (0 where `preprocess_input` is the identity, as for V3)."""
     import pandas as pd
 
-    by_config: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    by_config: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
     for result in results:
         config = result["config"]
-        by_config.setdefault((config["table"], config["row"]), {})[config["order"]] = result
+        by_config.setdefault((config["table"], config["row"], config["seed"]), {})[config["order"]] = result
     rows = []
-    for (table, row), orders in sorted(by_config.items()):
+    for (table, row, seed), orders in sorted(by_config.items()):
         if set(orders) != set(data.ORDERS):
             continue
         thesis, corrected = orders["thesis"], orders["corrected"]
         gap = np.abs(np.subtract(thesis["history"]["val_accuracy"], corrected["history"]["val_accuracy"])).max()
-        rows.append({"table": table, "row": row, "backbone": thesis["config"]["backbone"],
+        rows.append({"table": table, "row": row, "seed": seed, "backbone": thesis["config"]["backbone"],
                      "val_accuracy [thesis order]": thesis["final"]["val_accuracy"],
                      "val_accuracy [corrected order]": corrected["final"]["val_accuracy"],
                      "test accuracy [thesis order]": thesis["test"]["accuracy"],
