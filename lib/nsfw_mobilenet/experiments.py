@@ -285,21 +285,20 @@ def seed_groups(results: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return sorted(groups.values(), key=lambda runs: (runs[0]["config"]["table"], runs[0]["config"]["row"]))
 
 
-def _test_accuracy_shown(runs: list[dict[str, Any]]) -> str:
-    """Mean ± interval over seeds, or one run's accuracy with its Wilson interval."""
+def _accuracy_shown(runs: list[dict[str, Any]], accuracy_of: Any, images: int) -> str:
+    """Mean ± interval over seeds, or one run's accuracy on `images` images with its Wilson interval."""
     from .uncertainty import seed_interval, wilson_interval
 
+    accuracies = [accuracy_of(run) for run in runs]
     if len(runs) > 1:
-        return str(seed_interval([run["test"]["accuracy"] for run in runs]))
-    test = runs[0]["test"]
-    images = sum(test[k] for k in CONFUSION_COLUMNS)
-    low, high = wilson_interval(round(test["accuracy"] * images), images)
-    return f"{test['accuracy']:.3f} [{low:.2f}, {high:.2f}]"
+        return str(seed_interval(accuracies))
+    low, high = wilson_interval(round(accuracies[0] * images), images)
+    return f"{accuracies[0]:.3f} [{low:.2f}, {high:.2f}]"
 
 
 def seeds_vs_thesis(results: list[dict[str, Any]]) -> Any:
     """One row per configuration: the thesis's numbers beside this project's mean ± 95 % interval over its
-    seeds (one seed: the test accuracy's Wilson interval), the optimizer steps of both and the CPU time."""
+    seeds (one seed: each accuracy's Wilson interval), the optimizer steps of both and the CPU time."""
     import pandas as pd
 
     from .uncertainty import seed_interval
@@ -308,14 +307,17 @@ def seeds_vs_thesis(results: list[dict[str, Any]]) -> Any:
     for runs in seed_groups(results):
         config = runs[0]["config"]
         thesis = thesis_row(config["table"], config["row"])
-        mean = {key: seed_interval([run["final"][key] for run in runs]) for key in ("loss", "val_accuracy")}
+        counts = runs[0]["data"]["counts"]
         rows.append({"table": config["table"], "row": config["row"], "N": config["trainable_layers"],
                      "head": config["head"], "optimizer": config["optimizer"], "lr": config["learning_rate"],
                      "DA": config["augmentation"] or "-", "steps [thesis]": thesis_steps(config),
                      "steps [run]": run_steps(runs[0]), "seeds": len(runs),
-                     "train loss [thesis]": thesis.get("train_loss"), "train loss [run]": str(mean["loss"]),
-                     "val acc [thesis]": thesis.get("val_accuracy"), "val acc [run]": str(mean["val_accuracy"]),
-                     "test acc [thesis]": _test_accuracy(thesis), "test acc [run]": _test_accuracy_shown(runs),
+                     "train loss [thesis]": thesis.get("train_loss"),
+                     "train loss [run]": str(seed_interval([run["final"]["loss"] for run in runs])),
+                     "val acc [thesis]": thesis.get("val_accuracy"),
+                     "val acc [run]": _accuracy_shown(runs, lambda r: r["final"]["val_accuracy"], counts["validation"]),
+                     "test acc [thesis]": _test_accuracy(thesis),
+                     "test acc [run]": _accuracy_shown(runs, lambda r: r["test"]["accuracy"], counts.get("test", 0)),
                      "CPU min": sum(run.get("cpu_min", float("nan")) for run in runs)})
     return pd.DataFrame(rows)
 

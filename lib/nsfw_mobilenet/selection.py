@@ -54,6 +54,11 @@ def _mean_test_accuracy(runs: Sequence[dict[str, Any]] | None) -> SeedSummary | 
     return seed_interval([run["test"]["accuracy"] for run in runs]) if runs else None
 
 
+def _half_width(summary: SeedSummary | None) -> float | None:
+    """The 95 % half-width of a mean over seeds; none for a single seed (its Wilson interval is in notebook 02)."""
+    return summary.half_width if summary and summary.seeds > 1 else None
+
+
 def _row(label: str, table: str, best: list[dict[str, Any]], augmented: list[dict[str, Any]] | None,
          timings: dict[str, dict[str, Any]]) -> dict[str, Any]:
     config = best[0]["config"]
@@ -63,9 +68,9 @@ def _row(label: str, table: str, best: list[dict[str, Any]], augmented: list[dic
            "configuration": f"{table} row {config['row']} (N={config['trainable_layers']}, {config['optimizer']} "
                             f"{config['learning_rate']:g}, {config['head']} head, DA {config['augmentation'] or '-'})",
            "test accuracy (no DA)": plain.mean if plain else None,
-           "± (no DA)": plain.half_width if plain else None, "seeds (no DA)": len(best) if plain else None,
+           "± (no DA)": _half_width(plain), "seeds (no DA)": len(best) if plain else None,
            "test accuracy (with DA, corrected order)": with_da.mean if with_da else None,
-           "± (with DA)": with_da.half_width if with_da else None, "seeds (with DA)": len(augmented or [])}
+           "± (with DA)": _half_width(with_da), "seeds (with DA)": len(augmented or [])}
     for variant in ("float32", "int8"):
         timing = timings.get(variant, {})
         row[f"{variant} ms"] = timing.get("ms_2_threads")

@@ -35,9 +35,8 @@ from . import augment, data, distribute, models
 from .evaluate import evaluate_predictions
 from .exit_codes import EXIT_OK, EXIT_USAGE
 from .experiments import (DEFAULT_SEED, FINAL_CONFIG_FILE, KERAS_DEFAULT_LEARNING_RATES, PROJECT_ROOT,
-                          ExperimentConfig,
-                          final_config, repo_relative,
-                          table_configs, compact_thesis_vs_run, thesis_vs_run, weights_name)
+                          ExperimentConfig, compact_thesis_vs_run, correct_by_image, final_config, repo_relative,
+                          table_configs, thesis_vs_run, weights_name)
 from .inference import predict, predict_to_file
 from .subsets import DEFAULT_CACHE_DIR, RunData, load_run_data, run_files
 
@@ -543,6 +542,16 @@ def load_order_comparison(results_dir: Path | str) -> list[dict[str, Any]]:
                                           r["config"]["seed"]))
 
 
+def _order_p_value(thesis: dict[str, Any], corrected: dict[str, Any]) -> float | None:
+    """McNemar's p of the two orders on the same test images (None for results without per-image predictions)."""
+    from .uncertainty import mcnemar
+
+    if not all("predicted" in run["test"] for run in (thesis, corrected)):
+        return None
+    correct = correct_by_image([thesis, corrected])
+    return mcnemar(correct[0], correct[1])
+
+
 def order_effect(results: list[dict[str, Any]]) -> Any:
     """Per DA config and seed: validation and test accuracy in each order, and the largest per-epoch gap between
     the two orders' validation accuracy (0 where `preprocess_input` is the identity, as for V3)."""
@@ -563,7 +572,7 @@ def order_effect(results: list[dict[str, Any]]) -> Any:
                      "val_accuracy [corrected order]": corrected["final"]["val_accuracy"],
                      "test accuracy [thesis order]": thesis["test"]["accuracy"],
                      "test accuracy [corrected order]": corrected["test"]["accuracy"],
-                     "largest per-epoch val. gap": float(gap)})
+                     "largest per-epoch val. gap": float(gap), "McNemar p (test)": _order_p_value(thesis, corrected)})
     return pd.DataFrame(rows)
 
 
