@@ -42,7 +42,40 @@ def test_a_table_without_configs_names_the_tables_that_have_some():
 def test_the_terminal_table_of_a_whole_thesis_table_fits_80_columns():
     committed = experiments.PROJECT_ROOT / "results" / "table_4.1" / "flower_photos_roses_vs_tulips_lr0.001"
     results = [experiments.load_result(path) for path in sorted(committed.glob("*.json"))]
-    assert len(results) == 11
+    assert len({r["config"]["row"] for r in results}) == 11
     text = experiments.compact_thesis_vs_run(results).to_string(index=False)
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "|" in text.splitlines()[1]  # thesis | run side by side
+
+
+def _seeded_result(seed, correct, files="same", val=0.8):
+    images = len(correct)
+    return {"config": {**experiments.table_configs("4.9")[3].to_dict(), "seed": seed}, "seed": seed, "optimizer_steps": 80,
+            "data": {"counts": {"training": 507, "validation": 126, "test": images}},
+            "history": {"loss": [0.5], "val_accuracy": [val]}, "final": {"loss": 0.5, "val_accuracy": val},
+            "test": {"accuracy": sum(correct) / images, "labels": [1] * images, "predicted": [int(c) for c in correct],
+                     "files": files, "TN": 0, "FN": images - sum(correct), "TP": sum(correct), "FP": 0}}
+
+
+def test_seeds_of_one_config_make_one_row_with_mean_and_interval():
+    results = [_seeded_result(seed, [True] * k + [False] * (20 - k), val=v)
+               for seed, k, v in ((1, 16, 0.80), (2, 17, 0.82), (3, 18, 0.84))]
+    table = experiments.seeds_vs_thesis(results)
+    assert len(table) == 1 and table.loc[0, "seeds"] == 3
+    assert table.loc[0, "test acc [run]"].startswith("0.850 ± ")
+    assert table.loc[0, "steps [thesis]"] == 3910 and table.loc[0, "steps [run]"] == 80
+
+
+def test_a_single_run_shows_its_wilson_interval():
+    table = experiments.seeds_vs_thesis([_seeded_result(1, [True] * 8 + [False] * 2)])
+    assert table.loc[0, "test acc [run]"] == "0.800 [0.49, 0.94]"
+
+
+def test_per_image_correctness_pairs_runs_only_on_the_same_test_files():
+    a, b = _seeded_result(1, [True, False]), _seeded_result(2, [True, True])
+    assert experiments.correct_by_image([a, b]).tolist() == [[True, False], [True, True]]
+    with pytest.raises(ValueError, match="different test images"):
+        experiments.correct_by_image([a, _seeded_result(3, [True, True], files="other")])
+    older = {**a, "test": {k: v for k, v in a["test"].items() if k != "predicted"}}
+    with pytest.raises(ValueError, match="per-image predictions"):
+        experiments.correct_by_image([older])

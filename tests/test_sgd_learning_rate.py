@@ -1,0 +1,65 @@
+"""§4.2.1's readings side by side: which folders are which reading, and what the tables say about them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nsfw_mobilenet import experiments, sgd_learning_rate
+
+
+def _run(row, seed, learning_rate, loss, val, correct, optimizer="sgd", head="thesis"):
+    images = len(correct)
+    return {"config": {"table": "4.1", "row": row, "trainable_layers": 4, "optimizer": optimizer, "head": head,
+                       "learning_rate": learning_rate, "batch_size": 64, "epochs": 10, "seed": seed},
+            "seed": seed, "optimizer_steps": 80, "data": {"counts": {"training": 507, "validation": 126, "test": images}},
+            "history": {"loss": [0.7, loss], "val_loss": [0.7, loss], "accuracy": [0.5, 0.9], "val_accuracy": [0.5, val]},
+            "final": {"loss": loss, "val_accuracy": val},
+            "test": {"accuracy": float(np.mean(correct)), "labels": [0] * images, "files": "same",
+                     "predicted": [0 if right else 1 for right in correct]}}
+
+
+def _write(folder, runs):
+    folder.mkdir(parents=True)
+    for run in runs:
+        name = f"table_4.1_row_{run['config']['row']:02d}_seed_{run['seed']}.json"
+        (folder / name).write_text(json.dumps(run))
+
+
+@pytest.fixture
+def readings(tmp_path):
+    good, poor = [True] * 90 + [False] * 10, [True] * 60 + [False] * 40
+    _write(tmp_path / "table_4.1" / "proxy", [_run(6, s, 0.01, 0.27, 0.88, good) for s in (1, 2, 3)]
+           + [_run(4, 1, 0.001, 0.2, 0.9, good, optimizer="adam")])
+    _write(tmp_path / "table_4.1" / "proxy_lr0.001", [_run(6, s, 0.001, 0.68, 0.73, poor) for s in (1, 2)])
+    return sgd_learning_rate.load_readings(tmp_path, "4.1", "proxy")
+
+
+def test_each_reading_is_read_from_its_folder_sgd_rows_only(readings):
+    assert set(readings) == {sgd_learning_rate.LITERAL, sgd_learning_rate.DEFAULT}
+    assert all(run["config"]["optimizer"] == "sgd" for runs in readings.values() for run in runs)
+
+
+def test_the_readings_table_puts_the_thesis_beside_each_readings_mean(readings):
+    table = sgd_learning_rate.readings_table(readings)
+    row = table.loc[6]
+    assert row["thesis train loss"] == experiments.thesis_row("4.1", 6)["train_loss"]
+    assert row[f"{sgd_learning_rate.DEFAULT}: seeds"] == 3 and row[f"{sgd_learning_rate.LITERAL}: seeds"] == 2
+    assert row[f"{sgd_learning_rate.DEFAULT}: val acc"] == "0.880 ± 0.000"  # three equal seeds
+    assert row["steps (thesis | here)"] == "3,910 | 80"
+
+
+def test_the_default_reading_is_tested_against_the_literal_one_on_the_same_images(readings):
+    comparisons = sgd_learning_rate.reading_comparisons(readings)
+    assert comparisons.loc[6, "test acc difference"] == pytest.approx(0.3)
+    assert comparisons.loc[6, "verdict"] == "a difference"
+
+
+def test_a_missing_reading_gives_an_empty_comparison(readings):
+    assert sgd_learning_rate.reading_comparisons({sgd_learning_rate.DEFAULT: readings[sgd_learning_rate.DEFAULT]}).empty
+
+
+def test_curves_are_averaged_over_seeds_and_labelled_with_their_count(readings):
+    curves = sgd_learning_rate.curves_of_row(readings, 6)
+    assert list(curves) == [f"{sgd_learning_rate.LITERAL} (2 seeds)", f"{sgd_learning_rate.DEFAULT} (3 seeds)"]
+    assert curves[f"{sgd_learning_rate.DEFAULT} (3 seeds)"]["loss"] == pytest.approx([0.7, 0.27])
