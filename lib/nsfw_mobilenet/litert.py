@@ -5,6 +5,7 @@ The phone's side of §2.5: uint8 pixels in, float probabilities out, whatever th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,14 @@ import nsfw_mobilenet
 
 
 DEFAULT_THREADS = 2  # the CPU threads LiteRT uses unless told otherwise (phones: 1–4)
+
+
+class UnsupportedModel(ValueError):
+    """A `.tflite` LiteRT loads that is not an image classifier of a fixed input size; the message says what it is."""
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "[" + ", ".join("None" if size < 0 else str(size) for size in shape) + "]"
 
 
 class LiteRTModel:
@@ -31,6 +40,20 @@ class LiteRTModel:
             self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        """One RGB image of a fixed size in ([1, H, W, 3]), one probability per class out ([1, C]): anything else
+        would fail at the first image, or silently classify 1x1 squashes of every image (a dynamic size)."""
+        given = list(self._input.get("shape_signature", self._input["shape"]))
+        if len(given) != 4 or given[0] not in (-1, 1) or given[3] != 3 or min(given[1:3]) < 1:
+            raise UnsupportedModel(
+                f"{self.path}: its input is {_shape_text(given)} {np.dtype(self._input['dtype']).name}, not one RGB "
+                "image of a fixed size [1, H, W, 3]; export the classifier with `nsfw-mobilenet export`")
+        output = list(self._output.get("shape_signature", self._output["shape"]))
+        if len(output) != 2 or output[-1] < 1:
+            raise UnsupportedModel(f"{self.path}: its output is {_shape_text(output)}, not one probability per class "
+                                   "[1, C]; export the classifier with `nsfw-mobilenet export`")
 
     @property
     def image_size(self) -> tuple[int, int]:

@@ -56,22 +56,65 @@ def default_classes(num_outputs: int) -> list[str]:
     return list(matches[0])
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _field_error(card_path: Path, name: str, expected: str, holder: Mapping[str, Any] | None, key: str) -> ValueError:
+    got = "nothing (missing)" if holder is not None and key not in holder else json.dumps(
+        holder[key] if holder is not None else None)[:80]
+    return ValueError(f"{card_path}: field `{name}` must be {expected}, got {got}; re-export the model or correct "
+                      "the field")
+
+
+def check_card(card: Any, card_path: Path) -> dict[str, Any]:
+    """The fields `scan` and app code read, type-checked: a wrong one is a one-line error naming it, not a
+    KeyError at the first image."""
+    if not isinstance(card, dict):
+        raise ValueError(f"{card_path}: not a model card: a JSON object is expected, got a JSON "
+                         f"{type(card).__name__}; re-export the model or remove the file")
+    classes = card.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) and c.strip()
+                                                                      for c in classes)):
+        raise _field_error(card_path, "classes", "a list of class names", card, "classes")
+    if card.get("backbone") is not None and not isinstance(card["backbone"], str):
+        raise _field_error(card_path, "backbone", "a backbone name", card, "backbone")
+    point = card.get("operating_point")
+    if point is None:
+        return card
+    if not isinstance(point, dict):
+        raise _field_error(card_path, "operating_point", "an object with threshold and review_band", card,
+                           "operating_point")
+    if not _is_number(point.get("threshold")):
+        raise _field_error(card_path, "operating_point.threshold", "a number", point, "threshold")
+    band = point.get("review_band")
+    if not (isinstance(band, list) and len(band) == 2 and all(map(_is_number, band))):
+        raise _field_error(card_path, "operating_point.review_band", "two numbers [low, high]", point, "review_band")
+    return card
+
+
 def read_card(model_path: Path | str) -> dict[str, Any] | None:
-    """The model_card.json next to a model file, or None."""
+    """The model_card.json next to a model file (`check_card`ed), or None."""
     path = Path(model_path).parent / CARD_FILE
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
+        card = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not a model card ({error}); re-export the model or remove the file") from None
+    return check_card(card, path)
 
 
 def read_labels(model_path: Path | str) -> list[str] | None:
-    """Classes of an exported model, from labels.txt (or model_card.json) next to it; None if neither names any."""
+    """Classes of an exported model, from labels.txt and model_card.json next to it, which must agree (one
+    names the outputs, the other the decisions); None if neither names any."""
     labels = Path(model_path).parent / LABELS_FILE
     listed = [line.strip() for line in labels.read_text().splitlines() if line.strip()] if labels.exists() else []
-    return listed or list((read_card(model_path) or {}).get("classes") or []) or None
+    carded = list((read_card(model_path) or {}).get("classes") or [])
+    if listed and carded and listed != carded:
+        raise ValueError(f"{labels} says the classes are {listed} but {labels.parent / CARD_FILE} says {carded}; "
+                         "they must agree (output order): re-export the model, or correct or remove one of them")
+    return listed or carded or None
 
 
 def operating_point_of(card: Mapping[str, Any] | None) -> OperatingPoint:
