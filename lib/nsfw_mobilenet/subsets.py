@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,8 @@ from .experiments import PROJECT_ROOT
 
 SMOKE_IMAGES_PER_CLASS = {"training": 8, "validation": 4, "test": 4}
 DEFAULT_CACHE_DIR = PROJECT_ROOT / "runs" / "cache"  # decoded images (224x224x3 bytes each); delete to reclaim
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,6 +32,19 @@ class RunData:
     def bad_files(self) -> list[str]:
         subsets = (self.training, self.validation, self.test)
         return [str(bad) for s in subsets if s is not None for bad in s.bad_files]
+
+    def missing_test_classes(self) -> list[str]:
+        """Classes without a test image: the test accuracy says nothing about them."""
+        if self.test is None:
+            return []
+        present = set(self.test.labels.tolist())
+        return [name for index, name in enumerate(self.classes) if index not in present]
+
+    def warnings(self) -> list[str]:
+        """What a result must say about its own data (written into it, logged when loaded)."""
+        missing = self.missing_test_classes()
+        return [f"test/ has no usable image of class {', '.join(missing)}: the test figures leave it out (see "
+                "test.per_class)"] if missing else []
 
 
 def _first_per_class(items: list[data.LabeledImage], per_class: int) -> list[data.LabeledImage]:
@@ -59,6 +76,25 @@ def load_run_data(data_dir: Path | str, *, smoke: bool = False, cache_dir: Path 
     larger than RAM trains; a second load decodes nothing. `cache_dir=None` holds them in RAM.
     """
     classes = data.training_classes(data_dir)
+    files = run_files(data_dir, smoke=smoke)
+    check_split(files, classes, Path(data_dir))
     loaded = {subset: data.load_images(items, classes, image_size=image_size, cache_dir=cache_dir, progress=progress)
-              for subset, items in run_files(data_dir, smoke=smoke).items()}
-    return RunData(classes, loaded["training"], loaded["validation"], loaded.get("test"))
+              for subset, items in files.items()}
+    run_data = RunData(classes, loaded["training"], loaded["validation"], loaded.get("test"))
+    for warning in run_data.warnings():
+        log.warning("%s: %s", data_dir, warning)
+    return run_data
+
+
+def check_split(files: dict[str, list[data.LabeledImage]], classes: list[str], data_dir: Path) -> None:
+    """One line saying how many images listing 4.4's split needs, instead of Keras's error on an empty
+    validation set or a class the training part never shows."""
+    total = len(files["training"]) + len(files["validation"])
+    needed = math.ceil(1 / data.VALIDATION_SPLIT)
+    if not files["validation"]:
+        raise ValueError(f"{data_dir}: {total} training images leave listing 4.4's {data.VALIDATION_SPLIT:.0%} "
+                         f"validation split empty; it needs at least {needed} images (add images to the class folders)")
+    untaught = sorted(set(classes) - {item.label for item in files["training"]})
+    if untaught:
+        raise ValueError(f"{data_dir}: the validation split took every image of class {', '.join(untaught)}, so "
+                         f"training never sees it; give each class at least {needed} images")

@@ -32,7 +32,7 @@ import numpy as np
 import nsfw_mobilenet
 
 from . import augment, data, distribute, models
-from .evaluate import evaluate_predictions
+from .evaluate import evaluate_predictions, per_class_metrics
 from .exit_codes import EXIT_OK, EXIT_USAGE
 from .experiments import (DEFAULT_SEED, FINAL_CONFIG_FILE, KERAS_DEFAULT_LEARNING_RATES, PROJECT_ROOT,
                           ExperimentConfig, compact_thesis_vs_run, correct_by_image, final_config, repo_relative,
@@ -288,6 +288,7 @@ def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | No
     if run_data.test is not None and len(run_data.test.labels):
         probabilities = predict(model, run_data.test.images, config.backbone, config.batch_size)
         evaluation = evaluate_predictions(probabilities, run_data.test.labels, run_data.classes).to_dict()
+        evaluation["per_class"] = per_class_metrics(probabilities, run_data.test.labels, run_data.classes)
         # per image, in the test folder's order: what paired tests (McNemar, bootstrap) compare across runs
         evaluation.update(labels=np.asarray(run_data.test.labels).tolist(),
                           predicted=probabilities.argmax(axis=1).tolist(), files=files_digest(run_data.test.paths))
@@ -309,6 +310,7 @@ def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | No
         "training_images_per_second": trained_images / wall_time,
         "segments": segments,
         "test": evaluation,
+        "warnings": run_data.warnings(),  # e.g. a class without test images, which test.per_class shows
         "versions": versions(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -577,6 +579,9 @@ def order_effect(results: list[dict[str, Any]]) -> Any:
 
 
 def _run_command(args: Any) -> int:
+    if args.epochs is not None and args.epochs < 1:
+        print(f"nsfw-mobilenet train: error: --epochs must be at least 1, got {args.epochs}", file=sys.stderr)
+        return EXIT_USAGE
     nsfw_mobilenet.import_tensorflow_quietly()  # its native start-up lines are not this command's messages
     overrides = {"epochs": args.epochs, "order": args.order, "optimizer": args.optimizer,
                  "learning_rate": args.learning_rate, "momentum": args.momentum, "head": args.head}
