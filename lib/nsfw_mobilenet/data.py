@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import stat
 import threading
 import warnings
 from collections import defaultdict
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from tqdm import tqdm
 
 from nsfw_mobilenet.experiments import repo_relative
@@ -53,6 +54,7 @@ KERAS_IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 # read all of them (the split equals Keras's for folders holding only Keras's formats).
 IMAGE_EXTENSIONS = KERAS_IMAGE_EXTENSIONS + (".tif", ".tiff", ".webp")
 MAX_IMAGE_BYTES = 256 * 2**20  # far above any photo; a bigger file is refused from its size, never read
+TIFF_BITS_PER_SAMPLE = 258  # the TIFF tag declaring a 12-bit image stored in 16-bit pixels
 TRANSPARENT_BACKGROUND = (255, 255, 255)  # transparent pixels are seen on white, as on a web page
 CACHE_CHUNK = 512  # images per cache file: a killed run loses at most one chunk
 ORDERS = ("thesis", "corrected")  # augmentation after preprocess_input (listing 4.5), or before it
@@ -210,17 +212,41 @@ class DecodedImage:
     notes: tuple[str, ...] = ()  # e.g. corrupt EXIF data, kept with the image instead of printed
 
 
+FILE_KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
+              stat.S_IFBLK: "block device", stat.S_IFDIR: "folder"}
+
+
+def not_regular_file(mode: int) -> str | None:
+    """Why a file of this `st_mode` is not read ("not a regular file (FIFO)"): opening a FIFO or a device would
+    hang or never end, and their size says nothing. None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return f"not a regular file ({FILE_KINDS.get(stat.S_IFMT(mode), 'unknown kind')})"
+
+
 def _check_size(path: Path) -> None:
-    """Refuse empty and oversized files from their size alone, before reading a byte."""
+    """Refuse special files, empty and oversized files from their `stat` alone, before opening them."""
     try:
-        size = path.stat().st_size
+        status = path.stat()
     except OSError as error:
         raise CorruptImage(f"unreadable ({error.strerror})") from None
+    special, size = not_regular_file(status.st_mode), status.st_size
+    if special:
+        raise CorruptImage(special)
     if size == 0:
         raise CorruptImage("zero bytes")
     if size > MAX_IMAGE_BYTES:
         raise CorruptImage(f"{size / 2**20:,.0f} MiB: above the {MAX_IMAGE_BYTES // 2**20} MiB limit for one image "
                            "(not read)")
+
+
+def _over_pillow_limit(error: Exception) -> str | None:
+    """A PNG whose text chunks pass Pillow's safety limit is whole, not corrupt: say which limit."""
+    if "MAX_TEXT" not in str(error):
+        return None
+    return (f"PNG text chunks over Pillow's limit of {PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MiB a chunk, "
+            f"{PngImagePlugin.MAX_TEXT_MEMORY // 2**20} MiB in all (PngImagePlugin.MAX_TEXT_CHUNK, "
+            f"MAX_TEXT_MEMORY): too much metadata to read safely; strip it to scan the image ({error})")
 
 
 def _identify(source: BinaryIO) -> Image.Image:
@@ -232,7 +258,7 @@ def _identify(source: BinaryIO) -> Image.Image:
     except UnidentifiedImageError:
         raise CorruptImage("not an image: Pillow cannot identify its format") from None
     except (OSError, SyntaxError, ValueError) as error:  # e.g. a JPEG cut inside its header
-        raise CorruptImage(f"truncated or corrupt header ({error})") from None
+        raise CorruptImage(_over_pillow_limit(error) or f"truncated or corrupt header ({error})") from None
     width, height = image.size  # header only: checked before any pixel is decoded
     if width * height > (Image.MAX_IMAGE_PIXELS or math.inf):
         raise CorruptImage(f"decompression bomb: header claims {width}x{height} pixels > {Image.MAX_IMAGE_PIXELS}")
@@ -247,14 +273,23 @@ def _load_pixels(image: Image.Image, draft_size: tuple[int, int] | None = None) 
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
         kind = "truncated" if "truncated" in str(error) else "corrupt"
-        raise CorruptImage(f"{kind} {image.format or 'image'} ({error})") from None
+        raise CorruptImage(_over_pillow_limit(error) or f"{kind} {image.format or 'image'} ({error})") from None
     return image
 
 
-def _eight_bit(image: Image.Image) -> Image.Image:
-    """16-bit and 32-bit grayscale scaled to 0..255 (converting would clip everything above 255 to white)."""
+def bit_depth(image: Image.Image) -> int:
+    """Bits per sample as the file declares them: a 12-bit TIFF is stored in 16-bit pixels holding 0..4095."""
+    declared = getattr(image, "tag_v2", {}).get(TIFF_BITS_PER_SAMPLE) if image.format == "TIFF" else None
+    bits = declared[0] if isinstance(declared, tuple) and declared else declared
+    return int(bits) if isinstance(bits, int) and 8 < bits <= 16 else 16
+
+
+def _eight_bit(image: Image.Image, bits: int = 16) -> Image.Image:
+    """16-bit and 32-bit grayscale scaled from `bits` to 0..255 (converting would clip everything above 255 to
+    white, and scaling 12-bit pixels as 16-bit would make them almost black)."""
     if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
-        return Image.fromarray((np.asarray(image, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+        scaled = np.asarray(image, dtype=np.float64) * 255 / (2**bits - 1)
+        return Image.fromarray(scaled.round().clip(0, 255).astype(np.uint8))
     if image.mode == "F":
         values = np.asarray(image, dtype=np.float64)
         scale = 255 if values.max(initial=0) <= 1 else 1  # floats in 0..1 or already in 0..255
@@ -269,7 +304,7 @@ def _has_transparency(image: Image.Image) -> bool:
 def _to_rgb(image: Image.Image) -> Image.Image:
     """EXIF-upright RGB as a viewer shows it: CMYK, 16-bit, grayscale and palette images are converted,
     and transparent pixels are composited on `TRANSPARENT_BACKGROUND` (not the colours hidden under them)."""
-    image = _eight_bit(ImageOps.exif_transpose(image))
+    image = _eight_bit(ImageOps.exif_transpose(image), bit_depth(image))
     if _has_transparency(image):
         background = Image.new("RGBA", image.size, (*TRANSPARENT_BACKGROUND, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))
@@ -362,12 +397,27 @@ def _resized(image: Image.Image, image_size: tuple[int, int]) -> np.ndarray:
     return rgb_pixels(_load_pixels(image, draft_size=(max(image_size),) * 2), image_size)
 
 
+def frames_note(image: Image.Image) -> str:
+    """What a still image with several frames is judged on: its first. An MPO (many phone cameras) is one photo
+    plus previews or a second view; a multi-page TIFF (scans, faxes) gets no row per page."""
+    try:
+        count = getattr(image, "n_frames", 1)
+    except (OSError, SyntaxError, ValueError) as error:  # counting seeks through the file
+        return f"frames cannot be counted ({error}); only the first was judged"
+    if count <= 1:
+        return ""
+    if image.format == "MPO":
+        return f"MPO: judged as one photo, its first image (of {count})"
+    return f"{image.format} with {count} pages or frames: only page 1 was judged"
+
+
 def read_image(path: Path | str, image_size: tuple[int, int] = IMAGE_SIZE) -> DecodedImage:
     """`decode_image`, with the stored size and Pillow's warnings as notes (for `scan`'s rows; any thread)."""
     with pillow_warnings_as_notes() as notes, open_image(path) as image:
         original_size = image.size
         pixels = _resized(image, image_size)
-    return DecodedImage(pixels, original_size, tuple(notes))
+        frames = frames_note(image)
+    return DecodedImage(pixels, original_size, (*notes, *filter(None, [frames])))
 
 
 def decode_image(path: Path, image_size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
@@ -479,6 +529,9 @@ def _html_row(cells: list[str], tag: str) -> str:
 
 def _check_file(path: Path) -> tuple[str | None, str | None]:
     """(content hash, None) for a usable image, (None, reason) otherwise."""
+    name_problem = undecodable_name(path)
+    if name_problem:
+        return None, name_problem
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return None, f"extension {path.suffix or '(none)'!r} is not an image format training reads {IMAGE_EXTENSIONS}"
     try:
@@ -726,12 +779,25 @@ def _cache_key(items: list[LabeledImage], image_size: tuple[int, int]) -> str:
     """Changes when any file is added, removed, relabelled, rewritten or the size changes."""
     digest = hashlib.sha256(repr(tuple(image_size)).encode())
     for item in items:
-        stat = item.path.stat()
-        digest.update(f"{item.path}\0{item.label}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
+        status = item.path.stat()
+        digest.update(os.fsencode(item.path) + f"\0{item.label}\0{status.st_mtime_ns}\0{status.st_size}\n".encode())
     return digest.hexdigest()[:32]
 
 
+def undecodable_name(path: Path) -> str | None:
+    """Why a file whose name is not valid UTF-8 is left out of training: results, caches and reports carry the
+    names as text. None for a name that is."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return f"file name is not valid UTF-8 ({os.fsencode(path)!r}); rename it to train on it"
+    return None
+
+
 def _decode_or_reason(path: Path, image_size: tuple[int, int]) -> np.ndarray | str:
+    name_problem = undecodable_name(path)
+    if name_problem:
+        return name_problem
     try:
         return decode_image(path, image_size)
     except CorruptImage as error:
