@@ -16,12 +16,18 @@ Speed: files are decoded and resized on a pool of threads (one per CPU; Pillow r
 while the model runs on the main thread, and rows still come out in input order. `--shard i/n`
 scans one of n parts of the inputs, for a batch system to fan a corpus out (`Shard`).
 
-Exit codes of `scan` (`exit_codes`):
+Exit codes of `scan` (`exit_codes`, shared by every command):
     0  every input was read and is safe
     1  at least one input is unsafe or needs review (takes precedence over 3)
-    2  usage error or the model cannot be loaded
+    2  usage error, or the model, its card or --output cannot be used
     3  nothing flagged, but some inputs could not be read (each one is a row, `error` or `skipped`)
+    4  the rows could not be written (disk full, ...): those written before are whole
+    70  internal error (a bug): one line on stderr, please report it
     130  interrupted (Ctrl-C): the rows of every finished input are written, whole
+    141  stdout's reader went away (`| head`): ends quietly
+
+Rows are whole: each is one write, a failed write is cut back, `--output` is locked while a scan
+writes it and left out of the scan, and paths are written losslessly (`path_text`).
 
 Against known truth: `scan_confusion` scores scan rows of a labelled test folder,
 `false_positive_table` counts the decisions on folders of harmless photos, and `app_summary`
@@ -34,7 +40,10 @@ import argparse
 import contextlib
 import csv
 import errno
+import fcntl
 import hashlib
+import io
+import itertools
 import json
 import os
 import re
@@ -51,17 +60,18 @@ from PIL import Image
 
 import nsfw_mobilenet
 from nsfw_mobilenet import data, models
-from nsfw_mobilenet.exit_codes import EXIT_FLAGGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
+from nsfw_mobilenet.exit_codes import (EXIT_FLAGGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT_FAILED, EXIT_UNREADABLE,
+                                       EXIT_USAGE)
 from nsfw_mobilenet.inference import predict
-from nsfw_mobilenet.litert import DEFAULT_THREADS, LiteRTModel
+from nsfw_mobilenet.litert import DEFAULT_THREADS, LiteRTModel, UnsupportedModel
 from nsfw_mobilenet.models import check_keras_model_file
 from nsfw_mobilenet.model_card import (CARD_FILE, LABELS_FILE, default_classes, operating_point_of, read_card,
                                        read_labels)
 from nsfw_mobilenet.operating_point import (DECISIONS, DEFAULT_OPERATING_POINT, REVIEW, SAFE, UNSAFE, check_policy,
                                             decide, unsafe_probabilities)
 from nsfw_mobilenet.taxonomy import Taxonomy, taxonomy_for_classes
-from nsfw_mobilenet.video import (VIDEO_EXTENSIONS, CorruptVideo, extract_animation_frames, extract_frames,
-                                  is_animation, video_score)
+from nsfw_mobilenet.video import (DEFAULT_MAX_FRAMES, VIDEO_EXTENSIONS, CorruptVideo, FrameStream, animation_frames,
+                                  is_animation, video_frames, video_score)
 
 if TYPE_CHECKING:  # export imports TensorFlow-side modules; the scanner does not need them
     from nsfw_mobilenet.export import VariantParity
@@ -72,6 +82,9 @@ TFLITE_SUFFIX = ".tflite"
 ROW_FIELDS = ("path", "kind", "time_s", "label", "unsafe_probability", "decision", "error", "note", "threshold",
               "review_low", "review_high")
 DECODE_AHEAD = 4  # files decoded ahead per decoding thread: the model never waits for one, memory stays bounded
+FRAMES_AT_ONCE = 32  # video or animation frames held at once: a 5,000-frame GIF costs what a short one does
+PATH_ESCAPING = ("UTF-8; a byte of the name that is not UTF-8 is written \\xNN (two hex digits) and a backslash "
+                 "\\\\, in CSV and JSON lines alike (`path_bytes` reverses it)")
 # LiteRT threads of the `scan` command: the decoding threads keep every core busy, and a second LiteRT thread
 # costs almost twice the CPU per image at batch 1 (XNNPACK's workers wait spinning), time the decoders need.
 SCAN_MODEL_THREADS = 1
@@ -81,6 +94,10 @@ Entry = tuple[Path, str | None, str]  # what `find_inputs` yields: (path, proble
 
 class ModelError(Exception):
     """The model file cannot be used; the message says what to pass instead."""
+
+
+class OutputError(Exception):
+    """The rows could not be written (disk full...): the message names the output; the rows before are whole."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +172,8 @@ class Detector:
     def _load_tflite(self, path: Path, num_threads: int) -> Callable[[np.ndarray], np.ndarray]:
         try:
             lite = LiteRTModel(path, num_threads=num_threads)
+        except UnsupportedModel as error:
+            raise ModelError(str(error)) from None
         except (ValueError, RuntimeError) as error:
             raise ModelError(f"{path}: not a TFLite model LiteRT can load ({error})") from None
         self.image_size, self.num_outputs = lite.image_size, lite.num_classes
@@ -228,35 +247,57 @@ def _refuse_too_small(width: int, height: int) -> None:
         raise data.CorruptImage(f"too small to classify: {width}x{height} pixels (the minimum side is {MIN_SIDE})")
 
 
-def _link_problem(path: Path) -> str | None:
-    """Why a symbolic link cannot be read (None: not a link, or it resolves)."""
-    if not path.is_symlink() or path.exists():
-        return None
+def _os_problem(path: Path, error: OSError) -> str:
+    """Why `path` cannot be listed or read, from the error the system gave."""
+    if error.errno == errno.ENAMETOOLONG:
+        return f"path too long for the system ({len(os.fsencode(path))} bytes; {error.strerror})"
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if error.errno == errno.ENOENT:
+        return "broken symbolic link" if os.path.islink(path) else "no such file or folder"
+    return f"cannot be read ({error.strerror})"
+
+
+def _file_entry(path: Path) -> Entry:
+    """A file to classify, or why not, from `stat` alone: a FIFO, socket or device is never opened."""
     try:
-        os.stat(path)
+        mode = os.stat(path).st_mode
     except OSError as error:
-        return "symbolic link loop" if error.errno == errno.ELOOP else "broken symbolic link"
-    return None
+        return path, _os_problem(path, error), ERROR
+    special = data.not_regular_file(mode)
+    return (path, special, SKIPPED) if special else (path, None, "")
 
 
 def _folder_entries(folder: Path) -> Iterator[Entry]:
-    """Every non-hidden entry under `folder`, recursively and sorted: (path, problem, decision if a problem)."""
-    for dirpath, dirnames, filenames in os.walk(folder):
-        base = Path(dirpath)
-        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
-        for name in [d for d in dirnames if (base / d).is_symlink()]:
-            yield base / name, "symbolic link to a folder (not followed)", SKIPPED
-        for name in sorted(f for f in filenames if not f.startswith(".")):
-            problem = _link_problem(base / name)
-            yield base / name, problem, ERROR
+    """Every non-hidden entry under `folder`, recursively and sorted (linked folders, files, then sub-folders):
+    (path, problem, decision if a problem). A folder that cannot be listed is an entry with the reason."""
+    try:
+        with os.scandir(folder) as listing:
+            children = sorted((child for child in listing if not child.name.startswith(".")), key=lambda c: c.name)
+    except OSError as error:
+        yield folder, f"folder {_os_problem(folder, error)}", ERROR
+        return
+    files, folders = [], []
+    for child in children:
+        path = Path(child.path)
+        try:
+            if child.is_dir(follow_symlinks=False):
+                folders.append(path)
+            elif child.is_symlink() and child.is_dir():
+                yield path, "symbolic link to a folder (not followed)", SKIPPED
+            else:
+                files.append(path)
+        except OSError:
+            files.append(path)  # `_file_entry` says why
+    yield from map(_file_entry, files)
+    for path in folders:
+        yield from _folder_entries(path)
 
 
 def _entries(given: Path) -> list[Entry]:
-    if given.is_dir():
+    if os.path.isdir(given):
         return list(_folder_entries(given)) or [(given, "empty folder (no files)", ERROR)]
-    if given.exists():
-        return [(given, None, "")]
-    return [(given, _link_problem(given) or "no such file or folder", ERROR)]
+    return [_file_entry(given)]
 
 
 @dataclass(frozen=True)
@@ -291,21 +332,47 @@ def _shard_key(path: Path, given: Path) -> str:
     return path.relative_to(given).as_posix() if path != given else given.as_posix()
 
 
-def find_inputs(paths: Iterable[Path | str], shard: Shard | None = None) -> Iterator[Entry]:
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def find_inputs(paths: Iterable[Path | str], shard: Shard | None = None,
+                exclude: Path | None = None) -> Iterator[Entry]:
     """(path, None, "") for every file to classify under `paths`, or (path, reason, decision) when it cannot be:
     every non-hidden file gets an answer, whatever its type. Folders are walked recursively (hidden
-    entries skipped, linked folders reported, not followed). With `shard`, only the inputs of that part."""
+    entries skipped, linked folders reported, not followed). With `shard`, only the inputs of that part;
+    `exclude`: a file left out wherever it is met (the scan's own `--output`)."""
+    excluded = _identity(exclude) if exclude is not None else None
     for given in map(Path, paths):
         for entry in _entries(given):
+            if excluded and entry[0].name == exclude.name and _identity(entry[0]) == excluded:
+                continue
             if shard is None or shard.holds(_shard_key(entry[0], given)):
                 yield entry
+
+
+def path_text(path: Path | str) -> str:
+    """A path as rows write it (PATH_ESCAPING): lossless for any name the file system holds, where a file name
+    that is not UTF-8 would otherwise stop the CSV at that file."""
+    return os.fsencode(path).replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+
+
+def path_bytes(text: str) -> bytes:
+    """The file name `path_text` wrote, as the bytes the file system holds (`os.fsdecode` makes it a Path)."""
+    parts = re.split(r"\\(\\|x[0-9a-f]{2})", text)  # plain text and escapes alternate
+    return b"".join(part.encode() if i % 2 == 0 else b"\\" if part == "\\" else bytes([int(part[1:], 16)])
+                    for i, part in enumerate(parts))
 
 
 def _row(path: Path, kind: str, verdict: Verdict | None = None, time_s: float | None = None,
          unsafe_probability: float | None = None, decision: str | None = None, error: str = "",
          note: str = "") -> dict[str, Any]:
     return {
-        "path": str(path), "kind": kind, "time_s": time_s,
+        "path": path_text(path), "kind": kind, "time_s": time_s,
         "label": verdict.label if verdict else None,
         "unsafe_probability": verdict.unsafe_probability if verdict else unsafe_probability,
         "decision": decision if decision == SKIPPED else ERROR if error else (verdict.decision if verdict else decision),
@@ -320,8 +387,8 @@ class DecodedInput:
 
     path: Path
     kind: str  # "image" | "animation" | "video" | "input" (a problem found before reading: missing, link...)
-    frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 3), np.uint8))  # uint8 [N, H, W, 3]
-    timestamps: Sequence[float] = ()  # seconds, one per frame of a video or animation
+    frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 3), np.uint8))  # uint8 [1, H, W, 3]
+    stream: FrameStream | None = None  # a video's or animation's frames, decoded as the model takes them
     note: str = ""
     error: str = ""
     decision: str = ""  # with `error`: ERROR, or SKIPPED for what is deliberately not read
@@ -333,24 +400,26 @@ def _joined_notes(*notes: str) -> str:
 
 def _decoded_image_file(detector: Detector, path: Path, fps: float, max_frames: int | None) -> DecodedInput:
     if is_animation(path):
-        sampled = extract_animation_frames(path, fps=fps, max_frames=max_frames, image_size=detector.image_size)
-        return DecodedInput(path, "animation", sampled.frames, tuple(sampled.timestamps), sampled.note)
+        stream = animation_frames(path, fps=fps, max_frames=max_frames, image_size=detector.image_size)
+        return DecodedInput(path, "animation", stream=stream)
     decoded = detector.read(path)
     return DecodedInput(path, "image", decoded.pixels[None], note=_joined_notes(*decoded.notes))
 
 
-def decode_input(detector: Detector, path: Path, *, fps: float = 1.0, max_frames: int | None = None) -> DecodedInput:
-    """The frames of one file at `detector`'s input size; an unreadable file gives its error, never an exception.
+def decode_input(detector: Detector, path: Path, *, fps: float = 1.0,
+                 max_frames: int | None = DEFAULT_MAX_FRAMES) -> DecodedInput:
+    """An image at `detector`'s input size, or a video's or animation's frame stream (decoded when the model
+    takes its frames); an unreadable file gives its error, never an exception.
 
-    Images and animations may be decoded on any thread (Pillow's warnings become this file's `note`); videos
-    on one thread at a time, because FFmpeg is silenced by redirecting the whole process's stderr (`video`).
+    Images may be decoded on any thread (Pillow's warnings become this file's `note`); videos on one thread
+    at a time, because FFmpeg is silenced by redirecting the whole process's stderr (`video`).
     """
     if path.suffix.lower() in VIDEO_EXTENSIONS:
         try:
-            sampled = extract_frames(path, fps=fps, max_frames=max_frames, image_size=detector.image_size)
+            stream = video_frames(path, fps=fps, max_frames=max_frames, image_size=detector.image_size)
         except CorruptVideo as error:
             return DecodedInput(path, "video", error=error.reason)
-        return DecodedInput(path, "video", sampled.frames, tuple(sampled.timestamps), sampled.note)
+        return DecodedInput(path, "video", stream=stream)
     try:
         with data.pillow_warnings_as_notes() as notes:  # e.g. corrupt EXIF, met while checking for frames
             decoded = _decoded_image_file(detector, path, fps, max_frames)
@@ -403,13 +472,27 @@ def _decoded_in_order(detector: Detector, inputs: Sequence[Entry], decode_thread
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
 def _frame_rows(detector: Detector, decoded: DecodedInput, unsafe_frames: int) -> list[dict[str, Any]]:
-    """One row per sampled frame, then the file's verdict: its k-th most unsafe frame (k = 1: any unsafe frame)."""
-    verdicts = detector.verdicts(decoded.frames)
-    score = video_score([v.unsafe_probability for v in verdicts], unsafe_frames)
-    frame_rows = [_row(decoded.path, "frame", v, time_s=round(float(t), 3))
-                  for v, t in zip(verdicts, decoded.timestamps)]
-    return frame_rows + [_row(decoded.path, decoded.kind, unsafe_probability=score, note=decoded.note,
+    """One row per sampled frame, then the file's verdict: its k-th most unsafe frame (k = 1: any unsafe frame).
+    The frames are decoded FRAMES_AT_ONCE at a time, classified and dropped."""
+    frame_rows: list[dict[str, Any]] = []
+    with data.pillow_warnings_as_notes() as notes:
+        try:
+            for batch in _batches(decoded.stream, FRAMES_AT_ONCE):
+                verdicts = detector.verdicts(np.stack([frame for _, frame in batch]))
+                frame_rows += [_row(decoded.path, "frame", v, time_s=round(float(time), 3))
+                               for v, (time, _) in zip(verdicts, batch)]
+        except (CorruptVideo, data.CorruptImage) as error:
+            return [_row(decoded.path, decoded.kind, error=getattr(error, "reason", str(error)))]
+    score = video_score([row["unsafe_probability"] for row in frame_rows], unsafe_frames)
+    note = _joined_notes(decoded.note, decoded.stream.note, *notes)
+    return frame_rows + [_row(decoded.path, decoded.kind, unsafe_probability=score, note=note,
                               decision=decide(score, detector.threshold, detector.review_band))]
 
 
@@ -422,7 +505,8 @@ def _rows(detector: Detector, decoded: DecodedInput, unsafe_frames: int) -> list
     return _frame_rows(detector, decoded, unsafe_frames)
 
 
-def scan_inputs(detector: Detector, inputs: Sequence[Entry], *, fps: float = 1.0, max_frames: int | None = None,
+def scan_inputs(detector: Detector, inputs: Sequence[Entry], *, fps: float = 1.0,
+                max_frames: int | None = DEFAULT_MAX_FRAMES,
                 unsafe_frames: int = 1, progress: bool = True,
                 decode_threads: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """The rows of each of `inputs` (from `find_inputs`), one list per input, in order; problems are
@@ -460,23 +544,89 @@ def exit_code(rows: Iterable[dict[str, Any]]) -> int:
 
 
 class RowWriter:
-    """CSV (fixed columns: ROW_FIELDS, then one `p_<class>` per class) or JSON lines."""
+    """CSV (fixed columns: ROW_FIELDS, then one `p_<class>` per class) or JSON lines, each row one `write` of
+    `output` (a `RowOutput`, or any text stream)."""
 
-    def __init__(self, stream: TextIO, output_format: str, classes: Sequence[str]):
-        self.stream, self.format, self.classes = stream, output_format, list(classes)
+    def __init__(self, output: RowOutput | TextIO, output_format: str, classes: Sequence[str]):
+        self.output, self.format, self.classes = output, output_format, list(classes)
+        self.columns = [*ROW_FIELDS, *(f"p_{c}" for c in classes)]
         if output_format == "csv":
-            self._csv = csv.DictWriter(stream, fieldnames=[*ROW_FIELDS, *(f"p_{c}" for c in classes)],
-                                       extrasaction="ignore", lineterminator="\n")
-            self._csv.writeheader()
+            self.output.write(self._csv_line(dict(zip(self.columns, self.columns))))
+
+    def _csv_line(self, values: Mapping[str, Any]) -> str:
+        line = io.StringIO()
+        csv.DictWriter(line, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n").writerow(values)
+        return line.getvalue()
 
     def write(self, row: dict[str, Any]) -> None:
         if self.format == "jsonl":
-            self.stream.write(json.dumps(row) + "\n")
-        else:
-            flat = {k: ("" if v is None else v) for k, v in row.items()}
-            flat.update({f"p_{c}": row["probabilities"].get(c, "") for c in self.classes})
-            self._csv.writerow(flat)
-        self.stream.flush()
+            self.output.write(json.dumps(row) + "\n")
+            return
+        flat = {k: ("" if v is None else v) for k, v in row.items()}
+        flat.update({f"p_{c}": row["probabilities"].get(c, "") for c in self.classes})
+        self.output.write(self._csv_line(flat))
+
+
+def _locked_output(path: Path) -> int:
+    """`path` opened for writing (its missing folders created) once no other scan writes it, then emptied."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise ValueError(f"--output {path}: another scan is writing it; wait for it to end or choose another file")
+    if data.not_regular_file(os.fstat(descriptor).st_mode) is None:
+        os.ftruncate(descriptor, 0)
+    return descriptor
+
+
+class RowOutput:
+    """Where `scan` writes: `path` (locked while this scan writes it, so two scans never interleave in one file)
+    or stdout. Each `write` puts a whole row or nothing: a failed write (disk full) is cut back to the rows
+    before it and raises OutputError; a closed pipe raises BrokenPipeError, for the command line to end quietly."""
+
+    def __init__(self, path: Path | None = None):
+        self.name, self._stream = str(path or "stdout"), None
+        if path is not None:
+            self._descriptor: int | None = _locked_output(path)
+            return
+        sys.stdout.flush()
+        try:
+            self._descriptor = sys.stdout.fileno()
+        except (AttributeError, OSError, ValueError):  # stdout replaced by a text buffer (tests, notebooks)
+            self._descriptor, self._stream = None, sys.stdout
+
+    def write(self, text: str) -> None:
+        encoded = text.encode("utf-8", "backslashreplace")
+        if self._descriptor is None:
+            self._stream.write(encoded.decode())
+            self._stream.flush()
+            return
+        start = self._position()
+        try:
+            remaining = memoryview(encoded)
+            while remaining:
+                remaining = remaining[os.write(self._descriptor, remaining):]
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            if start is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._descriptor, start)
+                    os.lseek(self._descriptor, start, os.SEEK_SET)
+            raise OutputError(f"{self.name}: cannot write ({error.strerror}); the rows before it are whole") from None
+
+    def _position(self) -> int | None:
+        """Where the next row starts, None for a pipe or terminal (nothing to cut back)."""
+        try:
+            return os.lseek(self._descriptor, 0, os.SEEK_CUR)
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        if self._stream is None and self.name != "stdout":
+            os.close(self._descriptor)
 
 
 # ---------------------------------------------------------------- scan results against known truth
@@ -522,7 +672,7 @@ def scan_confusion(rows: Iterable[Mapping[str, Any]], root: Path | str, classes:
         if row["decision"] in (ERROR, SKIPPED):
             unreadable += 1
             continue
-        true = folders.index(Path(row["path"]).relative_to(root).parts[0])
+        true = folders.index(Path(os.fsdecode(path_bytes(row["path"]))).relative_to(root).parts[0])
         matrix[true, classes.index(row["label"])] += 1
         decisions[true, DECISIONS.index(row["decision"])] += 1
     labels = [c if f == c else f"{f} ({c})" for f, c in zip(folders, classes)]
@@ -604,8 +754,6 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "scan", help="classify images, folders and videos as safe / review / unsafe",
         description=__doc__.split("\n\n")[0],
-        epilog="exit codes: 0 all safe; 1 something unsafe or in review; 2 usage or model error; "
-               "3 nothing flagged but some inputs unreadable; 130 interrupted",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images, folders (recursive) or videos")
     parser.add_argument("--model", required=True, type=Path, help=".tflite (from `export`) or .keras model")
@@ -618,9 +766,13 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
                         help="unsafe probabilities in [LOW, HIGH) go to human review, §6.2 (default: the model "
                              f"card's, else {list(DEFAULT_OPERATING_POINT.review_band)}; equal values disable it)")
     parser.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    parser.add_argument("--output", type=Path, help="write rows to this file (folders created) instead of stdout")
+    parser.add_argument("--output", type=Path,
+                        help="write rows to this file (folders created, locked while written, left out of the scan) "
+                             f"instead of stdout; paths are {PATH_ESCAPING}")
     parser.add_argument("--fps", type=float, default=1.0, help="video frames sampled per second (default 1)")
-    parser.add_argument("--max-frames", type=int, help="at most this many frames per video")
+    parser.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES,
+                        help="at most this many sampled frames per video or animation, which bounds its time; the "
+                             "row's note says when it was reached (default %(default)s)")
     parser.add_argument("--unsafe-frames", type=int, default=1,
                         help="a video is judged by its k-th most unsafe frame (default 1)")
     parser.add_argument("--threads", type=int, default=SCAN_MODEL_THREADS,
@@ -641,16 +793,32 @@ def _check_options(args: argparse.Namespace) -> None:
     for option, threads in (("--threads", args.threads), ("--decode-threads", args.decode_threads)):
         if threads < 1:
             raise ValueError(f"{option} must be at least 1, got {threads}")
-    if args.output is not None and args.output.is_dir():
-        raise ValueError(f"--output {args.output} is a folder; give the name of the file to write")
+    if args.output is not None:
+        _check_output(args.output, args.paths)
 
 
-def _open_output(path: Path | None) -> TextIO:
-    """stdout, or `path` (its missing parent folders created)."""
-    if path is None:
-        return sys.stdout
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "w", newline="")
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.abspath(first) == os.path.abspath(second)
+
+
+def _check_output(output: Path, paths: Sequence[Path]) -> None:
+    """Refuse an --output that would destroy an input before it is read; found before anything is opened."""
+    if os.path.isdir(output):
+        raise ValueError(f"--output {output} is a folder; give the name of the file to write")
+    media = output.suffix.lower() in (*data.IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS) and output.exists()
+    for given in paths:
+        inside = os.path.isdir(given) and os.path.realpath(output).startswith(os.path.realpath(given) + os.sep)
+        if _same_file(output, given) or (media and inside):
+            raise ValueError(f"--output {output} is one of the inputs ({given}): writing the rows there would "
+                             "destroy it before it is read; write them to another file")
+
+
+def _error(message: Any, code: int) -> int:
+    print(f"nsfw-mobilenet scan: error: {message}", file=sys.stderr)
+    return code
 
 
 def run(args: argparse.Namespace) -> int:
@@ -660,24 +828,25 @@ def run(args: argparse.Namespace) -> int:
         detector = Detector(args.model, classes=args.classes, backbone=args.backbone,
                             threshold=args.threshold, review_band=args.review_band and tuple(args.review_band),
                             num_threads=args.threads)
-        stream = _open_output(args.output)
+        output = RowOutput(args.output)
     except (ModelError, ValueError, OSError) as error:
-        print(f"nsfw-mobilenet scan: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    inputs, written = list(find_inputs(args.paths, shard)), []
+        return _error(error, EXIT_USAGE)
+    inputs, judged, finished = list(find_inputs(args.paths, shard, exclude=args.output)), [], 0
     scanned = scan_inputs(detector, inputs, fps=args.fps, max_frames=args.max_frames, unsafe_frames=args.unsafe_frames,
                           progress=not args.quiet, decode_threads=args.decode_threads)
     try:
-        writer = RowWriter(stream, args.format, detector.classes)
+        writer = RowWriter(output, args.format, detector.classes)
         with contextlib.closing(scanned):  # the decoding threads stop at once, also on Ctrl-C
             for rows in scanned:
                 for row in rows:
                     writer.write(row)
-                written.append(rows)
+                judged += [row for row in rows if row["kind"] != "frame"]
+                finished += 1
     except KeyboardInterrupt:  # every finished input's rows are written whole; say where it stopped
-        print(f"nsfw-mobilenet scan: interrupted after {len(written)} of {len(inputs)} inputs", file=sys.stderr)
+        print(f"nsfw-mobilenet scan: interrupted after {finished} of {len(inputs)} inputs", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OutputError as error:
+        return _error(error, EXIT_OUTPUT_FAILED)
     finally:
-        if args.output:
-            stream.close()
-    return exit_code(row for rows in written for row in rows)
+        output.close()
+    return exit_code(judged)
