@@ -114,7 +114,7 @@ def paired_comparison(correct_a: np.ndarray, correct_b: np.ndarray, confidence: 
 
     One seed each: McNemar's exact test, and a bootstrap interval over the images. Several: a
     paired bootstrap that resamples the images (shared by both sides) and each side's seeds; the p-value
-    is twice the share of resampled differences on the far side of zero.
+    is twice the share of resampled differences on the far side of zero (at least 1 / `resamples`).
     """
     correct_a, correct_b = np.atleast_2d(correct_a).astype(bool), np.atleast_2d(correct_b).astype(bool)
     if correct_a.shape[1] != correct_b.shape[1]:
@@ -127,7 +127,8 @@ def paired_comparison(correct_a: np.ndarray, correct_b: np.ndarray, confidence: 
         p_value, test = mcnemar(correct_a[0], correct_b[0]), "McNemar exact"
     else:
         far_side = min(np.mean(differences <= 0), np.mean(differences >= 0))
-        p_value, test = float(min(1.0, 2 * far_side)), "paired bootstrap over seeds and images"
+        # never 0: a bootstrap cannot resolve p below one resample in `resamples`
+        p_value, test = float(min(1.0, max(2 * far_side, 1 / resamples))), "paired bootstrap over seeds and images"
     return PairedComparison(observed, float(low), float(high), p_value, test, correct_a.shape[1],
                             (len(correct_a), len(correct_b)))
 
