@@ -303,3 +303,68 @@ def test_split_indexes_webp_and_tiff_which_keras_skips(tmp_path: Path) -> None:
         _write(tmp_path / "a" / f"{i}{extension}", _bytes(_noise(), "PNG"))
     files = data.split_files(tmp_path, "training") + data.split_files(tmp_path, "validation")
     assert sorted(item.path.name for item in files) == ["0.png", "1.webp", "2.tif", "3.tiff"]
+
+
+# ---------------------------------------------------------------- issue 21: images read as what they are
+
+
+def _twelve_bit_tiff(path: Path, value: int, side: int = 64) -> Path:
+    """An uncompressed grayscale TIFF declaring 12 bits per sample (pixels packed two in three bytes)."""
+    pair = bytes([value >> 4, ((value & 0xF) << 4) | (value >> 8), value & 0xFF])
+    pixels = pair * (side // 2) * side
+    tags = [(256, 3, side), (257, 3, side), (258, 3, 12), (259, 3, 1), (262, 3, 1), (273, 4, 8), (277, 3, 1),
+            (278, 3, side), (279, 4, len(pixels))]  # width, height, bits, no compression, gray, strip...
+    directory = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", tag, kind, 1, value)
+                                                        for tag, kind, value in tags) + struct.pack("<I", 0)
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 8 + len(pixels)) + pixels + directory)
+    return path
+
+
+def test_14_a_12_bit_tiff_is_scaled_by_4095_not_as_16_bit(tmp_path: Path) -> None:
+    path = _twelve_bit_tiff(tmp_path / "sensor.tif", 2000)
+    assert Image.open(path).mode == "I;16" and data.bit_depth(Image.open(path)) == 12
+    assert data.decode_image(path, (32, 32))[0, 0].tolist() == [125, 125, 125]  # 2000 * 255 / 4095, not 2000 / 257
+
+
+def test_22_a_png_over_pillows_text_chunk_limit_names_the_limit_not_corruption(tmp_path: Path, monkeypatch) -> None:
+    from PIL import PngImagePlugin
+
+    metadata = PngImagePlugin.PngInfo()
+    metadata.add_text("comment", "x" * 5000)
+    Image.new("RGB", (64, 64), (10, 200, 10)).save(tmp_path / "chatty.png", pnginfo=metadata)
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_MEMORY", 4096)  # the 64 MiB limit, scaled down to the test
+    with pytest.raises(data.CorruptImage, match="PNG text chunks over Pillow's limit") as raised:
+        data.read_image(tmp_path / "chatty.png")
+    assert "corrupt" not in str(raised.value) and "MAX_TEXT_MEMORY" in str(raised.value)
+
+
+def test_20_a_fifo_is_refused_from_its_stat_without_being_opened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(data.CorruptImage, match=r"not a regular file \(FIFO\)"):
+        data.read_image(tmp_path / "pipe.png")  # opening it would wait forever for a writer
+
+
+def test_8_a_file_name_that_is_not_utf8_is_listed_as_a_bad_file_not_fatal(tmp_path: Path) -> None:
+    odd = tmp_path / "normal" / os.fsdecode(b"caf\xe9.png")
+    odd.parent.mkdir()
+    _noise().save(odd)
+    _noise().save(tmp_path / "normal" / "plain.png")
+    loaded = data.load_images(data.list_images(tmp_path), ["normal"], image_size=(16, 16), cache_dir=tmp_path / "c",
+                              progress=False)
+    assert [path.name for path in loaded.paths] == ["plain.png"]
+    assert [bad.path for bad in loaded.bad_files] == [odd] and "not valid UTF-8" in loaded.bad_files[0].reason
+
+
+def test_11_a_class_sub_folder_that_cannot_be_read_is_refused_by_name_not_skipped(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "normal" / "locked").mkdir(parents=True)
+    _noise().save(tmp_path / "normal" / "a.png")
+    real_scandir = os.scandir
+
+    def permission_denied(path):  # what chmod 000 does to anyone but root, who runs these tests
+        if os.path.basename(path) == "locked":
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", permission_denied)
+    with pytest.raises(ValueError, match=r"normal/locked: folder cannot be read \(Permission denied\)"):
+        data.list_images(tmp_path)

@@ -1,12 +1,18 @@
 """Scan specification: the §6.2 review band, .keras/.tflite detectors, bad inputs never fatal, schemas, exit codes."""
 
 import csv
+import fcntl
 import io
 import json
+import os
+import resource
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -403,3 +409,196 @@ def test_the_scan_command_starts_without_the_training_stack():
                                   check=True).stdout.split())
     assert "nsfw_mobilenet.scan" in imported
     assert not imported & {"sklearn", "scipy", "tensorflow", "keras", "nsfw_mobilenet.train"}
+
+
+# ---------------------------------------------------------------- issue 21: odd files, special files, output faults
+
+
+def _safe_png(path, decisive):
+    Image.fromarray(decisive["safe"]).save(path)
+    return path
+
+
+@pytest.mark.parametrize("output_format", ["csv", "jsonl"])
+def test_1_a_file_name_that_is_not_utf8_gets_a_lossless_row_and_the_files_after_it_theirs(
+        models, decisive, tmp_path, capsys, output_format):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    odd = folder / os.fsdecode(b"caf\xe9 \\ 1.png")  # Latin-1 bytes and a backslash, as an old camera names them
+    _safe_png(odd, decisive)
+    _safe_png(folder / "z_after.png", decisive)
+    output = tmp_path / f"rows.{output_format}"
+    code, _, err = run_scan(capsys, folder, "--model", models["tflite"], "--format", output_format, "--output", output)
+    text = output.read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text))) if output_format == "csv" else list(map(json.loads, text.splitlines()))
+    assert code == exit_codes.EXIT_OK and [row["decision"] for row in rows] == ["safe", "safe"], err
+    assert rows[0]["path"].endswith("caf\\xe9 \\\\ 1.png")  # the declared escaping: \xNN and \\
+    round_trip = Path(os.fsdecode(scan.path_bytes(rows[0]["path"])))
+    assert os.fsencode(round_trip) == os.fsencode(odd) and round_trip.read_bytes() == odd.read_bytes()
+
+
+def test_3_a_write_error_is_one_line_exit_4_and_leaves_only_whole_rows(models, decisive, tmp_path):
+    for index in range(30):
+        _safe_png(tmp_path / f"{index:02d}.png", decisive)
+    output = tmp_path / "out" / "rows.csv"
+    limit = 1500  # bytes: the file system refuses the rest (EFBIG, as a full disk refuses with ENOSPC)
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    completed = subprocess.run([sys.executable, "-m", "nsfw_mobilenet", "scan", "--quiet", str(tmp_path), "--model",
+                                str(models["tflite"]), "--output", str(output)],
+                               capture_output=True, text=True, preexec_fn=small_disk)
+    assert completed.returncode == exit_codes.EXIT_OUTPUT_FAILED
+    assert completed.stderr.count("\n") == 1 and str(output) in completed.stderr and "Traceback" not in completed.stderr
+    text = output.read_text()
+    assert 0 < len(text) <= limit and text.endswith("\n")
+    assert all(len(row) == len(CSV_COLUMNS) and None not in row.values() for row in csv.DictReader(io.StringIO(text)))
+
+
+def test_3_a_full_disk_under_stdout_is_one_line_and_exit_4(models, decisive, tmp_path):
+    _safe_png(tmp_path / "a.png", decisive)
+    with open("/dev/full", "w") as full:
+        completed = subprocess.run([sys.executable, "-m", "nsfw_mobilenet", "scan", "--quiet", str(tmp_path),
+                                    "--model", str(models["tflite"])], stdout=full, stderr=subprocess.PIPE, text=True)
+    assert completed.returncode == exit_codes.EXIT_OUTPUT_FAILED
+    assert completed.stderr == "nsfw-mobilenet scan: error: stdout: cannot write (No space left on device); the rows " \
+                               "before it are whole\n"
+
+
+def _deep_folder(root, depth=20):
+    """A chain of folders whose full path is longer than PATH_MAX (made step by step, as no path reaches it)."""
+    name, descriptor = "d" * 250, os.open(root, os.O_RDONLY)
+    for _ in range(depth):
+        os.mkdir(name, dir_fd=descriptor)
+        descriptor, parent = os.open(name, os.O_RDONLY, dir_fd=descriptor), descriptor
+        os.close(parent)
+    os.close(descriptor)
+    return root / name
+
+
+def test_4_a_path_longer_than_path_max_is_an_error_row_naming_it_and_the_rest_is_scanned(models, decisive, tmp_path,
+                                                                                        capsys):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    _deep_folder(folder)
+    _safe_png(folder / "z.png", decisive)
+    code, out, err = run_scan(capsys, folder, "--model", models["tflite"])
+    rows = list(csv.DictReader(io.StringIO(out)))
+    deep = [row for row in rows if row["decision"] == "error"]
+    assert len(deep) == 1 and "path too long for the system" in deep[0]["error"] and "Traceback" not in err
+    assert [row["decision"] for row in rows if row["path"].endswith("z.png")] == ["safe"]
+    assert code == exit_codes.EXIT_UNREADABLE
+
+
+def test_9_frames_are_streamed_a_batch_at_a_time_and_max_frames_has_a_default_that_is_noted(
+        models, decisive, tmp_path, capsys, monkeypatch):
+    frames = [Image.fromarray(np.roll(decisive["safe"], index, axis=1)) for index in range(100)]
+    path = tmp_path / "long.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=1000, loop=0)
+    decoded, held = [], []
+    real_rgb_pixels, real_verdicts = scan.data.rgb_pixels, scan.Detector.verdicts
+    monkeypatch.setattr(scan.data, "rgb_pixels", lambda *a, **k: decoded.append(1) or real_rgb_pixels(*a, **k))
+    monkeypatch.setattr(scan.Detector, "verdicts", lambda self, images: held.append((len(decoded), len(images)))
+                        or real_verdicts(self, images))
+    code, out, _ = run_scan(capsys, path, "--model", models["tflite"], "--max-frames", "70")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [row["kind"] for row in rows] == ["frame"] * 70 + ["animation"]
+    assert "first 70 sampled frames (--max-frames)" in rows[-1]["note"]
+    assert held[0] == (scan.FRAMES_AT_ONCE, scan.FRAMES_AT_ONCE)  # the first batch is classified before more decode
+    assert max(count for _, count in held) <= scan.FRAMES_AT_ONCE
+    assert cli.build_parser("scan").parse_args(["scan", "x", "--model", "m"]).max_frames == scan.DEFAULT_MAX_FRAMES
+
+
+def test_10_an_output_that_is_one_of_the_inputs_is_refused_before_anything_is_opened(models, decisive, tmp_path,
+                                                                                   capsys):
+    image = _safe_png(tmp_path / "photo.png", decisive)
+    before = image.read_bytes()
+    for given in (image, tmp_path):
+        code, _, err = run_scan(capsys, given, "--model", models["tflite"], "--output", image)
+        assert code == exit_codes.EXIT_USAGE and "is one of the inputs" in err and err.count("\n") == 1
+    assert image.read_bytes() == before
+
+
+def test_11_21_a_folder_that_cannot_be_read_is_an_error_row_naming_it_not_skipped_or_called_empty(
+        models, decisive, tmp_path, capsys, monkeypatch):
+    (tmp_path / "inbox" / "locked").mkdir(parents=True)
+    _safe_png(tmp_path / "inbox" / "locked" / "a.png", decisive)
+    _safe_png(tmp_path / "inbox" / "b.png", decisive)
+    real_scandir = os.scandir
+
+    def permission_denied(path):  # what chmod 000 does to anyone but root, who runs these tests
+        if os.path.basename(path) in ("locked", "alone"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(scan.os, "scandir", permission_denied)
+    code, out, _ = run_scan(capsys, tmp_path / "inbox", "--model", models["tflite"])
+    rows = {Path(row["path"]).name: row for row in csv.DictReader(io.StringIO(out))}
+    assert rows["locked"]["error"] == "folder cannot be read (Permission denied)" and rows["b.png"]["decision"] == "safe"
+    assert code == exit_codes.EXIT_UNREADABLE
+    (tmp_path / "alone").mkdir()
+    out = run_scan(capsys, tmp_path / "alone", "--model", models["tflite"])[1]
+    assert [row["error"] for row in csv.DictReader(io.StringIO(out))] == ["folder cannot be read (Permission denied)"]
+
+
+def test_13_a_second_scan_to_the_same_output_is_refused_while_the_first_writes_it(models, decisive, tmp_path, capsys):
+    _safe_png(tmp_path / "a.png", decisive)
+    output = tmp_path / "rows.csv"
+    output.write_text("the first scan's rows\n")
+    with open(output, "a") as first_scan:
+        fcntl.flock(first_scan, fcntl.LOCK_EX)
+        code, _, err = run_scan(capsys, tmp_path / "a.png", "--model", models["tflite"], "--output", output)
+    assert code == exit_codes.EXIT_USAGE and "another scan is writing it" in err and err.count("\n") == 1
+    assert output.read_text() == "the first scan's rows\n"
+
+
+def test_18_the_output_file_inside_the_scanned_folder_is_left_out_of_the_scan(models, decisive, tmp_path, capsys):
+    _safe_png(tmp_path / "a.png", decisive)
+    (tmp_path / "rows.csv").write_text("an older scan\n")
+    code, _, _ = run_scan(capsys, tmp_path, "--model", models["tflite"], "--output", tmp_path / "rows.csv")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "rows.csv").read_text())))
+    assert code == exit_codes.EXIT_OK and [Path(row["path"]).name for row in rows] == ["a.png"]
+
+
+def test_12_19_an_mpo_photo_and_a_multi_page_tiff_are_one_image_row_with_a_note(models, decisive, tmp_path, capsys):
+    def views():  # fresh images per file: Pillow keeps the JPEG encoder's settings on an image it saved
+        return [Image.fromarray(decisive["safe"]), Image.fromarray(np.ascontiguousarray(decisive["safe"][::-1]))]
+
+    first, second = views()
+    first.save(tmp_path / "phone.mpo", save_all=True, append_images=[second])
+    first, second = views()
+    first.save(tmp_path / "scan.tif", save_all=True, append_images=[second, second])
+    code, out, _ = run_scan(capsys, tmp_path, "--model", models["tflite"])
+    rows = {Path(row["path"]).name: row for row in csv.DictReader(io.StringIO(out))}
+    assert set(rows) == {"phone.mpo", "scan.tif"} and {row["kind"] for row in rows.values()} == {"image"}
+    assert rows["phone.mpo"]["note"] == "MPO: judged as one photo, its first image (of 2)"
+    assert rows["scan.tif"]["note"] == "TIFF with 3 pages or frames: only page 1 was judged"
+
+
+def test_20_fifos_sockets_and_devices_are_named_for_what_they_are_and_never_opened(models, tmp_path, capsys,
+                                                                                  monkeypatch):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    os.mkfifo(folder / "pipe.jpg")
+    monkeypatch.chdir(folder)  # a socket's path must be short
+    server = socket.socket(socket.AF_UNIX)
+    server.bind("socket.png")
+    (folder / "zero.png").symlink_to("/dev/zero")
+    (folder / "noise.mp4").symlink_to("/dev/urandom")
+    code, out, err = run_scan(capsys, folder, "--model", models["tflite"])
+    server.close()
+    rows = {Path(row["path"]).name: (row["decision"], row["error"]) for row in csv.DictReader(io.StringIO(out))}
+    assert rows == {"pipe.jpg": ("skipped", "not a regular file (FIFO)"),
+                    "socket.png": ("skipped", "not a regular file (socket)"),
+                    "zero.png": ("skipped", "not a regular file (character device)"),
+                    "noise.mp4": ("skipped", "not a regular file (character device)")}
+    assert code == exit_codes.EXIT_UNREADABLE
+
+
+def test_20_dev_stdin_fed_from_a_pipe_is_a_fifo_not_zero_bytes(models):
+    completed = subprocess.run([sys.executable, "-m", "nsfw_mobilenet", "scan", "--quiet", "/dev/stdin", "--model",
+                                str(models["tflite"])], input=b"not read", capture_output=True)
+    row = next(csv.DictReader(io.StringIO(completed.stdout.decode())))
+    assert (row["decision"], row["error"]) == ("skipped", "not a regular file (FIFO)")

@@ -138,9 +138,16 @@ def training_classes(root: Path | str) -> list[str]:
     return names
 
 
+def _unreadable_folder(error: OSError) -> None:
+    """`os.walk` would skip the folder in silence, and train on a dataset without its images."""
+    raise ValueError(f"{error.filename}: folder cannot be read ({error.strerror}); fix its permissions or move it "
+                     "out of the dataset")
+
+
 def _walk_files(class_dir: Path) -> Iterator[Path]:
-    """Every file under `class_dir` in Keras's `iter_valid_files` order (hidden ones included)."""
-    for dirpath, _, files in sorted(os.walk(class_dir), key=lambda walked: walked[0]):
+    """Every file under `class_dir` in Keras's `iter_valid_files` order (hidden ones included); ValueError
+    naming a folder that cannot be read."""
+    for dirpath, _, files in sorted(os.walk(class_dir, onerror=_unreadable_folder), key=lambda walked: walked[0]):
         for name in sorted(files):
             yield Path(dirpath) / name
 
