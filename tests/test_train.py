@@ -359,3 +359,45 @@ def test_the_same_augmented_run_twice_gives_the_identical_history_and_test_predi
     assert runs[0]["history"] == runs[1]["history"]
     assert runs[0]["test"]["predicted"] == runs[1]["test"]["predicted"]
     assert len(set(runs[0]["history"]["loss"])) == 2  # it trained: the epochs differ
+
+
+# ---------------------------------------------------------------- issue 21: training edge cases
+
+
+@pytest.mark.parametrize("epochs", ["0", "-1"])
+def test_5_fewer_than_one_epoch_is_a_one_line_usage_error_before_any_work(tmp_path, capsys, epochs):
+    code = cli.main(["train", "--table", "4.1", "--epochs", epochs, "--data", str(tmp_path / "none"),
+                     "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"nsfw-mobilenet train: error: --epochs must be at least 1, got {epochs}\n"
+
+
+def test_23_one_image_per_class_is_one_line_saying_how_many_the_validation_split_needs(tmp_path, capsys):
+    root = _tiny_dataset(tmp_path / "data", per_class=1)
+    with pytest.raises(ValueError, match="validation split empty; it needs at least 5 images"):
+        subsets.load_run_data(root, progress=False, cache_dir=None)
+    code = cli.main(["train", "--table", "4.1", "--row", "1", "--data", str(root), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "needs at least 5 images" in err
+
+
+def test_17_a_class_missing_from_test_is_a_warning_in_the_results_and_in_the_per_class_metrics(tmp_path, caplog):
+    root = _tiny_dataset(tmp_path / "data", per_class=5)
+    shutil.rmtree(root / "test" / "sexual")
+    with caplog.at_level(logging.WARNING):
+        run_data = subsets.load_run_data(root, progress=False, cache_dir=None)
+    assert "test/ has no usable image of class sexual" in caplog.text
+    config = TINY_CONFIG.with_overrides(weights=None)
+    run = train.train(config, run_data, checkpoint_dir=tmp_path / "ckpt", verbose=0)
+    assert run.result["warnings"] == ["test/ has no usable image of class sexual: the test figures leave it out (see "
+                                      "test.per_class)"]
+    assert run.result["test"]["per_class"]["sexual"]["images"] == 0
+    assert run.result["test"]["per_class"]["normal"]["images"] == 1
+
+
+def test_8_a_training_image_whose_name_is_not_utf8_is_a_bad_file_and_the_run_goes_on(tmp_path):
+    root = _tiny_dataset(tmp_path / "data", per_class=5)
+    odd = _image(root / "train" / "normal" / os.fsdecode(b"caf\xe9.png"))
+    run_data = subsets.load_run_data(root, progress=False, cache_dir=tmp_path / "cache", image_size=(32, 32))
+    assert any(bad.startswith(str(odd)) and "not valid UTF-8" in bad for bad in run_data.bad_files())
+    assert run_data.counts()["training"] + run_data.counts()["validation"] == 10
