@@ -271,27 +271,29 @@ def _file_entry(path: Path) -> Entry:
 def _folder_entries(folder: Path) -> Iterator[Entry]:
     """Every non-hidden entry under `folder`, recursively and sorted (linked folders, files, then sub-folders):
     (path, problem, decision if a problem). A folder that cannot be listed is an entry with the reason."""
-    try:
-        with os.scandir(folder) as listing:
-            children = sorted((child for child in listing if not child.name.startswith(".")), key=lambda c: c.name)
-    except OSError as error:
-        yield folder, f"folder {_os_problem(folder, error)}", ERROR
-        return
-    files, folders = [], []
-    for child in children:
-        path = Path(child.path)
+    pending = [folder]  # a stack, not recursion: a chain of a thousand folders is a valid tree
+    while pending:
+        current = pending.pop()
         try:
-            if child.is_dir(follow_symlinks=False):
-                folders.append(path)
-            elif child.is_symlink() and child.is_dir():
-                yield path, "symbolic link to a folder (not followed)", SKIPPED
-            else:
-                files.append(path)
-        except OSError:
-            files.append(path)  # `_file_entry` says why
-    yield from map(_file_entry, files)
-    for path in folders:
-        yield from _folder_entries(path)
+            with os.scandir(current) as listing:
+                children = sorted((c for c in listing if not c.name.startswith(".")), key=lambda c: c.name)
+        except OSError as error:
+            yield current, f"folder {_os_problem(current, error)}", ERROR
+            continue
+        files, folders = [], []
+        for child in children:
+            path = Path(child.path)
+            try:
+                if child.is_dir(follow_symlinks=False):
+                    folders.append(path)
+                elif child.is_symlink() and child.is_dir():
+                    yield path, "symbolic link to a folder (not followed)", SKIPPED
+                else:
+                    files.append(path)
+            except OSError:
+                files.append(path)  # `_file_entry` says why
+        yield from map(_file_entry, files)
+        pending += reversed(folders)
 
 
 def _entries(given: Path) -> list[Entry]:

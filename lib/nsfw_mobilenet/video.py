@@ -203,12 +203,6 @@ def _animation_frames(path: Path, fps: float, max_frames: int | None, image_size
         raise data.CorruptImage(f"no decodable frame in the animation ({'; '.join(notes) or 'empty'})")
 
 
-def extract_animation_frames(path: Path | str, fps: float = 1.0, max_frames: int | None = None,
-                             image_size: tuple[int, int] = IMAGE_SIZE) -> VideoFrames:
-    """`animation_frames`, all at once (a short animation; `max_frames` None: every sampled frame)."""
-    return animation_frames(path, fps, max_frames, image_size).collected()
-
-
 def is_animation(path: Path | str) -> bool:
     """Whether an image file is an animation (GIF, WebP or PNG with more than one frame). MPO photos and
     multi-page TIFFs are still images (`data.frames_note`). Raises data.CorruptImage."""
