@@ -58,7 +58,7 @@ def by_name(rows):
 # ---------------------------------------------------------------- 1. every file gets a row
 
 
-def test_1_every_non_hidden_file_gets_one_row_and_pillow_formats_are_classified(tflite, decisive, tmp_path, capsys):
+def test_every_non_hidden_file_gets_one_row_and_pillow_formats_are_classified(tflite, decisive, tmp_path, capsys):
     folder = tmp_path / "inbox"
     (folder / "real").mkdir(parents=True)
     for name in ("photo.webp", "scan.tif", "scan2.tiff", "photo.jpg"):
@@ -87,7 +87,7 @@ def test_1_every_non_hidden_file_gets_one_row_and_pillow_formats_are_classified(
 # ---------------------------------------------------------------- 2, 4. pixels as a viewer sees them
 
 
-def test_2_sixteen_bit_png_is_scaled_to_eight_bits_not_clipped_to_white(tmp_path):
+def test_sixteen_bit_png_is_scaled_to_eight_bits_not_clipped_to_white(tmp_path):
     path = tmp_path / "depth16.png"
     Image.fromarray(np.full((64, 64), 30000, np.uint16)).save(path)
     assert Image.open(path).mode.startswith("I")
@@ -95,7 +95,7 @@ def test_2_sixteen_bit_png_is_scaled_to_eight_bits_not_clipped_to_white(tmp_path
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
-def test_4_transparent_pixels_are_composited_on_white_not_their_hidden_colour(tmp_path, mode):
+def test_transparent_pixels_are_composited_on_white_not_their_hidden_colour(tmp_path, mode):
     pixels = np.zeros((64, 64, 4), np.uint8)
     pixels[..., 0] = 255  # red hidden under alpha 0 on the left half
     pixels[:, 32:, 3] = 255
@@ -117,7 +117,7 @@ def test_4_transparent_pixels_are_composited_on_white_not_their_hidden_colour(tm
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".webp"])
-def test_3_animation_gets_frame_rows_and_one_verdict_any_unsafe_frame_makes_it_unsafe(
+def test_animation_gets_frame_rows_and_one_verdict_any_unsafe_frame_makes_it_unsafe(
         tflite, decisive, tmp_path, capsys, suffix):
     safe, unsafe = decisive["safe"], decisive["unsafe"]
     frames = [Image.fromarray(frame) for frame in (safe, safe[::-1], unsafe, safe[:, ::-1])]  # no two alike
@@ -134,7 +134,7 @@ def test_3_animation_gets_frame_rows_and_one_verdict_any_unsafe_frame_makes_it_u
 # ---------------------------------------------------------------- 5, 6, 7. too small, truncated, too big
 
 
-def test_5_an_image_below_the_minimum_side_is_too_small_to_classify(tflite, tmp_path, capsys):
+def test_an_image_below_the_minimum_side_is_too_small_to_classify(tflite, tmp_path, capsys):
     Image.new("RGB", (1, 1), (200, 20, 20)).save(tmp_path / "pixel.png")
     Image.new("RGB", (scan.MIN_SIDE, scan.MIN_SIDE), (200, 20, 20)).save(tmp_path / "small_enough.png")
     rows = by_name(rows_of(run_scan(capsys, tmp_path, "--model", tflite)[1]))
@@ -142,7 +142,7 @@ def test_5_an_image_below_the_minimum_side_is_too_small_to_classify(tflite, tmp_
     assert rows["small_enough.png"]["decision"] in scan.DECISIONS
 
 
-def test_6_a_truncated_video_says_so_in_its_own_row(tflite, tmp_path, capsys):
+def test_a_truncated_video_says_so_in_its_own_row(tflite, tmp_path, capsys):
     clip = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
     for i in range(20):
@@ -155,7 +155,7 @@ def test_6_a_truncated_video_says_so_in_its_own_row(tflite, tmp_path, capsys):
     assert "truncated" in video_row["note"] and "truncated" not in err
 
 
-def test_7_an_oversized_file_is_refused_from_its_size_without_reading_it(tflite, tmp_path, capsys, monkeypatch):
+def test_an_oversized_file_is_refused_from_its_size_without_reading_it(tflite, tmp_path, capsys, monkeypatch):
     huge = tmp_path / "huge.jpg"
     with open(huge, "wb") as handle:
         handle.truncate(data.MAX_IMAGE_BYTES + 1)  # sparse: no disk used
@@ -164,7 +164,7 @@ def test_7_an_oversized_file_is_refused_from_its_size_without_reading_it(tflite,
     assert row["decision"] == "error" and f"above the {data.MAX_IMAGE_BYTES // 2**20} MiB limit" in row["error"]
 
 
-def test_7_a_non_image_is_rejected_from_its_header(tmp_path):
+def test_a_non_image_is_rejected_from_its_header(tmp_path):
     fake = tmp_path / "fake.jpg"
     fake.write_bytes(b"PK\x03\x04" + bytes(1000))
     with pytest.raises(data.CorruptImage, match="not an image"):
@@ -174,32 +174,32 @@ def test_7_a_non_image_is_rejected_from_its_header(tmp_path):
 # ---------------------------------------------------------------- 8, 9, 10. clear usage errors
 
 
-def test_8_output_in_a_missing_folder_is_created(tflite, decisive, tmp_path, capsys):
+def test_output_in_a_missing_folder_is_created(tflite, decisive, tmp_path, capsys):
     Image.fromarray(decisive["safe"]).save(tmp_path / "a.png")
     target = tmp_path / "new" / "deeper" / "rows.csv"
     code, _, _ = run_scan(capsys, tmp_path / "a.png", "--model", tflite, "--output", target)
     assert code == exit_codes.EXIT_OK and len(rows_of(target.read_text())) == 1
 
 
-def test_8_output_pointing_at_a_folder_is_a_one_line_usage_error(tflite, tmp_path, capsys):
+def test_output_pointing_at_a_folder_is_a_one_line_usage_error(tflite, tmp_path, capsys):
     code, _, err = run_scan(capsys, tmp_path, "--model", tflite, "--output", tmp_path)
     assert code == exit_codes.EXIT_USAGE and "is a folder" in err and "Traceback" not in err and err.count("\n") == 1
 
 
-def test_9_a_text_file_named_keras_is_not_called_missing(tmp_path, capsys):
+def test_a_text_file_named_keras_is_not_called_missing(tmp_path, capsys):
     fake = tmp_path / "model.keras"
     fake.write_text("not a model")
     code, _, err = run_scan(capsys, tmp_path, "--model", fake, "--backbone", "mobilenet_v1")
     assert code == exit_codes.EXIT_USAGE and "not a Keras model file" in err and "not found" not in err.lower()
 
 
-def test_9_zero_threads_is_blamed_on_the_option_not_the_model(tflite, tmp_path, capsys):
+def test_zero_threads_is_blamed_on_the_option_not_the_model(tflite, tmp_path, capsys):
     code, _, err = run_scan(capsys, tmp_path, "--model", tflite, "--threads", "0")
     assert code == exit_codes.EXIT_USAGE and "--threads must be at least 1" in err
 
 
 @pytest.mark.parametrize("labels", [None, ""])
-def test_10_tflite_without_labels_is_an_error_unless_classes_are_given(tflite, decisive, tmp_path, capsys, labels):
+def test_tflite_without_labels_is_an_error_unless_classes_are_given(tflite, decisive, tmp_path, capsys, labels):
     model = tmp_path / "model.tflite"
     model.write_bytes(tflite.read_bytes())  # no card next to it
     if labels is not None:
@@ -211,7 +211,7 @@ def test_10_tflite_without_labels_is_an_error_unless_classes_are_given(tflite, d
     assert code == exit_codes.EXIT_OK and rows_of(out)[0]["label"] == "normal"
 
 
-def test_10_labels_in_the_model_card_count(tflite, tmp_path):
+def test_labels_in_the_model_card_count(tflite, tmp_path):
     model = tmp_path / "model.tflite"
     model.write_bytes(tflite.read_bytes())
     (tmp_path / "labels.txt").write_text("\n")
@@ -222,7 +222,7 @@ def test_10_labels_in_the_model_card_count(tflite, tmp_path):
 # ---------------------------------------------------------------- 11, 12. Ctrl-C, stderr noise
 
 
-def test_11_ctrl_c_says_where_it_stopped_exits_130_and_leaves_whole_rows(tflite, decisive, tmp_path, capsys,
+def test_ctrl_c_says_where_it_stopped_exits_130_and_leaves_whole_rows(tflite, decisive, tmp_path, capsys,
                                                                          monkeypatch):
     for name in ("a.png", "b.png", "c.png"):
         Image.fromarray(decisive["safe"]).save(tmp_path / name)
@@ -240,7 +240,7 @@ def test_11_ctrl_c_says_where_it_stopped_exits_130_and_leaves_whole_rows(tflite,
     assert [by_name(rows_of(out))] == [{"a.png": rows_of(out)[0]}] and out.endswith("\n")
 
 
-def test_12_pillow_warnings_become_notes_on_the_row_not_stderr(tflite, tmp_path, capsys):
+def test_pillow_warnings_become_notes_on_the_row_not_stderr(tflite, tmp_path, capsys):
     path = tmp_path / "bad_exif.jpg"
     Image.new("RGB", (64, 64), (10, 200, 10)).save(path, exif=BAD_EXIF)
     with warnings.catch_warnings():
@@ -249,7 +249,7 @@ def test_12_pillow_warnings_become_notes_on_the_row_not_stderr(tflite, tmp_path,
     assert "Corrupt EXIF data" in rows_of(out)[0]["note"] and err == ""
 
 
-def test_12_scanning_with_a_keras_model_prints_only_our_own_messages(classifier, decisive, tmp_path):
+def test_scanning_with_a_keras_model_prints_only_our_own_messages(classifier, decisive, tmp_path):
     classifier.save(tmp_path / "tiny.keras")
     Image.fromarray(decisive["safe"]).save(tmp_path / "a.png")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}  # even when TensorFlow is asked to log everything
@@ -260,7 +260,7 @@ def test_12_scanning_with_a_keras_model_prints_only_our_own_messages(classifier,
     assert completed.stderr == ""
 
 
-def test_9_export_also_says_a_text_file_named_keras_is_not_a_keras_model(tmp_path, capsys):
+def test_export_also_says_a_text_file_named_keras_is_not_a_keras_model(tmp_path, capsys):
     fake = tmp_path / "model.keras"
     fake.write_text("not a model")
     code = cli.main(["export", "--model", str(fake), "--backbone", "mobilenet_v1", "--out", str(tmp_path / "out"),
@@ -269,7 +269,7 @@ def test_9_export_also_says_a_text_file_named_keras_is_not_a_keras_model(tmp_pat
     assert code == 2 and "not a Keras model file" in err and "not found" not in err.lower()
 
 
-def test_5_the_detector_api_refuses_a_too_small_file_as_the_scan_does(tflite, tmp_path):
+def test_the_detector_api_refuses_a_too_small_file_as_the_scan_does(tflite, tmp_path):
     Image.new("RGB", (1, 1), (200, 20, 20)).save(tmp_path / "pixel.png")
     with pytest.raises(data.CorruptImage, match="too small to classify"):
         scan.Detector(tflite).classify(tmp_path / "pixel.png")
@@ -278,7 +278,7 @@ def test_5_the_detector_api_refuses_a_too_small_file_as_the_scan_does(tflite, tm
 # ---------------------------------------------------------------- 11, 12 with files decoded on threads
 
 
-def test_12_each_file_keeps_its_own_pillow_notes_when_files_decode_on_threads(tflite, tmp_path):
+def test_each_file_keeps_its_own_pillow_notes_when_files_decode_on_threads(tflite, tmp_path):
     for index in range(40):
         exif = {"exif": BAD_EXIF} if index % 3 == 0 else {}
         Image.new("RGB", (64, 64), (10, 200, 10)).save(tmp_path / f"{index:02d}.jpg", **exif)
@@ -289,7 +289,7 @@ def test_12_each_file_keeps_its_own_pillow_notes_when_files_decode_on_threads(tf
     assert warnings.filters == filters and warnings.showwarning is showwarning  # left as they were
 
 
-def test_12_read_image_on_many_threads_at_once_gives_each_file_its_own_notes(tmp_path):
+def test_read_image_on_many_threads_at_once_gives_each_file_its_own_notes(tmp_path):
     paths = []
     for index in range(12):
         paths.append(tmp_path / f"{index:02d}.jpg")
@@ -299,7 +299,7 @@ def test_12_read_image_on_many_threads_at_once_gives_each_file_its_own_notes(tmp
     assert [bool(note) for note in notes] == [index % 2 == 1 for index in range(12)] * 10
 
 
-def test_12_a_warning_of_another_thread_is_not_taken_as_a_note(tmp_path):
+def test_a_warning_of_another_thread_is_not_taken_as_a_note(tmp_path):
     collecting, release = threading.Event(), threading.Event()
 
     def notes_of_a_quiet_block():
@@ -338,7 +338,7 @@ sys.exit(cli.main(["scan", "--quiet", *sys.argv[2:], "--output", str(output)]))
 """
 
 
-def test_11_ctrl_c_while_the_main_thread_waits_for_a_decoding_thread_exits_130_with_whole_rows(tflite, decisive,
+def test_ctrl_c_while_the_main_thread_waits_for_a_decoding_thread_exits_130_with_whole_rows(tflite, decisive,
                                                                                              tmp_path):
     folder = tmp_path / "inbox"
     folder.mkdir()

@@ -48,7 +48,7 @@ def test_every_exit_code_is_documented_in_help_and_in_the_readme(capsys):
     assert all(f"| {code} |" in section for code in exit_codes.EXIT_CODES)
 
 
-def test_2_a_reader_closing_the_pipe_ends_the_scan_quietly_with_141(classifier, tmp_path):
+def test_a_reader_closing_the_pipe_ends_the_scan_quietly_with_141(classifier, tmp_path):
     import tiny_classifier
 
     model = tiny_classifier.export_variant(classifier, tmp_path / "model", "float32").path

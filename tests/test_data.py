@@ -320,13 +320,13 @@ def _twelve_bit_tiff(path: Path, value: int, side: int = 64) -> Path:
     return path
 
 
-def test_14_a_12_bit_tiff_is_scaled_by_4095_not_as_16_bit(tmp_path: Path) -> None:
+def test_a_12_bit_tiff_is_scaled_by_4095_not_as_16_bit(tmp_path: Path) -> None:
     path = _twelve_bit_tiff(tmp_path / "sensor.tif", 2000)
     assert Image.open(path).mode == "I;16" and data.bit_depth(Image.open(path)) == 12
     assert data.decode_image(path, (32, 32))[0, 0].tolist() == [125, 125, 125]  # 2000 * 255 / 4095, not 2000 / 257
 
 
-def test_22_a_png_over_pillows_text_chunk_limit_names_the_limit_not_corruption(tmp_path: Path, monkeypatch) -> None:
+def test_a_png_over_pillows_text_chunk_limit_names_the_limit_not_corruption(tmp_path: Path, monkeypatch) -> None:
     from PIL import PngImagePlugin
 
     metadata = PngImagePlugin.PngInfo()
@@ -338,13 +338,13 @@ def test_22_a_png_over_pillows_text_chunk_limit_names_the_limit_not_corruption(t
     assert "corrupt" not in str(raised.value) and "MAX_TEXT_MEMORY" in str(raised.value)
 
 
-def test_20_a_fifo_is_refused_from_its_stat_without_being_opened(tmp_path: Path) -> None:
+def test_a_fifo_is_refused_from_its_stat_without_being_opened(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.png")
     with pytest.raises(data.CorruptImage, match=r"not a regular file \(FIFO\)"):
         data.read_image(tmp_path / "pipe.png")  # opening it would wait forever for a writer
 
 
-def test_8_a_file_name_that_is_not_utf8_is_listed_as_a_bad_file_not_fatal(tmp_path: Path) -> None:
+def test_a_file_name_that_is_not_utf8_is_listed_as_a_bad_file_not_fatal(tmp_path: Path) -> None:
     odd = tmp_path / "normal" / os.fsdecode(b"caf\xe9.png")
     odd.parent.mkdir()
     _noise().save(odd)
@@ -355,7 +355,7 @@ def test_8_a_file_name_that_is_not_utf8_is_listed_as_a_bad_file_not_fatal(tmp_pa
     assert [bad.path for bad in loaded.bad_files] == [odd] and "not valid UTF-8" in loaded.bad_files[0].reason
 
 
-def test_11_a_class_sub_folder_that_cannot_be_read_is_refused_by_name_not_skipped(tmp_path: Path, monkeypatch) -> None:
+def test_a_class_sub_folder_that_cannot_be_read_is_refused_by_name_not_skipped(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "normal" / "locked").mkdir(parents=True)
     _noise().save(tmp_path / "normal" / "a.png")
     real_scandir = os.scandir

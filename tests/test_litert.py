@@ -29,7 +29,7 @@ def odd_tflite(folder, input_shape):
     ((224, 224, 1), "[1, 224, 224, 1] float32"),
     ((None, None, 3), "[1, None, None, 3] float32"),
 ])
-def test_7_16_a_tflite_whose_input_is_not_a_fixed_rgb_image_is_refused_saying_what_it_is(tmp_path, capsys,
+def test_a_tflite_whose_input_is_not_a_fixed_rgb_image_is_refused_saying_what_it_is(tmp_path, capsys,
                                                                                         input_shape, described):
     model = odd_tflite(tmp_path / "odd", input_shape)
     with pytest.raises(litert.UnsupportedModel, match=r"its input is " + described.replace("[", r"\[")

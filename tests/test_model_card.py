@@ -28,7 +28,7 @@ def card_beside_a_model(folder, card, labels=None):
     ({"classes": "normal sexual"}, "classes", '"normal sexual"'),
     ({"backbone": 3}, "backbone", "3"),
 ])
-def test_6_a_card_field_of_the_wrong_type_is_one_line_naming_the_field(tmp_path, card, field, got):
+def test_a_card_field_of_the_wrong_type_is_one_line_naming_the_field(tmp_path, card, field, got):
     with pytest.raises(ValueError) as raised:
         model_card.read_card(card_beside_a_model(tmp_path, card))
     message = str(raised.value)
@@ -36,7 +36,7 @@ def test_6_a_card_field_of_the_wrong_type_is_one_line_naming_the_field(tmp_path,
     assert message.startswith(str(tmp_path / model_card.CARD_FILE))
 
 
-def test_6_a_card_that_is_a_json_list_is_not_a_model_card(tmp_path):
+def test_a_card_that_is_a_json_list_is_not_a_model_card(tmp_path):
     with pytest.raises(ValueError, match="not a model card: a JSON object is expected, got a JSON list"):
         model_card.read_card(card_beside_a_model(tmp_path, [GOOD_POINT]))
 
@@ -46,7 +46,7 @@ def test_a_well_typed_card_gives_its_operating_point(tmp_path):
     assert model_card.operating_point_of(card) == model_card.OperatingPoint(0.6, (0.4, 0.8))
 
 
-def test_15_labels_that_contradict_the_card_are_an_error_naming_both(tmp_path):
+def test_labels_that_contradict_the_card_are_an_error_naming_both(tmp_path):
     model = card_beside_a_model(tmp_path, {"classes": ["normal", "sexual"]}, labels=["sexual", "normal"])
     with pytest.raises(ValueError) as raised:
         model_card.read_labels(model)
@@ -57,7 +57,7 @@ def test_15_labels_that_contradict_the_card_are_an_error_naming_both(tmp_path):
 
 @pytest.mark.parametrize("card, labels", [({"operating_point": {"threshold": None}}, None),
                                           ({"classes": ["normal", "sexual"]}, ["sexual", "normal"])])
-def test_6_15_scan_reports_a_bad_card_in_one_line_and_exits_2(classifier, tmp_path, capsys, card, labels):
+def test_scan_reports_a_bad_card_in_one_line_and_exits_2(classifier, tmp_path, capsys, card, labels):
     exported = tiny_classifier.export_variant(classifier, tmp_path, "float32")
     card_beside_a_model(exported.path.parent, card, labels)
     Image.new("RGB", (64, 64), (10, 200, 10)).save(tmp_path / "a.png")

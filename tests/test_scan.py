@@ -420,7 +420,7 @@ def _safe_png(path, decisive):
 
 
 @pytest.mark.parametrize("output_format", ["csv", "jsonl"])
-def test_1_a_file_name_that_is_not_utf8_gets_a_lossless_row_and_the_files_after_it_theirs(
+def test_a_file_name_that_is_not_utf8_gets_a_lossless_row_and_the_files_after_it_theirs(
         models, decisive, tmp_path, capsys, output_format):
     folder = tmp_path / "inbox"
     folder.mkdir()
@@ -437,7 +437,7 @@ def test_1_a_file_name_that_is_not_utf8_gets_a_lossless_row_and_the_files_after_
     assert os.fsencode(round_trip) == os.fsencode(odd) and round_trip.read_bytes() == odd.read_bytes()
 
 
-def test_3_a_write_error_is_one_line_exit_4_and_leaves_only_whole_rows(models, decisive, tmp_path):
+def test_a_write_error_is_one_line_exit_4_and_leaves_only_whole_rows(models, decisive, tmp_path):
     for index in range(30):
         _safe_png(tmp_path / f"{index:02d}.png", decisive)
     output = tmp_path / "out" / "rows.csv"
@@ -457,7 +457,7 @@ def test_3_a_write_error_is_one_line_exit_4_and_leaves_only_whole_rows(models, d
     assert all(len(row) == len(CSV_COLUMNS) and None not in row.values() for row in csv.DictReader(io.StringIO(text)))
 
 
-def test_3_a_full_disk_under_stdout_is_one_line_and_exit_4(models, decisive, tmp_path):
+def test_a_full_disk_under_stdout_is_one_line_and_exit_4(models, decisive, tmp_path):
     _safe_png(tmp_path / "a.png", decisive)
     with open("/dev/full", "w") as full:
         completed = subprocess.run([sys.executable, "-m", "nsfw_mobilenet", "scan", "--quiet", str(tmp_path),
@@ -478,7 +478,7 @@ def _deep_folder(root, depth=20):
     return root / name
 
 
-def test_4_a_path_longer_than_path_max_is_an_error_row_naming_it_and_the_rest_is_scanned(models, decisive, tmp_path,
+def test_a_path_longer_than_path_max_is_an_error_row_naming_it_and_the_rest_is_scanned(models, decisive, tmp_path,
                                                                                         capsys):
     folder = tmp_path / "inbox"
     folder.mkdir()
@@ -492,7 +492,7 @@ def test_4_a_path_longer_than_path_max_is_an_error_row_naming_it_and_the_rest_is
     assert code == exit_codes.EXIT_UNREADABLE
 
 
-def test_9_frames_are_streamed_a_batch_at_a_time_and_max_frames_has_a_default_that_is_noted(
+def test_frames_are_streamed_a_batch_at_a_time_and_max_frames_has_a_default_that_is_noted(
         models, decisive, tmp_path, capsys, monkeypatch):
     frames = [Image.fromarray(np.roll(decisive["safe"], index, axis=1)) for index in range(100)]
     path = tmp_path / "long.gif"
@@ -511,7 +511,7 @@ def test_9_frames_are_streamed_a_batch_at_a_time_and_max_frames_has_a_default_th
     assert cli.build_parser("scan").parse_args(["scan", "x", "--model", "m"]).max_frames == scan.DEFAULT_MAX_FRAMES
 
 
-def test_10_an_output_that_is_one_of_the_inputs_is_refused_before_anything_is_opened(models, decisive, tmp_path,
+def test_an_output_that_is_one_of_the_inputs_is_refused_before_anything_is_opened(models, decisive, tmp_path,
                                                                                    capsys):
     image = _safe_png(tmp_path / "photo.png", decisive)
     before = image.read_bytes()
@@ -521,7 +521,7 @@ def test_10_an_output_that_is_one_of_the_inputs_is_refused_before_anything_is_op
     assert image.read_bytes() == before
 
 
-def test_11_21_a_folder_that_cannot_be_read_is_an_error_row_naming_it_not_skipped_or_called_empty(
+def test_a_folder_that_cannot_be_read_is_an_error_row_naming_it_not_skipped_or_called_empty(
         models, decisive, tmp_path, capsys, monkeypatch):
     (tmp_path / "inbox" / "locked").mkdir(parents=True)
     _safe_png(tmp_path / "inbox" / "locked" / "a.png", decisive)
@@ -543,7 +543,7 @@ def test_11_21_a_folder_that_cannot_be_read_is_an_error_row_naming_it_not_skippe
     assert [row["error"] for row in csv.DictReader(io.StringIO(out))] == ["folder cannot be read (Permission denied)"]
 
 
-def test_13_a_second_scan_to_the_same_output_is_refused_while_the_first_writes_it(models, decisive, tmp_path, capsys):
+def test_a_second_scan_to_the_same_output_is_refused_while_the_first_writes_it(models, decisive, tmp_path, capsys):
     _safe_png(tmp_path / "a.png", decisive)
     output = tmp_path / "rows.csv"
     output.write_text("the first scan's rows\n")
@@ -554,7 +554,7 @@ def test_13_a_second_scan_to_the_same_output_is_refused_while_the_first_writes_i
     assert output.read_text() == "the first scan's rows\n"
 
 
-def test_18_the_output_file_inside_the_scanned_folder_is_left_out_of_the_scan(models, decisive, tmp_path, capsys):
+def test_the_output_file_inside_the_scanned_folder_is_left_out_of_the_scan(models, decisive, tmp_path, capsys):
     _safe_png(tmp_path / "a.png", decisive)
     (tmp_path / "rows.csv").write_text("an older scan\n")
     code, _, _ = run_scan(capsys, tmp_path, "--model", models["tflite"], "--output", tmp_path / "rows.csv")
@@ -562,7 +562,7 @@ def test_18_the_output_file_inside_the_scanned_folder_is_left_out_of_the_scan(mo
     assert code == exit_codes.EXIT_OK and [Path(row["path"]).name for row in rows] == ["a.png"]
 
 
-def test_12_19_an_mpo_photo_and_a_multi_page_tiff_are_one_image_row_with_a_note(models, decisive, tmp_path, capsys):
+def test_an_mpo_photo_and_a_multi_page_tiff_are_one_image_row_with_a_note(models, decisive, tmp_path, capsys):
     def views():  # fresh images per file: Pillow keeps the JPEG encoder's settings on an image it saved
         return [Image.fromarray(decisive["safe"]), Image.fromarray(np.ascontiguousarray(decisive["safe"][::-1]))]
 
@@ -577,7 +577,7 @@ def test_12_19_an_mpo_photo_and_a_multi_page_tiff_are_one_image_row_with_a_note(
     assert rows["scan.tif"]["note"] == "TIFF with 3 pages or frames: only page 1 was judged"
 
 
-def test_20_fifos_sockets_and_devices_are_named_for_what_they_are_and_never_opened(models, tmp_path, capsys,
+def test_fifos_sockets_and_devices_are_named_for_what_they_are_and_never_opened(models, tmp_path, capsys,
                                                                                   monkeypatch):
     folder = tmp_path / "s"
     folder.mkdir()
@@ -597,7 +597,7 @@ def test_20_fifos_sockets_and_devices_are_named_for_what_they_are_and_never_open
     assert code == exit_codes.EXIT_UNREADABLE
 
 
-def test_20_dev_stdin_fed_from_a_pipe_is_a_fifo_not_zero_bytes(models):
+def test_dev_stdin_fed_from_a_pipe_is_a_fifo_not_zero_bytes(models):
     completed = subprocess.run([sys.executable, "-m", "nsfw_mobilenet", "scan", "--quiet", "/dev/stdin", "--model",
                                 str(models["tflite"])], input=b"not read", capture_output=True)
     row = next(csv.DictReader(io.StringIO(completed.stdout.decode())))

@@ -365,14 +365,14 @@ def test_the_same_augmented_run_twice_gives_the_identical_history_and_test_predi
 
 
 @pytest.mark.parametrize("epochs", ["0", "-1"])
-def test_5_fewer_than_one_epoch_is_a_one_line_usage_error_before_any_work(tmp_path, capsys, epochs):
+def test_fewer_than_one_epoch_is_a_one_line_usage_error_before_any_work(tmp_path, capsys, epochs):
     code = cli.main(["train", "--table", "4.1", "--epochs", epochs, "--data", str(tmp_path / "none"),
                      "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and err == f"nsfw-mobilenet train: error: --epochs must be at least 1, got {epochs}\n"
 
 
-def test_23_one_image_per_class_is_one_line_saying_how_many_the_validation_split_needs(tmp_path, capsys):
+def test_one_image_per_class_is_one_line_saying_how_many_the_validation_split_needs(tmp_path, capsys):
     root = _tiny_dataset(tmp_path / "data", per_class=1)
     with pytest.raises(ValueError, match="validation split empty; it needs at least 5 images"):
         subsets.load_run_data(root, progress=False, cache_dir=None)
@@ -381,7 +381,7 @@ def test_23_one_image_per_class_is_one_line_saying_how_many_the_validation_split
     assert code == 2 and err.count("\n") == 1 and "needs at least 5 images" in err
 
 
-def test_17_a_class_missing_from_test_is_a_warning_in_the_results_and_in_the_per_class_metrics(tmp_path, caplog):
+def test_a_class_missing_from_test_is_a_warning_in_the_results_and_in_the_per_class_metrics(tmp_path, caplog):
     root = _tiny_dataset(tmp_path / "data", per_class=5)
     shutil.rmtree(root / "test" / "sexual")
     with caplog.at_level(logging.WARNING):
@@ -395,7 +395,7 @@ def test_17_a_class_missing_from_test_is_a_warning_in_the_results_and_in_the_per
     assert run.result["test"]["per_class"]["normal"]["images"] == 1
 
 
-def test_8_a_training_image_whose_name_is_not_utf8_is_a_bad_file_and_the_run_goes_on(tmp_path):
+def test_a_training_image_whose_name_is_not_utf8_is_a_bad_file_and_the_run_goes_on(tmp_path):
     root = _tiny_dataset(tmp_path / "data", per_class=5)
     odd = _image(root / "train" / "normal" / os.fsdecode(b"caf\xe9.png"))
     run_data = subsets.load_run_data(root, progress=False, cache_dir=tmp_path / "cache", image_size=(32, 32))

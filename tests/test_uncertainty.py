@@ -66,7 +66,7 @@ def test_runs_on_different_test_sets_are_refused():
         uncertainty.paired_comparison(np.ones((1, 10), bool), np.ones((1, 12), bool))
 
 
-def test_159_test_images_cannot_tell_apart_runs_a_few_images_apart():
+def test_a_test_set_of_159_images_cannot_tell_apart_runs_a_few_images_apart():
     smallest = uncertainty.detectable_difference(159, 0.9)
     assert 0.08 < smallest < 0.11  # about 15 images
     assert uncertainty.detectable_difference(4000, 0.9) < 0.025  # the thesis's 3,999 test images
