@@ -994,12 +994,12 @@ def make_dataset(
     dataset = tf.data.Dataset.range(len(images))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    # Sequential: a numpy_function is stateful, and op determinism (`train.enable_determinism`) would make
-    # TensorFlow rewrite a parallel map of it into this, with a line on stderr.
-    dataset = dataset.batch(batch_size).map(gather)
+    # Both maps sequential: after a numpy_function (stateful) op determinism (`train.enable_determinism`) makes
+    # TensorFlow run a parallel map sequentially anyway, and its rewrite writes a spurious "NodeDef mentions
+    # attribute use_unbounded_threadpool" line to stderr. The prefetch still overlaps them with training.
     batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)  # one per batch, new each epoch
-    dataset = tf.data.Dataset.zip(batch_seeds, dataset)
-    return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    dataset = tf.data.Dataset.zip(batch_seeds, dataset.batch(batch_size).map(gather)).map(transform)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def make_test_split(source: Path | str, out_dir: Path | str, test_fraction: float = 0.2,
