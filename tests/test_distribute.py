@@ -101,7 +101,7 @@ def test_the_train_command_runs_multi_worker_on_a_one_worker_cluster(tmp_path):
     result = _run_this_file("train-command", str(standin.ensure_standin() / "binary"), str(tmp_path),
                             "--strategy", "multi-worker", environment={"TF_CONFIG": json.dumps(cluster)})
     assert result["distribution"] == {"strategy": "multi-worker", "replicas": 1, "precision": "float32"}
-    assert (tmp_path / "smoke" / "table_4.1_row_01.keras").exists()
+    assert (tmp_path / "smoke" / "table_4.1_row_01_seed_1.keras").exists()
 
 
 def test_the_train_command_refuses_an_unknown_strategy_with_exit_2_naming_the_choices(tmp_path, capsys):

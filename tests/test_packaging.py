@@ -64,7 +64,7 @@ def test_installed_wheel_trains_a_thesis_table_row_from_any_folder(wheel, tmp_pa
                cwd=elsewhere, pythonpath=site)
     run_python("-m", "nsfw_mobilenet", "train", "--table", "4.1", "--row", "1", "--smoke", "--data", "standin/binary",
                "--out", "out", cwd=elsewhere, pythonpath=site)
-    result = experiments.load_result(elsewhere / "out" / "smoke" / "table_4.1_row_01.json")
+    result = experiments.load_result(elsewhere / "out" / "smoke" / "table_4.1_row_01_seed_1.json")
     assert (result["config"]["table"], result["config"]["row"], result["smoke"]) == ("4.1", 1, True)
 
 

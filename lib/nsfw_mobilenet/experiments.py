@@ -188,9 +188,12 @@ def thesis_vs_run(results: list[dict[str, Any]]) -> Any:
 
 def thesis_steps(config: dict[str, Any]) -> int:
     """Optimizer steps the thesis made for a row: its training images in batches of the row's size, times the
-    epochs it trained (10, or as its reference row says; a row trained longer here still compares with them)."""
+    epochs of the row's config file (10; 4 for table 4.9-4epochs), whatever a run here overrode (--epochs)."""
     images = thesis_reference()["dataset_2_classes"]["train_images"]
-    epochs = thesis_row(config["table"], config["row"]).get("epochs", ExperimentConfig.epochs)
+    try:
+        epochs = next(c.epochs for c in table_configs(config["table"]) if c.row == config["row"])
+    except (FileNotFoundError, StopIteration):  # a table of configs made at run time
+        epochs = ExperimentConfig.epochs
     return math.ceil(images / config["batch_size"]) * epochs
 
 
@@ -275,6 +278,11 @@ def correct_by_image(results: list[dict[str, Any]]) -> Any:
 
 def _without_seed(config: dict[str, Any]) -> str:
     return json.dumps({key: value for key, value in config.items() if key != "seed"}, sort_keys=True)
+
+
+def seed_count(runs: list[dict[str, Any]]) -> str:
+    """"1 seed", "5 seeds": how legends and labels count a configuration's runs."""
+    return f"{len(runs)} seed" + ("s" if len(runs) != 1 else "")
 
 
 def seed_groups(results: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .experiments import correct_by_image, load_result, run_steps, seed_groups, thesis_row, thesis_steps
+from .experiments import correct_by_image, load_result, run_steps, seed_count, seed_groups, thesis_row, thesis_steps
 from .uncertainty import paired_comparison, seed_interval
 
 # reading: suffix of its results folder after the dataset's name (results/table_<T>/<dataset><suffix>/)
@@ -103,5 +103,5 @@ def curves_of_row(readings: dict[str, list[dict[str, Any]]], row: int) -> dict[s
     for reading, runs in readings.items():
         groups = _by_row(runs)
         if row in groups:
-            curves[f"{reading} ({len(groups[row])} seeds)"] = mean_history(groups[row])
+            curves[f"{reading} ({seed_count(groups[row])})"] = mean_history(groups[row])
     return curves

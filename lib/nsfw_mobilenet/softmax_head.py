@@ -19,8 +19,8 @@ import numpy as np
 
 from . import data, models
 from .architecture import decode_imagenet
-from .experiments import (KERAS_DEFAULT_LEARNING_RATES, LITERAL_LEARNING_RATE, ExperimentConfig, seed_groups,
-                          thesis_reference)
+from .experiments import (KERAS_DEFAULT_LEARNING_RATES, LITERAL_LEARNING_RATE, ExperimentConfig, seed_count,
+                          seed_groups, thesis_reference)
 from .uncertainty import seed_interval
 from .inference import predict
 
@@ -147,7 +147,7 @@ def accuracy_by_steps(runs: Sequence[dict[str, Any]]) -> tuple[list[int], list[f
 
 def accuracy_by_steps_of_groups(results: Sequence[dict[str, Any]]) -> dict[str, tuple[list[int], list[float]]]:
     """`accuracy_by_steps` of each configuration among `results`, labelled by `run_label` and seed count."""
-    return {f"{run_label(runs[0]['config'])} ({len(runs)} seeds)": accuracy_by_steps(runs)
+    return {f"{run_label(runs[0]['config'])} ({seed_count(runs)})": accuracy_by_steps(runs)
             for runs in seed_groups(list(results))}
 
 
