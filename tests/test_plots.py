@@ -17,6 +17,6 @@ def test_loss_readings_draw_training_and_validation_per_reading_and_the_thesis_l
 def test_seed_spread_draws_one_dot_per_seed_and_the_thesis_only_where_it_printed_one():
     figure = plots.plot_seed_spread({"A": [0.8, 0.82, 0.85], "B": [0.6]}, {"A": 0.95}, "validation accuracy")
     axis = figure.axes[0]
-    assert [tick.get_text() for tick in axis.get_xticklabels()] == ["A", "B"]
+    assert [tick.get_text() for tick in axis.get_xticklabels()] == ["A", "B"]  # wrapped at 16 characters
     assert list(axis.lines[0].get_ydata()) == [0.8, 0.82, 0.85]  # A's seeds
     assert [line.get_label() for line in axis.lines].count("thesis") == 1

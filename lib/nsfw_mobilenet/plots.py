@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -400,7 +401,7 @@ def plot_seed_spread(values: Mapping[str, Sequence[float]], thesis: Mapping[str,
 
     from .uncertainty import seed_interval
 
-    fig, axis = plt.subplots(figsize=(2 * PANEL_INCHES, PANEL_INCHES + 0.3), dpi=FIGURE_DPI)
+    fig, axis = plt.subplots(figsize=(max(2 * PANEL_INCHES, 1.1 * len(values)), PANEL_INCHES + 0.6), dpi=FIGURE_DPI)
     for position, (label, runs) in enumerate(values.items()):
         summary = seed_interval(runs)
         jitter = np.linspace(-0.12, 0.12, len(runs)) if len(runs) > 1 else np.zeros(1)
@@ -410,7 +411,7 @@ def plot_seed_spread(values: Mapping[str, Sequence[float]], thesis: Mapping[str,
                       fmt="s", color="tab:blue", capsize=3, label="mean, 95 % interval" if position == 0 else None)
         if thesis.get(label) is not None:
             axis.plot(position - 0.25, thesis[label], "D", color="black", label="thesis" if position == 0 else None)
-    axis.set_xticks(range(len(values)), list(values), fontsize=7)
+    axis.set_xticks(range(len(values)), [textwrap.fill(label, 16) for label in values], fontsize=6)
     axis.set_ylabel(metric, fontsize=8)
     axis.tick_params(labelsize=7)
     axis.legend(fontsize=7, loc="lower right")
