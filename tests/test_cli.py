@@ -11,7 +11,7 @@ from PIL import Image
 
 from nsfw_mobilenet import cli, exit_codes, scan
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+USAGE = Path(__file__).resolve().parents[1] / "docs" / "USAGE.md"
 
 
 def crash(args):
@@ -44,7 +44,7 @@ def test_every_exit_code_is_documented_in_help_and_in_the_readme(capsys):
         shown = capsys.readouterr().out
         assert all(re.search(rf"^\s+{code}\s+{re.escape(meaning[:20])}", shown, re.M)
                    for code, meaning in exit_codes.EXIT_CODES.items()), argv
-    section = README.read_text().split("### What happens to bad input")[1].split("\n### ")[0]
+    section = USAGE.read_text().split("## What happens to bad input")[1].split("\n## ")[0]
     assert all(f"| {code} |" in section for code in exit_codes.EXIT_CODES)
 
 
