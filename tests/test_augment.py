@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from nsfw_mobilenet import augment, data, experiments, standin, subsets, train
+from nsfw_mobilenet import augment, augmentation_orders, data, experiments, standin, subsets, train
 
 
 @pytest.fixture(scope="module")
@@ -137,11 +137,11 @@ def test_order_effect_pairs_each_config_s_two_orders_and_measures_their_gap():
                 "history": {"val_accuracy": history}, "final": {"val_accuracy": history[-1]},
                 "test": {"accuracy": test}}
 
-    same = train.order_effect([result("thesis", [0.5, 0.8], 0.7), result("corrected", [0.5, 0.8], 0.7)])
+    same = augmentation_orders.order_effect([result("thesis", [0.5, 0.8], 0.7), result("corrected", [0.5, 0.8], 0.7)])
     assert same.loc[0, "largest per-epoch val. gap"] == 0.0
-    apart = train.order_effect([result("thesis", [0.5, 0.3], 0.3), result("corrected", [0.6, 0.9], 0.9)])
+    apart = augmentation_orders.order_effect([result("thesis", [0.5, 0.3], 0.3), result("corrected", [0.6, 0.9], 0.9)])
     assert apart.loc[0, "largest per-epoch val. gap"] == pytest.approx(0.6)
-    assert train.order_effect([result("thesis", [0.5], 0.5)]).empty  # one order alone is no comparison
+    assert augmentation_orders.order_effect([result("thesis", [0.5], 0.5)]).empty  # one order alone is no comparison
 
 
 # --- The fused op against listing 4.5's Keras layers -------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nsfw_mobilenet import cli, data, experiments, standin, subsets, train
+from nsfw_mobilenet import cli, data, experiments, final_model, standin, subsets, train
 
 THESIS_TABLES = {"4.1": 11, "4.5": 6, "4.9": 6, "4.13": 5}
 
@@ -122,7 +122,7 @@ def test_a_notebook_finds_the_run_made_from_the_repository_root(smoke_data, tmp_
 
 
 def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_path):
-    final = train.final_model(standin.ensure_standin() / "binary", tmp_path, smoke=True)
+    final = final_model.final_model(standin.ensure_standin() / "binary", tmp_path, smoke=True)
     assert final.result["config"] == experiments.final_config().with_overrides(epochs=1).to_dict()
     assert (tmp_path / "smoke" / "table_final_row_01_seed_1.keras").exists()
     assert final.test_probabilities().shape == (len(final.data.test.labels), 2)
@@ -134,7 +134,7 @@ def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_pat
 
 def test_final_model_with_the_thesis_head_has_its_own_folder_and_says_so_on_its_card(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "PROJECT_ROOT", tmp_path)
-    thesis_head = train.final_model(standin.ensure_standin() / "binary", smoke=True, head="thesis")
+    thesis_head = final_model.final_model(standin.ensure_standin() / "binary", smoke=True, head="thesis")
     assert (tmp_path / "runs" / "final_thesis_head" / "binary" / "smoke" / "table_final_row_01_seed_1.keras").exists()
     assert thesis_head.result["config"]["head"] == "thesis" and "thesis head" in thesis_head.describe()
     assert "'head': 'thesis'" in thesis_head.model_card(["normal", "sexual"])["config"]

@@ -33,7 +33,7 @@ clips the whole image to one constant value; `GaussianNoise(0.2)` is then 10% of
 of a rounding error. The fused step keeps both clips, so it destroys the same images. V3's
 `preprocess_input` is the identity (the model rescales inside), so V3 is spared.
 `order="corrected"` augments pixels in [0, 255] and preprocesses afterwards.
-`destroyed_fraction` measures how many training images come out constant; `train.order_comparison`
+`destroyed_fraction` measures how many training images come out constant; `augmentation_orders.order_comparison`
 trains a config in both orders.
 """
 

@@ -6,7 +6,7 @@ the epochs' history and wall time logged beside them, so a resumed run reports t
 evaluates on the test folder and writes config, history, confusion matrix, wall time, versions,
 seed and a fingerprint of the data to `<out_dir>/<config.name>.json`. Without augmentation, the
 frozen part of the network is computed once ("cached features") and only the trainable tail is
-trained per epoch. `run_table` trains a thesis table's rows, `order_comparison` a config in both
+trained per epoch. `run_table` trains a thesis table's rows (`augmentation_orders`: a config in both
 augmentation orders.
 """
 
@@ -19,7 +19,6 @@ import math
 import os
 import platform
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,14 +28,11 @@ from typing import Any
 
 import numpy as np
 
-import nsfw_mobilenet
 
 from . import augment, data, distribute, models
 from .evaluate import evaluate_predictions, per_class_metrics
-from .exit_codes import EXIT_OK, EXIT_USAGE
-from .experiments import (DEFAULT_SEED, FINAL_CONFIG_FILE, KERAS_DEFAULT_LEARNING_RATES, PROJECT_ROOT,
-                          ExperimentConfig, compact_thesis_vs_run, correct_by_image, final_config, repo_relative,
-                          table_configs, thesis_vs_run, weights_name)
+from .experiments import (DEFAULT_SEED, KERAS_DEFAULT_LEARNING_RATES, ExperimentConfig, repo_relative,
+                          table_configs)
 from .inference import predict, predict_to_file
 from .subsets import DEFAULT_CACHE_DIR, RunData, load_run_data, run_files
 
@@ -412,82 +408,6 @@ def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path
     return run.result
 
 
-def trained_model(config: ExperimentConfig, data_dir: Path | str, out_dir: Path | str, *, smoke: bool = False,
-                  run_data: RunData | None = None, **train_options: Any) -> tuple[Any, dict[str, Any]]:
-    """The trained model of `config` on `data_dir` and its results: the saved `.keras` of a finished
-    run, else trained now (a fresh clone has the committed results JSON but never the model file)."""
-    import keras
-
-    result = run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, **train_options)
-    model_file = result_path(config, out_dir, smoke).with_suffix(".keras")
-    if not model_file.exists():
-        result = run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, force=True,
-                                **train_options)
-    return keras.models.load_model(model_file), result
-
-
-@dataclass
-class FinalModel:
-    """The final two-class model (§5.1's choice) trained on one dataset, its results and that data."""
-
-    model: Any
-    result: dict[str, Any]
-    data: RunData
-
-    @property
-    def backbone(self) -> str:
-        return self.result["config"]["backbone"]
-
-    def test_probabilities(self) -> np.ndarray:
-        """Class probabilities of the test images, in `data.test` order."""
-        return predict(self.model, self.data.test.images, self.backbone)
-
-    def validation_probabilities(self) -> np.ndarray:
-        """Class probabilities of listing 4.4's validation images, in `data.validation` order."""
-        return predict(self.model, self.data.validation.images, self.backbone)
-
-    def describe(self) -> str:
-        """Which model, from which weights, trained on what, and its test accuracy: for notebook outputs."""
-        config, data_info, test = self.result["config"], self.result["data"], self.result.get("test") or {}
-        smoke = " SMOKE run (1 epoch, a few images per class): not a result." if self.result.get("smoke") else ""
-        return (f"{models.get_backbone(config['backbone']).title} from {weights_name(self.result)} weights, "
-                f"{config['head']} head, last {config['trainable_layers']} layers trained with {config['optimizer']}, "
-                f"augmentation {config['augmentation'] or '-'} ({config['order']} order), {config['epochs']} epochs "
-                f"({self.result['time_min']:.1f} min) on {data_info['dir']} {data_info['counts']}; "
-                f"test accuracy {test.get('accuracy', float('nan')):.3f}."
-                f"{smoke}")
-
-    def model_card(self, classes: list[str]) -> dict[str, Any]:
-        """What an exported model's card says about its origin: backbone, weights, config (with any change
-        from experiments/final/two_classes.yaml), training data and test accuracy."""
-        config, data_info, final = self.result["config"], self.result["data"], final_config().to_dict()
-        changed = {key: value for key, value in config.items() if final[key] != value}
-        return {"backbone": config["backbone"], "weights": weights_name(self.result),
-                "config": FINAL_CONFIG_FILE + (f" with {changed}" if changed else ""),
-                "training_data": f"{data_info['dir']}: class folders {data_info['classes']} as {list(classes)}, "
-                                 f"{data_info['counts']}{' (SMOKE run)' if self.result.get('smoke') else ''}",
-                "keras_test_accuracy": (self.result.get("test") or {}).get("accuracy")}
-
-
-def final_model(data_dir: Path | str, out_dir: Path | str | None = None, *, smoke: bool = False,
-                head: str | None = None, weights_dir: Path | None = None) -> FinalModel:
-    """`experiments.final_config()` trained on `data_dir` (notebooks 06–08): the saved model of a
-    finished run in `out_dir`, else trained now.
-
-    `out_dir` defaults to runs/final/<data folder name>. A smoke run trains one epoch on a few images
-    per class (into the `smoke/` subfolder, `result_path`), so it never touches the full model. `head`
-    swaps the config's head (notebook 07 compares listing 4.7's "thesis" head); such a model
-    defaults to runs/final_<head>_head/<data folder name>.
-    """
-    config = final_config().with_overrides(epochs=SMOKE_EPOCHS if smoke else None, head=head)
-    folder = "final" + (f"_{head}_head" if head and head != final_config().head else "")
-    default_dir = PROJECT_ROOT / "runs" / folder / Path(data_dir).name
-    run_data = load_run_data(data_dir, smoke=smoke, progress=False)
-    model, result = trained_model(config, data_dir, out_dir or default_dir, smoke=smoke, run_data=run_data,
-                                  weights_dir=weights_dir, verbose=0)
-    return FinalModel(model, result, run_data)
-
-
 def seed_list(seeds: int | list[int] | None) -> list[int] | None:
     """`--seeds K` as seeds 1…K, an explicit list as given, None as None (the configs' own seed)."""
     if seeds is None or isinstance(seeds, list):
@@ -516,127 +436,4 @@ def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: li
                            distribution=distribution, verbose=0)
             for config in tqdm(configs, desc=f"table {table}", unit="run", disable=not progress)]
 
-
-def order_comparison(configs: list[ExperimentConfig], data_dir: Path | str, out_dir: Path | str, *,
-                     run_data: RunData | None = None, smoke: bool = False,
-                     **train_options: Any) -> list[dict[str, Any]]:
-    """Each config trained in both augmentation orders (`augment`), results in `<out_dir>/<order>/<config.name>.json`.
-
-    The two orders share a config name, so they get separate folders (and separate checkpoint
-    folders when `checkpoint_dir` is given); finished runs are reused, as in `run_experiment`.
-    """
-    run_data = run_data if run_data is not None else load_run_data(data_dir, smoke=smoke)
-    checkpoints = train_options.pop("checkpoint_dir", None)
-    results = []
-    for config in configs:
-        for order in data.ORDERS:
-            options = dict(train_options, **({"checkpoint_dir": Path(checkpoints) / order} if checkpoints else {}))
-            results.append(run_experiment(config.with_overrides(order=order), data_dir, Path(out_dir) / order,
-                                          smoke=smoke, run_data=run_data, **options))
-    return results
-
-
-def load_order_comparison(results_dir: Path | str) -> list[dict[str, Any]]:
-    """The result JSONs of both order folders written by `order_comparison`, sorted by table, row and order."""
-    results = [json.loads(path.read_text()) for order in data.ORDERS
-               for path in (Path(results_dir) / order).glob("*.json")]
-    return sorted(results, key=lambda r: (r["config"]["table"], r["config"]["row"], r["config"]["order"],
-                                          r["config"]["seed"]))
-
-
-def _order_p_value(thesis: dict[str, Any], corrected: dict[str, Any]) -> float | None:
-    """McNemar's p of the two orders on the same test images (None for results without per-image predictions)."""
-    from .uncertainty import mcnemar
-
-    if not all("predicted" in run["test"] for run in (thesis, corrected)):
-        return None
-    correct = correct_by_image([thesis, corrected])
-    return mcnemar(correct[0], correct[1])
-
-
-def order_effect(results: list[dict[str, Any]]) -> Any:
-    """Per DA config and seed: validation and test accuracy in each order, and the largest per-epoch gap between
-    the two orders' validation accuracy (0 where `preprocess_input` is the identity, as for V3)."""
-    import pandas as pd
-
-    by_config: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
-    for result in results:
-        config = result["config"]
-        by_config.setdefault((config["table"], config["row"], config["seed"]), {})[config["order"]] = result
-    rows = []
-    for (table, row, seed), orders in sorted(by_config.items()):
-        if set(orders) != set(data.ORDERS):
-            continue
-        thesis, corrected = orders["thesis"], orders["corrected"]
-        gap = np.abs(np.subtract(thesis["history"]["val_accuracy"], corrected["history"]["val_accuracy"])).max()
-        rows.append({"table": table, "row": row, "seed": seed, "backbone": thesis["config"]["backbone"],
-                     "val_accuracy [thesis order]": thesis["final"]["val_accuracy"],
-                     "val_accuracy [corrected order]": corrected["final"]["val_accuracy"],
-                     "test accuracy [thesis order]": thesis["test"]["accuracy"],
-                     "test accuracy [corrected order]": corrected["test"]["accuracy"],
-                     "largest per-epoch val. gap": float(gap), "McNemar p (test)": _order_p_value(thesis, corrected)})
-    return pd.DataFrame(rows)
-
-
-def _run_command(args: Any) -> int:
-    if args.epochs is not None and args.epochs < 1:
-        print(f"nsfw-mobilenet train: error: --epochs must be at least 1, got {args.epochs}", file=sys.stderr)
-        return EXIT_USAGE
-    nsfw_mobilenet.import_tensorflow_quietly()  # its native start-up lines are not this command's messages
-    overrides = {"epochs": args.epochs, "order": args.order, "optimizer": args.optimizer,
-                 "learning_rate": args.learning_rate, "momentum": args.momentum, "head": args.head}
-    try:
-        # First, before TensorFlow runs anything: a multi-worker strategy cannot be made later.
-        distribution = distribute.distribution(args.strategy, args.mixed_precision)
-        results = run_table(args.table, args.data, args.out, rows=args.row, seeds=args.seed or args.seeds,
-                            smoke=args.smoke,
-                            weights_dir=args.settings.weights_dir, cache_dir=Path(args.cache_dir),
-                            distribution=distribution, **overrides)
-    except (ValueError, OSError, models.WeightsUnavailable) as error:  # EmptyClassFolder is a ValueError
-        print(f"nsfw-mobilenet train: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    if not distribution.is_chief:
-        return EXIT_OK  # the chief writes the results and prints them
-    if distribute.setup(distribution) != distribute.SINGLE_DEVICE:
-        print(f"trained with the {args.strategy} strategy on {distribution.replicas} replicas, "
-              f"{distribution.precision} (global batch split across them)")
-    wide_table = Path(args.out) / f"table_{args.table}_thesis_vs_run.csv"
-    thesis_vs_run(results).to_csv(wide_table, index=False)
-    print(results[0]["weights"]["note"])
-    print(f"table {args.table}: thesis | this run")
-    print(compact_thesis_vs_run(results).to_string(index=False))
-    print(f"results: one JSON per row in {args.out}; every column, thesis | run: {wide_table}")
-    return EXIT_OK
-
-
-def add_command(subparsers: Any) -> None:
-    parser = subparsers.add_parser("train", help="run the configs of a thesis table on a dataset")
-    parser.add_argument("--table", required=True, help="thesis table, e.g. 4.1 (configs in experiments/)")
-    parser.add_argument("--row", type=int, action="append", help="only these rows (repeatable)")
-    parser.add_argument("--data", required=True, help="ImageFolder root, with train/ and test/ folders")
-    parser.add_argument("--out", required=True, help="folder for one results JSON per row")
-    parser.add_argument("--epochs", type=int, help="override the configs' epochs")
-    parser.add_argument("--order", choices=data.ORDERS, help="augmentation order override")
-    parser.add_argument("--optimizer", choices=tuple(KERAS_DEFAULT_LEARNING_RATES),
-                        help="optimizer override (listing 4.3)")
-    parser.add_argument("--learning-rate", type=float,
-                        help="learning rate override (default: each optimizer's Keras default, SGD 0.01 and Adam "
-                             "0.001, as §4.2.1 says the thesis used; 0.001 is the literal reading of its text)")
-    parser.add_argument("--momentum", type=float, help="SGD momentum override (default 0, Keras's)")
-    parser.add_argument("--head", choices=models.HEADS,
-                        help="head override: thesis (listings 4.6-4.7), thesis_logits (V3: listing 4.7 on the "
-                             "logits, before the ImageNet softmax) or standard (pooled features, Dropout, Dense)")
-    seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", type=int, metavar="K", help="train every row with seeds 1..K, a results JSON each")
-    seeds.add_argument("--seed", type=int, action="append", help="train every row with this seed (repeatable)")
-    parser.add_argument("--smoke", action="store_true", help="a few images per class, for a quick check")
-    parser.add_argument("--strategy", choices=distribute.STRATEGIES, default="default",
-                        help="tf.distribute strategy: mirrored = every GPU of this host, multi-worker = every host "
-                             "in TF_CONFIG; each batch (64) is split across the replicas (default %(default)s)")
-    parser.add_argument("--mixed-precision", action="store_true",
-                        help="float16 compute with float32 weights and softmax, for GPUs with float16 units")
-    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR),
-                        help="folder for the decoded images, 150 kB each at 224x224, read a batch at a time; "
-                             "a re-run decodes nothing (default %(default)s)")
-    parser.set_defaults(func=_run_command)
 
