@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 import tiny_classifier
-from nsfw_mobilenet import cli, data, exit_codes, scan
+from nsfw_mobilenet import cli, data, exit_codes, scan, scan_output
 
 SIDE = tiny_classifier.SIDE
 BAD_EXIF = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x05\x01\x12"  # an IFD cut short: "Corrupt EXIF data"
@@ -354,4 +354,4 @@ def test_ctrl_c_while_the_main_thread_waits_for_a_decoding_thread_exits_130_with
     assert err.strip() == "nsfw-mobilenet scan: interrupted after 2 of 4 inputs"
     rows = rows_of(output.read_text())
     assert list(by_name(rows)) == ["a.png", "b.png"]
-    assert all(len(row) == len(scan.ROW_FIELDS) + 2 and row["decision"] == "safe" for row in rows)  # whole rows
+    assert all(len(row) == len(scan_output.ROW_FIELDS) + 2 and row["decision"] == "safe" for row in rows)  # whole rows

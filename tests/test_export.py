@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tiny_classifier
-from nsfw_mobilenet import export, model_card, scan
+from nsfw_mobilenet import export, model_card, scan_evaluation
 from nsfw_mobilenet.litert import LiteRTModel
 from nsfw_mobilenet.data import preprocess_for
 from nsfw_mobilenet.operating_point import DEFAULT_OPERATING_POINT
@@ -242,8 +242,8 @@ def test_scanning_the_test_folder_with_no_flags_reproduces_the_card_test_figures
     for row in rows:
         counted["unsafe" if "/sexual/" in row["path"] else "safe"][row["decision"]] += 1
     assert counted == card["operating_point"]["test"]["decisions"]
-    confusion = scan.scan_confusion(rows, root / "data" / "test", tiny_classifier.CLASSES)
-    assert scan.decisions_by_side(confusion, tiny_classifier.CLASSES) == counted
+    confusion = scan_evaluation.scan_confusion(rows, root / "data" / "test", tiny_classifier.CLASSES)
+    assert scan_evaluation.decisions_by_side(confusion, tiny_classifier.CLASSES) == counted
     assert {float(row["threshold"]) for row in rows} == {card["operating_point"]["threshold"]}
     assert {(float(row["review_low"]), float(row["review_high"])) for row in rows} == {
         tuple(card["operating_point"]["review_band"])}

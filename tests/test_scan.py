@@ -20,12 +20,12 @@ import pytest
 from PIL import Image
 
 import tiny_classifier
-from nsfw_mobilenet import cli, exit_codes, export, scan
+from nsfw_mobilenet import cli, exit_codes, export, scan, scan_evaluation, scan_listing, scan_output
 from nsfw_mobilenet.taxonomy import FIVE_CLASS
 
 TINY_BACKBONE = "mobilenet_v1"  # its preprocess_input is the tiny classifier's [-1, 1] scaling
-CSV_COLUMNS = [*scan.ROW_FIELDS, "p_normal", "p_sexual"]
-JSONL_KEYS = {*scan.ROW_FIELDS, "probabilities"}
+CSV_COLUMNS = [*scan_output.ROW_FIELDS, "p_normal", "p_sexual"]
+JSONL_KEYS = {*scan_output.ROW_FIELDS, "probabilities"}
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +223,7 @@ def harmless(tmp_path, decisive):
 
 
 def test_harmless_folder_counts_each_decision_and_unreadable_files_apart(models, harmless):
-    counts = scan.decision_counts(scan.Detector(models["tflite"]), harmless)
+    counts = scan_evaluation.decision_counts(scan.Detector(models["tflite"]), harmless)
     assert (counts.folder, counts.images, counts.safe, counts.review, counts.unsafe, counts.unreadable) == (
         "harmless", 4, 3, 0, 1, 1)
     assert counts.share("unsafe") == 0.25 and counts.share("unsafe", "review") == 0.25
@@ -231,12 +231,12 @@ def test_harmless_folder_counts_each_decision_and_unreadable_files_apart(models,
 
 def test_an_unsure_detector_sends_harmless_photos_to_review_not_to_unsafe(models, harmless):
     everything_in_review = scan.Detector(models["tflite"], threshold=0.5, review_band=(0.0, 1.0))
-    counts = scan.decision_counts(everything_in_review, harmless)
+    counts = scan_evaluation.decision_counts(everything_in_review, harmless)
     assert (counts.review, counts.unsafe, counts.share("review")) == (4, 0, 1.0)
 
 
 def test_decision_counts_limit_takes_that_many_images_spread_over_the_folder(models, harmless):
-    counts = scan.decision_counts(scan.Detector(models["tflite"]), harmless, limit=2)  # first and last: a.png, more/c.jpg
+    counts = scan_evaluation.decision_counts(scan.Detector(models["tflite"]), harmless, limit=2)  # first and last: a.png, more/c.jpg
     assert (counts.images, counts.safe, counts.unreadable) == (2, 2, 0)
 
 
@@ -244,7 +244,7 @@ def test_false_positive_table_has_one_row_per_folder_with_flagged_shares(models,
     faces = tmp_path / "faces"
     faces.mkdir()
     Image.fromarray(decisive["safe"]).save(faces / "face.png")
-    table = scan.false_positive_table(scan.Detector(models["tflite"]), [harmless, faces])
+    table = scan_evaluation.false_positive_table(scan.Detector(models["tflite"]), [harmless, faces])
     assert table.index.tolist() == ["harmless", "faces"]
     assert table.loc["harmless", "flagged share"] == 0.25 and table.loc["faces", "flagged share"] == 0.0
     assert table.loc["faces", "images"] == 1 and table.loc["harmless", "unreadable"] == 1
@@ -252,7 +252,7 @@ def test_false_positive_table_has_one_row_per_folder_with_flagged_shares(models,
 
 def test_false_positive_check_of_a_missing_folder_names_it(models, tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        scan.decision_counts(scan.Detector(models["tflite"]), tmp_path / "nowhere")
+        scan_evaluation.decision_counts(scan.Detector(models["tflite"]), tmp_path / "nowhere")
 
 
 def test_app_summary_puts_int8_parity_next_to_the_decisions_on_the_test_and_harmless_folders(
@@ -264,12 +264,12 @@ def test_app_summary_puts_int8_parity_next_to_the_decisions_on_the_test_and_harm
     parity = [export.VariantParity("float32", 10, 1.0, 1.0, 0.0, 0.9, 0.9),
               export.VariantParity("int8", 5, 0.8, 0.75, 0.2, 0.85, 0.9)]
     unsure = scan.Detector(models["tflite"], review_band=(0.0, 1.0))
-    summary = scan.app_summary(scan.Detector(models["tflite"]), parity, test, [harmless])
+    summary = scan_evaluation.app_summary(scan.Detector(models["tflite"]), parity, test, [harmless])
     assert summary["Keras test accuracy"] == 0.9 and summary["int8 test accuracy"] == 0.85
     assert summary["int8 vs float32 top-1 agreement"] == 0.75
     assert (summary["test images decided automatically"], summary["test images sent to review"]) == (1.0, 0.0)
     assert [summary[f"harmless: {d}"] for d in ("unsafe", "review", "safe")] == [0.25, 0.0, 0.75]
-    assert scan.app_summary(unsure, parity, test)["test images sent to review"] == 1.0
+    assert scan_evaluation.app_summary(unsure, parity, test)["test images sent to review"] == 1.0
 
 
 @pytest.mark.parametrize("folders, labels", [(["normal", "sexual"], ["normal", "sexual"]),
@@ -284,7 +284,7 @@ def test_scan_csv_gives_the_confusion_matrix_of_a_test_folder(models, decisive, 
     (test / folders[0] / "broken.jpg").write_text("not a picture")
     output = tmp_path / "scan.csv"
     code, _, _ = run_scan(capsys, test, "--model", models["tflite"], "--output", output)
-    confusion = scan.scan_confusion(csv.DictReader(output.open()), test, tiny_classifier.CLASSES)
+    confusion = scan_evaluation.scan_confusion(csv.DictReader(output.open()), test, tiny_classifier.CLASSES)
     assert code == exit_codes.EXIT_FLAGGED and confusion.labels == labels
     assert confusion.matrix == [[3, 0], [1, 2]] and confusion.unreadable == 1
     assert confusion.decisions == [[3, 0, 0], [1, 0, 2]]
@@ -295,7 +295,7 @@ def test_scan_confusion_refuses_a_folder_with_other_classes_than_the_model(tmp_p
     for name in ("a", "b", "c"):
         (tmp_path / name).mkdir()
     with pytest.raises(ValueError, match="3 class folders"):
-        scan.scan_confusion([], tmp_path, tiny_classifier.CLASSES)
+        scan_evaluation.scan_confusion([], tmp_path, tiny_classifier.CLASSES)
 
 
 def test_a_corrupt_model_card_is_a_usage_error_naming_it(classifier, tmp_path, capsys):
@@ -356,7 +356,7 @@ def test_rows_come_in_input_order_even_when_later_files_finish_decoding_first(mo
     four_threads = list(scan.scan(detector, [many_images], progress=False, decode_threads=4))
     assert completed.index(0) > completed.index(3)  # the threads did finish out of order...
     assert probabilities_by_path(four_threads) == probabilities_by_path(one_thread)  # ...the rows did not
-    assert [row["path"] for row in four_threads] == [str(path) for path, _, _ in scan.find_inputs([many_images])]
+    assert [row["path"] for row in four_threads] == [str(path) for path, _, _ in scan_listing.find_inputs([many_images])]
     assert {row["decision"] for row in four_threads} == {"safe", "unsafe", "error"}
 
 
@@ -377,10 +377,10 @@ def test_the_shards_of_a_scan_are_disjoint_and_together_are_the_whole_scan(model
 
 
 def test_adding_files_never_moves_the_others_to_another_shard(many_images, decisive):
-    before = {i: {path for path, _, _ in scan.find_inputs([many_images], scan.Shard(i, 4))} for i in range(4)}
+    before = {i: {path for path, _, _ in scan_listing.find_inputs([many_images], scan_listing.Shard(i, 4))} for i in range(4)}
     for index in range(10):
         Image.fromarray(decisive["safe"]).save(many_images / f"new{index}.png")
-    after = {i: {path for path, _, _ in scan.find_inputs([many_images], scan.Shard(i, 4))} for i in range(4)}
+    after = {i: {path for path, _, _ in scan_listing.find_inputs([many_images], scan_listing.Shard(i, 4))} for i in range(4)}
     assert all(before[i] <= after[i] for i in range(4))
 
 
@@ -388,8 +388,8 @@ def test_a_corpus_shards_alike_wherever_it_is_mounted(many_images, tmp_path):
     moved = tmp_path / "elsewhere" / "mount"
     shutil.copytree(many_images, moved)
     for i in range(3):
-        here = [path.relative_to(many_images) for path, _, _ in scan.find_inputs([many_images], scan.Shard(i, 3))]
-        there = [path.relative_to(moved) for path, _, _ in scan.find_inputs([moved], scan.Shard(i, 3))]
+        here = [path.relative_to(many_images) for path, _, _ in scan_listing.find_inputs([many_images], scan_listing.Shard(i, 3))]
+        there = [path.relative_to(moved) for path, _, _ in scan_listing.find_inputs([moved], scan_listing.Shard(i, 3))]
         assert here == there
 
 
@@ -433,7 +433,7 @@ def test_a_file_name_that_is_not_utf8_gets_a_lossless_row_and_the_files_after_it
     rows = list(csv.DictReader(io.StringIO(text))) if output_format == "csv" else list(map(json.loads, text.splitlines()))
     assert code == exit_codes.EXIT_OK and [row["decision"] for row in rows] == ["safe", "safe"], err
     assert rows[0]["path"].endswith("caf\\xe9 \\\\ 1.png")  # the declared escaping: \xNN and \\
-    round_trip = Path(os.fsdecode(scan.path_bytes(rows[0]["path"])))
+    round_trip = Path(os.fsdecode(scan_output.path_bytes(rows[0]["path"])))
     assert os.fsencode(round_trip) == os.fsencode(odd) and round_trip.read_bytes() == odd.read_bytes()
 
 

@@ -22,7 +22,7 @@ import sys
 from nsfw_mobilenet import settings_from_environment
 from nsfw_mobilenet.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, exit_codes_help
 
-COMMAND_MODULES = {"make-standin": "standin", "train": "train_command", "scan": "scan", "export": "export",
+COMMAND_MODULES = {"make-standin": "standin", "train": "train_command", "scan": "scan_command", "export": "export",
                    "kangas": "kangas_grid"}  # command name: the module defining it
 DEBUG_ENV = "NSFW_MOBILENET_DEBUG"  # "1": tracebacks of internal errors, as --debug
 DEBUG_HELP = f"show the traceback of an internal error (also {DEBUG_ENV}=1)"
