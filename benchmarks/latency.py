@@ -47,12 +47,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from nsfw_mobilenet import image_cache, input_pipeline
 
-import numpy as np  # noqa: E402
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import machine  # noqa: E402  (benchmarks/machine.py, next to this script)
 import nsfwjs  # noqa: E402  (benchmarks/nsfwjs.py, next to this script)
+import numpy as np  # noqa: E402
 from nsfw_mobilenet import data, export, model_card, models, selection, settings_from_environment, standin  # noqa: E402
 from nsfw_mobilenet.litert import LiteRTModel  # noqa: E402
 from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS  # noqa: E402
@@ -84,7 +85,7 @@ def calibration_images(count: int = CALIBRATION_IMAGES) -> np.ndarray:
     root = standin.ensure_standin(progress=False) / "binary"
     items = data.list_images(root, "train")
     chosen = [items[i] for i in np.random.default_rng(0).choice(len(items), count, replace=False)]
-    return data.load_images(chosen, sorted({i.label for i in items}), progress=False).images
+    return image_cache.load_images(chosen, sorted({i.label for i in items}), progress=False).images
 
 
 def reestimate_batch_norm(model: Any, images: np.ndarray) -> None:
@@ -123,7 +124,7 @@ def contenders(images: np.ndarray, only: list[str] | None = None, exact: bool = 
                  models.build_classifier(backbone, 2, head=head, weights=weights, weights_dir=WEIGHTS_DIR))
         note = f"{models.weights_source(backbone, weights, weights_dir=WEIGHTS_DIR)} weights (offline file)"
         if weights is None:
-            reestimate_batch_norm(model, data.preprocess_for(backbone)(images.astype(np.float32)))
+            reestimate_batch_norm(model, input_pipeline.preprocess_for(backbone)(images.astype(np.float32)))
             note = ("random init, NOT ImageNet (no offline weights); BatchNorm statistics re-estimated on "
                     "stand-in images")
         found.append({"name": name, "model": model, "scaling": export.pixel_scaling_for(backbone), "weights": note,

@@ -5,7 +5,7 @@ Measures, on the stand-in data (decoded once into the cache, read a batch at a t
   techniques, `augment.augmentation` (fused) against listing 4.5's Keras layers
   (`augment.keras_augmentation`), in both orders, beside the same config without augmentation.
   The variants run interleaved (each once per round, `--rounds` rounds), so load moves them alike;
-- the input pipeline alone (`data.make_dataset` with the augmentation, no model), fused against the
+- the input pipeline alone (`input_pipeline.make_dataset` with the augmentation, no model), fused against the
   layers and the fused op without noise (D), interleaved too: images/s and CPU ms per image, the
   augmentation's own cost;
 - with `--backbones`, each backbone's thesis configuration: augmented (fused, corrected order) and
@@ -28,11 +28,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from nsfw_mobilenet import input_pipeline
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-
 import machine  # noqa: E402  (benchmarks/machine.py, next to this script)
+import numpy as np  # noqa: E402
 from nsfw_mobilenet import augment, data, experiments, settings_from_environment, standin, subsets, train  # noqa: E402
 
 GOAL_BACKBONE = "mobilenet_v3_small"
@@ -104,7 +105,7 @@ def pipeline_rate(images: np.ndarray, builder: Callable | None, letters: str, or
     """Images/s and process CPU ms per image of the training input pipeline alone (no model)."""
     labels = np.zeros(len(images), np.int64)
     augmentation = builder(letters, seed=1) if builder else None
-    dataset = data.make_dataset(images, labels, 2, GOAL_BACKBONE, shuffle=True, augmentation=augmentation, order=order)
+    dataset = input_pipeline.make_dataset(images, labels, 2, GOAL_BACKBONE, shuffle=True, augmentation=augmentation, order=order)
     for _ in dataset.take(1):  # traces (and compiles) before the clock starts
         pass
     wall, cpu = time.perf_counter(), time.process_time()

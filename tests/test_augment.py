@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
+from nsfw_mobilenet import augment, augmentation_orders, data, experiments, input_pipeline, standin, subsets, train
 from scipy import stats
-
-from nsfw_mobilenet import augment, augmentation_orders, data, experiments, standin, subsets, train
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +88,7 @@ def test_a_constant_image_counts_as_destroyed_relative_to_the_value_range():
 def test_augmentation_reaches_training_batches_only(monkeypatch, tmp_path):
     run_data = subsets.load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
     calls = []
-    real_make_dataset = data.make_dataset
+    real_make_dataset = input_pipeline.make_dataset
 
     def spy(images, labels, *args, **kwargs):
         calls.append((len(images), kwargs.get("augmentation")))
@@ -279,7 +278,7 @@ def test_a_seed_gives_the_same_batch_and_another_seed_another(photos):
 
 
 def test_thesis_order_destroys_the_same_v1_images_with_the_fused_op_as_with_the_layers(photos):
-    preprocessed = data.preprocess_for("mobilenet_v1")(photos.astype(np.float32))  # listing 4.5's order
+    preprocessed = input_pipeline.preprocess_for("mobilenet_v1")(photos.astype(np.float32))  # listing 4.5's order
 
     def destroyed(build):
         return augment.constant_images(np.asarray(build("ABCDEF", seed=3)(preprocessed, training=True)), "mobilenet_v1")
@@ -290,7 +289,7 @@ def test_thesis_order_destroys_the_same_v1_images_with_the_fused_op_as_with_the_
 
 def test_training_in_thesis_order_destroys_about_as_many_images_with_batch_seeded_draws(photos):
     layers = augment.constant_images(np.asarray(augment.keras_augmentation("ABCDEF", seed=3)(
-        data.preprocess_for("mobilenet_v1")(photos.astype(np.float32)), training=True)), "mobilenet_v1")
+        input_pipeline.preprocess_for("mobilenet_v1")(photos.astype(np.float32)), training=True)), "mobilenet_v1")
     trained = augment.constant_images(augment.training_pipeline(photos, "mobilenet_v1", "ABCDEF", "thesis", seed=3),
                                       "mobilenet_v1")
     assert abs(trained.mean() - layers.mean()) < 0.2  # other draws, same distributions
@@ -301,7 +300,7 @@ def test_training_batches_are_the_same_in_every_run_and_new_in_every_epoch():
     labels = np.arange(24) % 2
 
     def two_epochs():
-        dataset = data.make_dataset(images, labels, 2, "mobilenet_v3_small", batch_size=8, shuffle=True, seed=3,
+        dataset = input_pipeline.make_dataset(images, labels, 2, "mobilenet_v3_small", batch_size=8, shuffle=True, seed=3,
                                     augmentation=augment.augmentation("ABCDEF", seed=3))
         return [np.concatenate([batch.numpy() for batch, _ in dataset]) for _ in range(2)]
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from nsfw_mobilenet import data, dataset_report, image_cache, input_pipeline
 from PIL import Image
-
-from nsfw_mobilenet import data
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -83,7 +82,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def test_every_bad_file_is_reported_with_its_reason_not_fatal(corpus: Path) -> None:
-    report = data.validate_dataset(corpus, progress=False)
+    report = dataset_report.validate_dataset(corpus, progress=False)
     reasons = {bad.path.name: bad.reason for bad in report.bad_files}
     assert set(reasons) == set(BAD)
     for name, (_, expected) in BAD.items():
@@ -93,7 +92,7 @@ def test_every_bad_file_is_reported_with_its_reason_not_fatal(corpus: Path) -> N
 
 
 def test_report_counts_usable_images_per_split_and_class(corpus: Path) -> None:
-    report = data.validate_dataset(corpus, progress=False)
+    report = dataset_report.validate_dataset(corpus, progress=False)
     assert report.classes == ["drawings", "neutral"]
     assert report.splits == {"train": {"drawings": 3, "neutral": 6}, "test": {"drawings": 1, "neutral": 1}}
     assert report.imbalance_ratio == pytest.approx(2.0)
@@ -101,14 +100,14 @@ def test_report_counts_usable_images_per_split_and_class(corpus: Path) -> None:
 
 
 def test_exact_duplicate_across_train_and_test_is_found(corpus: Path) -> None:
-    report = data.validate_dataset(corpus, progress=False)
+    report = dataset_report.validate_dataset(corpus, progress=False)
     assert report.duplicates == [[corpus / "train" / "neutral" / "rgb.jpg", corpus / "test" / "neutral" / "leaked.jpg"]]
 
 
 def test_report_round_trips_through_json_and_prints_a_table(corpus: Path, tmp_path: Path) -> None:
-    report = data.validate_dataset(corpus, progress=False)
+    report = dataset_report.validate_dataset(corpus, progress=False)
     report.save_json(tmp_path / "report.json")
-    assert data.DatasetReport.from_json((tmp_path / "report.json").read_text()) == report
+    assert dataset_report.DatasetReport.from_json((tmp_path / "report.json").read_text()) == report
     text = str(report)
     assert "drawings" in text and "truncated JPEG" in text and "imbalance ratio" in text
     assert "<table>" in report._repr_html_()
@@ -117,15 +116,15 @@ def test_report_round_trips_through_json_and_prints_a_table(corpus: Path, tmp_pa
 def test_empty_class_gives_infinite_imbalance_that_survives_json(tmp_path: Path) -> None:
     _write(tmp_path / "a" / "x.png", _bytes(_noise(), "PNG"))
     (tmp_path / "b").mkdir()
-    report = data.validate_dataset(tmp_path, progress=False)
+    report = dataset_report.validate_dataset(tmp_path, progress=False)
     assert report.splits == {"all": {"a": 1, "b": 0}}
-    assert data.DatasetReport.from_json(report.to_json()).imbalance_ratio == float("inf")
+    assert dataset_report.DatasetReport.from_json(report.to_json()).imbalance_ratio == float("inf")
 
 
 def test_known_class_folders_name_their_taxonomy(tmp_path: Path) -> None:
     for name in ("normal", "sexual"):  # folder names only; the images are noise
         _write(tmp_path / name / "x.png", _bytes(_noise(), "PNG"))
-    assert data.validate_dataset(tmp_path, progress=False).taxonomy == "binary"
+    assert dataset_report.validate_dataset(tmp_path, progress=False).taxonomy == "binary"
 
 
 def test_list_images_skips_hidden_files_and_is_sorted(corpus: Path) -> None:
@@ -143,7 +142,7 @@ def test_missing_test_folder_names_the_path_and_the_fix(tmp_path: Path) -> None:
 
 def test_good_files_including_cmyk_rgba_gray_palette_load_as_rgb_uint8(corpus: Path) -> None:
     items = data.list_images(corpus, "train")
-    loaded = data.load_images(items, ["drawings", "neutral"], progress=False)
+    loaded = image_cache.load_images(items, ["drawings", "neutral"], progress=False)
     assert loaded.images.shape == (9, 224, 224, 3) and loaded.images.dtype == np.uint8
     assert {p.name for p in loaded.paths} >= set(GOOD)
     assert {bad.path.name for bad in loaded.bad_files} == set(BAD)
@@ -153,13 +152,13 @@ def test_good_files_including_cmyk_rgba_gray_palette_load_as_rgb_uint8(corpus: P
 def test_cache_is_reused_and_invalidated_when_a_file_changes(corpus: Path, tmp_path: Path) -> None:
     items = data.list_images(corpus, "train")
     cache = tmp_path / "cache"
-    first = data.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
+    first = image_cache.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
     assert len(list(cache.glob("*.npy"))) == 1 and not list(cache.glob("*.partial"))
-    again = data.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
+    again = image_cache.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
     np.testing.assert_array_equal(first.images, again.images)
     assert again.bad_files == first.bad_files
     _write(corpus / "train" / "drawings" / "d0.png", _bytes(_noise(size=(9, 9)), "PNG"))
-    data.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
+    image_cache.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
     assert len(list(cache.glob("*.npy"))) == 2
 
 
@@ -189,7 +188,7 @@ def test_split_matches_keras_image_dataset_from_directory_file_for_file(tmp_path
 def test_make_dataset_batches_float32_images_and_one_hot_labels(backbone, low, high, order) -> None:
     images = RNG.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
     images[0, 0, 0] = (0, 255, 0)
-    dataset = data.make_dataset(images, np.array([0, 1, 2, 1, 0]), 3, backbone, batch_size=2, order=order)
+    dataset = input_pipeline.make_dataset(images, np.array([0, 1, 2, 1, 0]), 3, backbone, batch_size=2, order=order)
     batches = list(dataset.as_numpy_iterator())
     assert [b[0].shape for b in batches] == [(2, 8, 8, 3), (2, 8, 8, 3), (1, 8, 8, 3)]
     x = np.concatenate([b[0] for b in batches])
@@ -207,9 +206,9 @@ def _shift(x, training=False):
 def test_thesis_order_augments_after_preprocess_and_corrected_order_before() -> None:
     images = np.full((2, 4, 4, 3), 255, dtype=np.uint8)
     labels = np.array([0, 1])
-    thesis = next(data.make_dataset(images, labels, 2, "mobilenet_v1", augmentation=_shift, order="thesis")
+    thesis = next(input_pipeline.make_dataset(images, labels, 2, "mobilenet_v1", augmentation=_shift, order="thesis")
                   .as_numpy_iterator())[0]
-    corrected = next(data.make_dataset(images, labels, 2, "mobilenet_v1", augmentation=_shift, order="corrected")
+    corrected = next(input_pipeline.make_dataset(images, labels, 2, "mobilenet_v1", augmentation=_shift, order="corrected")
                      .as_numpy_iterator())[0]
     assert np.allclose(thesis, 1001.0)  # listing 4.5: [-1, 1] values, then augmentation
     assert np.allclose(corrected, 1255.0 / 127.5 - 1.0)
@@ -218,7 +217,7 @@ def test_thesis_order_augments_after_preprocess_and_corrected_order_before() -> 
 def test_shuffle_is_seeded_and_keeps_images_with_their_labels() -> None:
     images = np.arange(10, dtype=np.uint8)[:, None, None, None].repeat(3, axis=3)
     labels = np.arange(10) % 2
-    dataset = data.make_dataset(images, labels, 2, "mobilenet_v3_small", batch_size=10, shuffle=True, seed=1)
+    dataset = input_pipeline.make_dataset(images, labels, 2, "mobilenet_v3_small", batch_size=10, shuffle=True, seed=1)
     x, y = next(dataset.as_numpy_iterator())
     order = x[:, 0, 0, 0].astype(int)
     assert sorted(order) == list(range(10)) and order.tolist() != list(range(10))
@@ -228,13 +227,13 @@ def test_shuffle_is_seeded_and_keeps_images_with_their_labels() -> None:
 def test_killed_run_keeps_finished_cache_chunks(corpus: Path, tmp_path: Path, monkeypatch) -> None:
     items, cache = data.list_images(corpus, "train"), tmp_path / "cache"
     monkeypatch.setattr(data, "CACHE_CHUNK", 4)
-    data.load_images(items, ["drawings", "neutral"], image_size=(8, 8), cache_dir=cache, progress=False)
+    image_cache.load_images(items, ["drawings", "neutral"], image_size=(8, 8), cache_dir=cache, progress=False)
     next(iter(sorted(cache.glob("*.json")))).unlink()  # as if the run died while writing this chunk
     decoded = []
-    real_decode_chunk = data._decode_chunk
+    real_decode_chunk = image_cache._decode_chunk
     monkeypatch.setattr(data, "_decode_chunk",
                         lambda paths, *rest: decoded.append(paths) or real_decode_chunk(paths, *rest))
-    data.load_images(items, ["drawings", "neutral"], image_size=(8, 8), cache_dir=cache, progress=False)
+    image_cache.load_images(items, ["drawings", "neutral"], image_size=(8, 8), cache_dir=cache, progress=False)
     assert len(decoded) == 1 and len(decoded[0]) <= 4
 
 
@@ -242,7 +241,7 @@ def test_jpeg_cut_inside_its_header_is_reported_not_fatal(tmp_path):
     source = tmp_path / "full.jpg"
     Image.new("RGB", (64, 64), (200, 30, 30)).save(source, quality=90)
     _write(tmp_path / "data" / "normal" / "cut.jpg", source.read_bytes()[:300])
-    report = data.validate_dataset(tmp_path / "data", progress=False)
+    report = dataset_report.validate_dataset(tmp_path / "data", progress=False)
     assert [(b.path.name, b.reason.split(" (")[0]) for b in report.bad_files] == [("cut.jpg", "truncated or corrupt header")]
 
 
@@ -278,7 +277,7 @@ def test_files_beside_the_class_folders_are_reported_as_stray_hidden_ones_are_no
     stray = [_write(corpus / "README.txt", b"about"), _write(corpus / "train" / "list.csv", b"a,b"),
              _write(corpus / "test" / "orphan.jpg", _bytes(_noise(), "JPEG"))]
     _write(corpus / ".DS_Store", b"\0")
-    reasons = {bad.path: bad.reason for bad in data.validate_dataset(corpus, progress=False).bad_files}
+    reasons = {bad.path: bad.reason for bad in dataset_report.validate_dataset(corpus, progress=False).bad_files}
     assert {path for path, reason in reasons.items() if "not in a class folder" in reason} == set(stray)
     assert f"move it into {corpus / 'train'}/<class>/" in reasons[corpus / "train" / "list.csv"]
 
@@ -286,7 +285,7 @@ def test_files_beside_the_class_folders_are_reported_as_stray_hidden_ones_are_no
 def test_an_unreadable_file_is_reported_not_skipped_silently(tmp_path: Path) -> None:
     _write(tmp_path / "a" / "x.png", _bytes(_noise(), "PNG"))
     (tmp_path / "a" / "gone.png").symlink_to(tmp_path / "deleted.png")
-    [bad] = data.validate_dataset(tmp_path, progress=False).bad_files
+    [bad] = dataset_report.validate_dataset(tmp_path, progress=False).bad_files
     assert bad.path.name == "gone.png" and bad.reason.startswith("unreadable")
 
 
@@ -349,7 +348,7 @@ def test_a_file_name_that_is_not_utf8_is_listed_as_a_bad_file_not_fatal(tmp_path
     odd.parent.mkdir()
     _noise().save(odd)
     _noise().save(tmp_path / "normal" / "plain.png")
-    loaded = data.load_images(data.list_images(tmp_path), ["normal"], image_size=(16, 16), cache_dir=tmp_path / "c",
+    loaded = image_cache.load_images(data.list_images(tmp_path), ["normal"], image_size=(16, 16), cache_dir=tmp_path / "c",
                               progress=False)
     assert [path.name for path in loaded.paths] == ["plain.png"]
     assert [bad.path for bad in loaded.bad_files] == [odd] and "not valid UTF-8" in loaded.bad_files[0].reason

@@ -8,7 +8,7 @@ import pytest
 import tiny_classifier
 from nsfw_mobilenet import export, model_card, scan_evaluation
 from nsfw_mobilenet.litert import LiteRTModel
-from nsfw_mobilenet.data import preprocess_for
+from nsfw_mobilenet.input_pipeline import preprocess_for
 from nsfw_mobilenet.operating_point import DEFAULT_OPERATING_POINT
 
 # Measured on the tiny classifier's 64-image batch: all variants agree on 100%; the bar is 99%.

@@ -1,4 +1,4 @@
-"""Specifications of the decode cache: images stay on disk (`data.StoredArray`) and are read a batch at a time."""
+"""Specifications of the decode cache: images stay on disk (`image_cache.StoredArray`) and are read a batch at a time."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from nsfw_mobilenet import data, five_class, image_cache, input_pipeline, subsets
 from PIL import Image
-
-from nsfw_mobilenet import data, five_class, subsets
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -45,8 +44,8 @@ def chunked(monkeypatch) -> None:
     monkeypatch.setattr(data, "CACHE_CHUNK", 4)  # several cache files, one image of them bad
 
 
-def _load(root: Path, cache_dir: Path | None) -> data.LoadedImages:
-    return data.load_images(data.list_images(root, "train"), CLASSES, image_size=SIZE, cache_dir=cache_dir,
+def _load(root: Path, cache_dir: Path | None) -> image_cache.LoadedImages:
+    return image_cache.load_images(data.list_images(root, "train"), CLASSES, image_size=SIZE, cache_dir=cache_dir,
                             progress=False)
 
 
@@ -61,7 +60,7 @@ def _bytes_read() -> int:
 def test_stored_images_equal_an_in_memory_decode_under_every_kind_of_index(folder, tmp_path, chunked) -> None:
     in_memory, stored = _load(folder, None), _load(folder, tmp_path / "cache")
     images = stored.images
-    assert isinstance(images, data.StoredArray) and isinstance(in_memory.images, np.ndarray)
+    assert isinstance(images, image_cache.StoredArray) and isinstance(in_memory.images, np.ndarray)
     assert images.shape == in_memory.images.shape == (11, *SIZE, 3) and images.dtype == np.uint8
     assert len(images) == 11 and images.ndim == 4
     np.testing.assert_array_equal(np.asarray(images), in_memory.images)
@@ -111,7 +110,7 @@ def test_a_batch_read_reads_only_its_rows_and_maps_no_file(tmp_path) -> None:
     rows = np.random.default_rng(0).integers(0, 256, (400, 64, 64, 3), dtype=np.uint8)  # 4.9 MB in 4 files
     for i in range(4):
         np.save(tmp_path / f"{i}.npy", rows[i * 100:(i + 1) * 100])
-    images = data.StoredArray(sorted(tmp_path.glob("*.npy")))
+    images = image_cache.StoredArray(sorted(tmp_path.glob("*.npy")))
     batch = [399, 7, 150, 42, 8]
     before = _bytes_read()
     np.testing.assert_array_equal(images[batch], rows[batch])
@@ -122,20 +121,20 @@ def test_a_batch_read_reads_only_its_rows_and_maps_no_file(tmp_path) -> None:
 def test_select_and_concatenate_are_views_that_read_nothing(tmp_path) -> None:
     rows = np.random.default_rng(1).integers(0, 256, (300, 32, 32, 3), dtype=np.uint8)
     np.save(tmp_path / "rows.npy", rows)
-    images = data.StoredArray([tmp_path / "rows.npy"])
+    images = image_cache.StoredArray([tmp_path / "rows.npy"])
     extra = np.zeros((2, 32, 32, 3), np.uint8)  # e.g. video frames held in memory
     before = _bytes_read()
-    view = data.concatenate_images([data.select_images(images, [5, 250, 7]), extra])
-    assert _bytes_read() - before < rows[0].nbytes and isinstance(view, data.StoredArray)
+    view = image_cache.concatenate_images([image_cache.select_images(images, [5, 250, 7]), extra])
+    assert _bytes_read() - before < rows[0].nbytes and isinstance(view, image_cache.StoredArray)
     np.testing.assert_array_equal(np.asarray(view), np.concatenate([rows[[5, 250, 7]], extra]))
-    np.testing.assert_array_equal(data.concatenate_images([rows[:2], extra]), np.concatenate([rows[:2], extra]))
+    np.testing.assert_array_equal(image_cache.concatenate_images([rows[:2], extra]), np.concatenate([rows[:2], extra]))
 
 
 def test_make_dataset_batches_a_stored_array_as_its_in_memory_array(folder, tmp_path) -> None:
     stored, in_memory = _load(folder, tmp_path / "cache"), _load(folder, None)
 
-    def batches(images: data.Images) -> list:
-        dataset = data.make_dataset(images, stored.labels, 2, "mobilenet_v2", batch_size=4, shuffle=True, seed=3)
+    def batches(images: image_cache.Images) -> list:
+        dataset = input_pipeline.make_dataset(images, stored.labels, 2, "mobilenet_v2", batch_size=4, shuffle=True, seed=3)
         return list(dataset.as_numpy_iterator())
 
     for (x_stored, y_stored), (x_memory, y_memory) in zip(batches(stored.images), batches(in_memory.images),
@@ -148,7 +147,7 @@ def test_run_data_streams_from_its_cache_folder_and_none_keeps_it_in_memory(fold
     stored = subsets.load_run_data(folder, cache_dir=tmp_path / "cache", progress=False, image_size=SIZE)
     in_memory = subsets.load_run_data(folder, cache_dir=None, progress=False, image_size=SIZE)
     for name in ("training", "validation", "test"):
-        assert isinstance(getattr(stored, name).images, data.StoredArray)
+        assert isinstance(getattr(stored, name).images, image_cache.StoredArray)
         np.testing.assert_array_equal(np.asarray(getattr(stored, name).images), getattr(in_memory, name).images)
     assert stored.bad_files() == in_memory.bad_files() and len(stored.bad_files()) == 1
 
@@ -157,5 +156,5 @@ def test_a_five_class_subset_of_stored_images_stays_on_disk(folder, tmp_path) ->
     decoded = _load(folder, tmp_path / "cache")
     items = [data.LabeledImage(path, CLASSES[label]) for path, label in zip(decoded.paths, decoded.labels)][::3]
     part = five_class.subset(decoded, items)
-    assert isinstance(part.images, data.StoredArray)
+    assert isinstance(part.images, image_cache.StoredArray)
     np.testing.assert_array_equal(np.asarray(part.images), np.asarray(decoded.images)[::3])

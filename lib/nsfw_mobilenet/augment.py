@@ -1,7 +1,7 @@
 """Data augmentation of §4.1 (listing 4.5) and §4.3, by the thesis's letters A–F.
 
 The six techniques keep listing 4.5's parameters exactly. They are applied on the fly to training
-batches only (`data.make_dataset(..., augmentation=...)`), never to validation or test data.
+batches only (`input_pipeline.make_dataset(..., augmentation=...)`), never to validation or test data.
 
 Training uses `augmentation`, a fused form of listing 4.5's Keras layers (`keras_augmentation`,
 kept as the reference): per batch, one vectorised photometric step (C contrast, D noise, E
@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from . import data
+from . import data, input_pipeline
 from .experiments import ExperimentConfig, table_configs
 from .models import BACKBONES
 
@@ -152,7 +152,7 @@ class FusedAugmentation:
     Two sources of random numbers, with the same distributions. Called as a layer (`__call__`), each
     letter draws from the seed generator its Keras layer would have, so a seed gives the layers' own
     draws (the tests compare them). Training calls `with_batch_seed` instead: every draw is stateless,
-    from the batch's own seed (`data.make_dataset` derives it from the config seed, the epoch and the
+    from the batch's own seed (`input_pipeline.make_dataset` derives it from the config seed, the epoch and the
     batch's position), so no draw depends on which of the batches mapped in parallel runs first and the
     same seed trains the same images."""
 
@@ -333,7 +333,7 @@ def augmentation(letters: str, seed: int | None = None) -> FusedAugmentation:
 
 def value_range(backbone: str) -> float:
     """Width of the range `preprocess_input` maps [0, 255] to: 2 for V1/V2, 255 for V3 (identity)."""
-    preprocess = data.preprocess_for(backbone)
+    preprocess = input_pipeline.preprocess_for(backbone)
     low, high = np.asarray(preprocess(np.array([0.0, 255.0], np.float32)), dtype=np.float64)
     return float(high - low)
 
@@ -345,7 +345,7 @@ def training_pipeline(images: np.ndarray, backbone: str, letters: str, order: st
     batch seed `seed` gives it (so a seed gives the same images every time, for every backbone)."""
     labels = np.zeros(len(images), np.int64)
     layer = augmentation(letters, seed=seed) if letters else None
-    dataset = data.make_dataset(images, labels, 1, backbone, batch_size=max(len(images), 1), augmentation=layer,
+    dataset = input_pipeline.make_dataset(images, labels, 1, backbone, batch_size=max(len(images), 1), augmentation=layer,
                                 order=order)
     return np.concatenate([batch.numpy() for batch, _ in dataset])
 
@@ -405,7 +405,7 @@ def technique_examples(image_uint8: np.ndarray, seed: int = 0, draws: int = 8) -
 def as_pixels(batch: np.ndarray, backbone: str) -> np.ndarray:
     """What the network receives, shown as the uint8 photo it would correspond to (inverse of
     `preprocess_input`; values outside the backbone's range saturate)."""
-    low = float(np.asarray(data.preprocess_for(backbone)(np.zeros(1, np.float32)))[0])
+    low = float(np.asarray(input_pipeline.preprocess_for(backbone)(np.zeros(1, np.float32)))[0])
     pixels = (np.asarray(batch, np.float64) - low) * 255.0 / value_range(backbone)
     return np.clip(pixels, 0, 255).astype(np.uint8)
 

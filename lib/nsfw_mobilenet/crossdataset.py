@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from . import data, five_class, five_class_runs, train
+from . import data, five_class, five_class_runs, image_cache, train
 from .evaluate import count_wrong, unsafe_scores
 from .experiments import repo_relative, thesis_reference
 from .inference import predict
@@ -59,7 +59,7 @@ class TestSet:
     """Decoded test images with their label names; `groups` names each frame's video (else None)."""
 
     name: str
-    images: data.Images  # uint8 [N, H, W, 3]
+    images: image_cache.Images  # uint8 [N, H, W, 3]
     labels: list[str]
     taxonomy: Taxonomy
     groups: list[str] | None = None
@@ -69,7 +69,7 @@ class TestSet:
         return len(self.labels)
 
 
-def loaded_test_set(name: str, loaded: data.LoadedImages) -> TestSet:
+def loaded_test_set(name: str, loaded: image_cache.LoadedImages) -> TestSet:
     """A decoded test/ folder (`RunData.test`) as a test set of table 5.1."""
     return TestSet(name, loaded.images, [loaded.classes[i] for i in loaded.labels],
                    taxonomy_for_classes(loaded.classes), skipped=[str(bad) for bad in loaded.bad_files])
@@ -151,7 +151,7 @@ def video_verdicts(test_set: TestSet, unsafe_scores: np.ndarray, *, threshold: f
 def score_model(model: Any, backbone: str, model_taxonomy: Taxonomy, test_sets: Sequence[TestSet]
                 ) -> tuple[dict[str, int], dict[str, np.ndarray]]:
     """Wrong predictions of one model on each test set, and its probabilities there (one predict call)."""
-    everything = predict(model, data.concatenate_images([t.images for t in test_sets]), backbone)
+    everything = predict(model, image_cache.concatenate_images([t.images for t in test_sets]), backbone)
     ends = np.cumsum([len(t) for t in test_sets])
     wrong, probabilities = {}, {}
     for test_set, part in zip(test_sets, np.split(everything, ends[:-1])):

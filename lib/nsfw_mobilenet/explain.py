@@ -8,13 +8,13 @@ model's input. §5.3 uses Grad-CAM for the per-class heat maps because it is the
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from . import data
+from . import input_pipeline
 from .inference import predict
 
 # keras-io Grad-CAM overlay: heat map drawn with "jet" at 40 % opacity over the photo.
@@ -153,7 +153,7 @@ def first_images_heatmaps(model: Any, images: np.ndarray, labels: np.ndarray, cl
     probabilities = predict(model, images[chosen], backbone)
     examples = []
     for i, chances in zip(chosen, probabilities):
-        model_input = data.preprocess_for(backbone)(images[i].astype(np.float32))
+        model_input = input_pipeline.preprocess_for(backbone)(images[i].astype(np.float32))
         examples.append(ImageHeatmaps(image=images[i], true_class=classes[int(labels[i])],
                                       probabilities={c: float(p) for c, p in zip(classes, chances)},
                                       heatmaps=class_heatmaps(model, model_input, classes)))

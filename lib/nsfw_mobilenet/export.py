@@ -44,12 +44,28 @@ from nsfw_mobilenet.exit_codes import EXIT_OK, EXIT_USAGE
 from nsfw_mobilenet.experiments import load_result, weights_name
 from nsfw_mobilenet.inference import predict
 from nsfw_mobilenet.litert import DEFAULT_THREADS, LiteRTModel
+from nsfw_mobilenet.model_card import (
+    AGREEMENT_TARGET,
+    CARD_FILE,
+    CARD_MARKDOWN_FILE,
+    LABELS_FILE,
+    TEMPERATURE_APPLIED,
+    build_model_card,
+    default_classes,
+    model_card_markdown,
+)
 from nsfw_mobilenet.models import check_keras_model_file
-from nsfw_mobilenet.model_card import (AGREEMENT_TARGET, CARD_FILE, CARD_MARKDOWN_FILE, LABELS_FILE, TEMPERATURE_APPLIED,
-                                       build_model_card, default_classes, model_card_markdown)
-from nsfw_mobilenet.operating_point import (DEFAULT_TARGET_FALSE_POSITIVE_RATE, DEFAULT_TARGET_RECALL, Targets,
-                                            choose_operating_point, decision_shares, policy_figures)
+from nsfw_mobilenet.operating_point import (
+    DEFAULT_TARGET_FALSE_POSITIVE_RATE,
+    DEFAULT_TARGET_RECALL,
+    Targets,
+    choose_operating_point,
+    decision_shares,
+    policy_figures,
+)
 from nsfw_mobilenet.subsets import RunData, load_run_data
+
+from . import image_cache
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 MODEL_FILE = "model.tflite"
@@ -272,14 +288,14 @@ class Evidence:
     `validation` (listing 4.4's hold-out), checked on `test` and on folders of harmless photos."""
 
     calibration: calibrate.Calibration
-    validation: data.LoadedImages
-    test: data.LoadedImages | None = None
-    benign: tuple[data.LoadedImages, ...] = ()
+    validation: image_cache.LoadedImages
+    test: image_cache.LoadedImages | None = None
+    benign: tuple[image_cache.LoadedImages, ...] = ()
     targets: Targets = Targets()
 
 
-def gather_evidence(validation_probabilities: np.ndarray, validation: data.LoadedImages,
-                    test: data.LoadedImages | None = None, benign: Sequence[data.LoadedImages] = (),
+def gather_evidence(validation_probabilities: np.ndarray, validation: image_cache.LoadedImages,
+                    test: image_cache.LoadedImages | None = None, benign: Sequence[image_cache.LoadedImages] = (),
                     targets: Targets = Targets()) -> Evidence:
     """Fit the temperature on the trained model's `validation_probabilities` and keep the images to measure on."""
     fitted_on = f"validation split (listing 4.4), {len(validation.labels)} images"
@@ -293,7 +309,7 @@ def evidence_for(model: Any, backbone: str, run_data: RunData, benign_dirs: Sequ
     harmless photos (`benign_limit` images each, spread evenly; None: all)."""
     validation_probabilities = predict(model, run_data.validation.images, backbone)
     size = tuple(run_data.validation.images.shape[1:3])
-    benign = [data.load_folder(folder, limit=benign_limit, image_size=size) for folder in benign_dirs]
+    benign = [image_cache.load_folder(folder, limit=benign_limit, image_size=size) for folder in benign_dirs]
     return gather_evidence(validation_probabilities, run_data.validation, run_data.test, benign, targets)
 
 
@@ -414,7 +430,7 @@ def representative_images(data_dir: Path | str, count: int = REPRESENTATIVE_LIMI
                           image_size: tuple[int, int] = data.IMAGE_SIZE) -> np.ndarray:
     """Up to `count` training images spread over the classes of `data_dir` (its train/ split if any)."""
     items = data.list_images(data_dir, "train" if data.has_split_folders(data_dir) else None)
-    return data.load_images(data.spread_evenly(items, count), sorted({item.label for item in items}), image_size=image_size,
+    return image_cache.load_images(image_cache.spread_evenly(items, count), sorted({item.label for item in items}), image_size=image_size,
                             progress=False).images
 
 

@@ -16,8 +16,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from . import data
-from .data import LabeledImage, LoadedImages
+from . import data, image_cache
+from .data import LabeledImage
+from .image_cache import LoadedImages
 from .experiments import thesis_reference
 from .subsets import RunData, load_run_data
 from .taxonomy import FIVE_CLASS
@@ -120,7 +121,7 @@ def subset(decoded: LoadedImages, items: Sequence[LabeledImage]) -> LoadedImages
     row = {path: i for i, path in enumerate(decoded.paths)}
     wanted = {item.path for item in items}
     kept = [row[item.path] for item in items if item.path in row]
-    return LoadedImages(data.select_images(decoded.images, kept), decoded.labels[kept],
+    return LoadedImages(image_cache.select_images(decoded.images, kept), decoded.labels[kept],
                         [decoded.paths[i] for i in kept],
                         decoded.classes, [bad for bad in decoded.bad_files if bad.path in wanted])
 
@@ -152,7 +153,7 @@ def prepare(five_class_dir: Path | str, *, smoke: bool = False, seed: int = data
     if tuple(loaded.classes) != FIVE_CLASS.classes:
         raise ValueError(f"{five_class_dir}: classes {loaded.classes}, expected {FIVE_CLASS.classes}")
     parts = (loaded.training, loaded.validation)
-    decoded = LoadedImages(data.concatenate_images([p.images for p in parts]),
+    decoded = LoadedImages(image_cache.concatenate_images([p.images for p in parts]),
                            np.concatenate([p.labels for p in parts]),
                            [path for p in parts for path in p.paths], loaded.classes,
                            [bad for p in parts for bad in p.bad_files])

@@ -7,34 +7,34 @@ from typing import Any
 
 import numpy as np
 
-from . import data
+from . import data, image_cache, input_pipeline
 
 
-def predict(model: Any, images: data.Images, backbone: str | None, batch_size: int = data.BATCH_SIZE) -> np.ndarray:
+def predict(model: Any, images: image_cache.Images, backbone: str | None, batch_size: int = data.BATCH_SIZE) -> np.ndarray:
     """Class probabilities (or features) of pixel images 0..255, through `backbone`'s `preprocess_input`
     (None: the model takes the pixels as they are).
 
     Up to `batch_size` images are one direct model call (no tracing, no tf.data pipeline); more go
-    through `data.make_dataset` in batches of `batch_size`, so no float copy of all images is made
-    and images stored on disk (`data.StoredArray`) are read a batch at a time.
+    through `input_pipeline.make_dataset` in batches of `batch_size`, so no float copy of all images is made
+    and images stored on disk (`image_cache.StoredArray`) are read a batch at a time.
     """
     if len(images) <= batch_size:
-        preprocessed = data.preprocess_for(backbone)(np.asarray(images, np.float32))
+        preprocessed = input_pipeline.preprocess_for(backbone)(np.asarray(images, np.float32))
         return np.asarray(model(preprocessed, training=False))
-    dataset = data.make_dataset(images, np.zeros(len(images), np.int32), 1, backbone, batch_size=batch_size)
+    dataset = input_pipeline.make_dataset(images, np.zeros(len(images), np.int32), 1, backbone, batch_size=batch_size)
     return model.predict(dataset.map(lambda x, y: x), verbose=0)
 
 
-def predict_to_file(model: Any, images: data.Images, backbone: str | None, path: Path,
-                    batch_size: int = data.BATCH_SIZE) -> data.Images:
+def predict_to_file(model: Any, images: image_cache.Images, backbone: str | None, path: Path,
+                    batch_size: int = data.BATCH_SIZE) -> image_cache.Images:
     """`predict`'s outputs written to the .npy file `path` a batch at a time and read back on demand
-    (`data.StoredArray`): the features of a frozen front can be as large as the images (7x7x576 floats
+    (`image_cache.StoredArray`): the features of a frozen front can be as large as the images (7x7x576 floats
     a V3-Small image when its last 11 layers train), too many to hold for a large dataset.
     Up to `batch_size` images stay in memory, as `predict` gives them.
     """
     if len(images) <= batch_size:
         return predict(model, images, backbone, batch_size)
-    dataset = data.make_dataset(images, np.zeros(len(images), np.int32), 1, backbone, batch_size=batch_size)
+    dataset = input_pipeline.make_dataset(images, np.zeros(len(images), np.int32), 1, backbone, batch_size=batch_size)
     with open(path, "wb") as handle:
         for number, (batch, _) in enumerate(dataset):
             outputs = np.asarray(model.predict_on_batch(batch), np.float32)
@@ -43,4 +43,4 @@ def predict_to_file(model: Any, images: data.Images, backbone: str | None, path:
                           "shape": (len(images), *outputs.shape[1:])}
                 np.lib.format.write_array_header_1_0(handle, header)
             handle.write(outputs.tobytes())
-    return data.StoredArray([path])
+    return image_cache.StoredArray([path])

@@ -245,7 +245,7 @@ def plot_safety_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Seque
 
 # --- Data inspection (notebook 00) -------------------------------------------------------------
 def plot_class_counts(splits: Mapping[str, Mapping[str, int]], title: str = "") -> Any:
-    """Images per class and split, as counted by `data.validate_dataset`."""
+    """Images per class and split, as counted by `dataset_report.validate_dataset`."""
     import matplotlib.pyplot as plt
     import pandas as pd
 

@@ -18,6 +18,8 @@ from nsfw_mobilenet.scan_listing import ERROR, SKIPPED
 from nsfw_mobilenet.scan_output import path_bytes
 from nsfw_mobilenet.taxonomy import taxonomy_for_classes
 
+from . import image_cache
+
 if TYPE_CHECKING:  # export imports TensorFlow-side modules; the scanner does not need them
     from nsfw_mobilenet.export import VariantParity
 from .scan import Detector
@@ -100,7 +102,7 @@ class DecisionCounts:
 def decision_counts(detector: Detector, folder: Path | str, limit: int | None = None) -> DecisionCounts:
     """Run `detector` over the images under `folder` (recursively; `limit`: that many, spread evenly)."""
     folder = Path(folder)
-    images = data.spread_evenly(data.image_files(folder), limit)
+    images = image_cache.spread_evenly(data.image_files(folder), limit)
     decided = [row["decision"] for row in scan(detector, images, progress=False)]
     counts = {decision: decided.count(decision) for decision in DECISIONS}
     return DecisionCounts(folder.name, sum(counts.values()), unreadable=decided.count(ERROR), **counts)

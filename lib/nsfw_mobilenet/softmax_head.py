@@ -17,12 +17,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import data, models
+from . import data, input_pipeline, models
 from .architecture import decode_imagenet
-from .experiments import (KERAS_DEFAULT_LEARNING_RATES, LITERAL_LEARNING_RATE, ExperimentConfig, seed_count,
-                          seed_groups, thesis_reference)
-from .uncertainty import seed_interval
+from .experiments import (
+    KERAS_DEFAULT_LEARNING_RATES,
+    LITERAL_LEARNING_RATE,
+    ExperimentConfig,
+    seed_count,
+    seed_groups,
+    thesis_reference,
+)
 from .inference import predict
+from .uncertainty import seed_interval
 
 STEP_CHECKPOINTS = (80, 400, 1000, 2000)  # besides the thesis's own count, for the steps table
 # §4.2.1's two readings for SGD: the printed 0.001, and Keras SGD's default 0.01
@@ -81,7 +87,7 @@ def gradient_norms(model: Any, images: np.ndarray, labels: np.ndarray, backbone:
     import keras
     import tensorflow as tf
 
-    inputs = data.preprocess_for(backbone)(images.astype(np.float32))
+    inputs = input_pipeline.preprocess_for(backbone)(images.astype(np.float32))
     targets = np.eye(int(model.output.shape[-1]), dtype=np.float32)[labels]
     kernels = [model.get_layer(name).kernel for name in layer_names]
     with tf.GradientTape() as tape:

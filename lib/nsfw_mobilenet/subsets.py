@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data
+from . import data, image_cache
 from .experiments import PROJECT_ROOT
 
 SMOKE_IMAGES_PER_CLASS = {"training": 8, "validation": 4, "test": 4}
@@ -21,9 +21,9 @@ class RunData:
     """Decoded training, validation and test images of one dataset."""
 
     classes: list[str]
-    training: data.LoadedImages
-    validation: data.LoadedImages
-    test: data.LoadedImages | None
+    training: image_cache.LoadedImages
+    validation: image_cache.LoadedImages
+    test: image_cache.LoadedImages | None
 
     def counts(self) -> dict[str, int]:
         subsets = {"training": self.training, "validation": self.validation, "test": self.test}
@@ -72,13 +72,13 @@ def load_run_data(data_dir: Path | str, *, smoke: bool = False, cache_dir: Path 
                   progress: bool = True, image_size: tuple[int, int] = data.IMAGE_SIZE) -> RunData:
     """The decoded `run_files` of `data_dir`; `smoke` keeps a few images per class so a run takes seconds.
 
-    The images stay in `cache_dir` and are read a batch at a time (`data.StoredArray`), so a dataset
+    The images stay in `cache_dir` and are read a batch at a time (`image_cache.StoredArray`), so a dataset
     larger than RAM trains; a second load decodes nothing. `cache_dir=None` holds them in RAM.
     """
     classes = data.training_classes(data_dir)
     files = run_files(data_dir, smoke=smoke)
     check_split(files, classes, Path(data_dir))
-    loaded = {subset: data.load_images(items, classes, image_size=image_size, cache_dir=cache_dir, progress=progress)
+    loaded = {subset: image_cache.load_images(items, classes, image_size=image_size, cache_dir=cache_dir, progress=progress)
               for subset, items in files.items()}
     run_data = RunData(classes, loaded["training"], loaded["validation"], loaded.get("test"))
     for warning in run_data.warnings():

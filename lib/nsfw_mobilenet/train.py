@@ -20,19 +20,17 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-
-from . import augment, data, distribute, models
+from . import augment, distribute, input_pipeline, models
 from .evaluate import evaluate_predictions, per_class_metrics
-from .experiments import (DEFAULT_SEED, KERAS_DEFAULT_LEARNING_RATES, ExperimentConfig, repo_relative,
-                          table_configs)
+from .experiments import DEFAULT_SEED, KERAS_DEFAULT_LEARNING_RATES, ExperimentConfig, repo_relative, table_configs
 from .inference import predict, predict_to_file
 from .subsets import DEFAULT_CACHE_DIR, RunData, load_run_data, run_files
 
@@ -113,7 +111,7 @@ def _feature_datasets(front: Any, config: ExperimentConfig, run_data: RunData, f
     for subset, shuffle in ((run_data.training, True), (run_data.validation, False)):
         name = "training" if shuffle else "validation"
         features = predict_to_file(front, subset.images, config.backbone, folder / f"{name}.npy", config.batch_size)
-        datasets.append(data.make_dataset(features, subset.labels, len(run_data.classes), None,
+        datasets.append(input_pipeline.make_dataset(features, subset.labels, len(run_data.classes), None,
                                           batch_size=config.batch_size, shuffle=shuffle, seed=config.seed))
     return datasets[0], datasets[1]
 
@@ -122,10 +120,10 @@ def _image_datasets(config: ExperimentConfig, run_data: RunData,
                     augmentation_builder: Callable[..., Any]) -> tuple[Any, Any]:
     augmentation = augmentation_builder(config.augmentation, seed=config.seed) if config.augmentation else None
     num_classes = len(run_data.classes)
-    training = data.make_dataset(run_data.training.images, run_data.training.labels, num_classes, config.backbone,
+    training = input_pipeline.make_dataset(run_data.training.images, run_data.training.labels, num_classes, config.backbone,
                                  batch_size=config.batch_size, shuffle=True, seed=config.seed,
                                  augmentation=augmentation, order=config.order)
-    validation = data.make_dataset(run_data.validation.images, run_data.validation.labels, num_classes,
+    validation = input_pipeline.make_dataset(run_data.validation.images, run_data.validation.labels, num_classes,
                                    config.backbone, batch_size=config.batch_size)
     return training, validation
 
