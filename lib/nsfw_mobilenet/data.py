@@ -89,7 +89,7 @@ def has_split_folders(root: Path | str) -> bool:
     return (Path(root) / "train").is_dir()
 
 
-def _class_root(root: Path | str, split: str | None) -> Path:
+def class_root(root: Path | str, split: str | None) -> Path:
     """The folder whose sub-folders are the classes: root/<split>/ or root/ itself."""
     root = Path(root)
     if split not in (None, *SPLIT_FOLDERS):
@@ -121,7 +121,7 @@ def training_classes(root: Path | str) -> list[str]:
 
     An empty folder once turned a binary run into a three-class model (issue 10); it is refused.
     """
-    class_root = _class_root(root, "train")
+    class_root = class_root(root, "train")
     names = class_names(class_root)
     empty = [str(class_root / name) for name in names if not image_files(class_root / name)]
     if empty:
@@ -150,7 +150,7 @@ def list_images(root: Path | str, split: str | None = None) -> list[LabeledImage
     Every file is listed, whatever its extension, so that `validate_dataset`
     can report stray files; `split_files` keeps only image files (IMAGE_EXTENSIONS).
     """
-    class_root = _class_root(root, split)
+    class_root = class_root(root, split)
     return [
         LabeledImage(path, name)
         for name in class_names(class_root)
@@ -186,7 +186,7 @@ def split_files(
         return [item for item in list_images(root, "test") if item.path.suffix.lower() in IMAGE_EXTENSIONS]
     if subset not in ("training", "validation"):
         raise ValueError(f"subset must be 'training', 'validation' or 'test', got {subset!r}")
-    class_root = _class_root(root, "train")
+    class_root = class_root(root, "train")
     items = [
         LabeledImage(path, name)
         for name in class_names(class_root)
@@ -248,7 +248,7 @@ def _over_pillow_limit(error: Exception) -> str | None:
             f"MAX_TEXT_MEMORY): too much metadata to read safely; strip it to scan the image ({error})")
 
 
-def _identify(source: BinaryIO) -> Image.Image:
+def identify(source: BinaryIO) -> Image.Image:
     """Open an image from its header (no pixel decoded yet), or raise CorruptImage with the reason."""
     try:
         image = Image.open(source)
@@ -264,7 +264,7 @@ def _identify(source: BinaryIO) -> Image.Image:
     return image
 
 
-def _load_pixels(image: Image.Image, draft_size: tuple[int, int] | None = None) -> Image.Image:
+def load_pixels(image: Image.Image, draft_size: tuple[int, int] | None = None) -> Image.Image:
     """Decode the pixels (raising CorruptImage for truncated or corrupt data)."""
     try:
         if draft_size is not None:
@@ -316,7 +316,7 @@ def rgb_pixels(image: Image.Image, image_size: tuple[int, int] = IMAGE_SIZE) -> 
     return np.asarray(resized, dtype=np.uint8)
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path) -> bytes:
     _check_size(path)
     try:
         return path.read_bytes()
@@ -334,7 +334,7 @@ def open_image(path: Path | str) -> Iterator[Image.Image]:
         handle = open(path, "rb")
     except OSError as error:
         raise CorruptImage(f"unreadable ({error.strerror})") from None
-    with handle, _identify(handle) as image:
+    with handle, identify(handle) as image:
         yield image
 
 
@@ -393,7 +393,7 @@ def pillow_warnings_as_notes() -> contextlib.AbstractContextManager[list[str]]:
 
 
 def _resized(image: Image.Image, image_size: tuple[int, int]) -> np.ndarray:
-    return rgb_pixels(_load_pixels(image, draft_size=(max(image_size),) * 2), image_size)
+    return rgb_pixels(load_pixels(image, draft_size=(max(image_size),) * 2), image_size)
 
 
 def frames_note(image: Image.Image) -> str:

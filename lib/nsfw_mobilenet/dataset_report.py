@@ -20,14 +20,14 @@ from nsfw_mobilenet.data import (
     SPLIT_FOLDERS,
     BadFile,
     CorruptImage,
-    _class_root,
-    _identify,
-    _load_pixels,
-    _read,
     class_names,
+    class_root,
     has_split_folders,
+    identify,
     list_images,
+    load_pixels,
     parallel_map,
+    read_file,
 )
 from nsfw_mobilenet.experiments import repo_relative
 from nsfw_mobilenet.image_cache import undecodable_name
@@ -136,8 +136,8 @@ def _check_file(path: Path) -> tuple[str | None, str | None]:
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return None, f"extension {path.suffix or '(none)'!r} is not an image format training reads {IMAGE_EXTENSIONS}"
     try:
-        data = _read(path)
-        _load_pixels(_identify(io.BytesIO(data)))  # `_read` refused empty and oversized files
+        data = read_file(path)
+        load_pixels(identify(io.BytesIO(data)))  # `read_file` refused empty and oversized files
     except CorruptImage as error:
         return None, str(error)
     return hashlib.blake2b(data, digest_size=16).hexdigest(), None
@@ -169,7 +169,7 @@ def validate_dataset(root: Path | str, *, progress: bool = True) -> DatasetRepor
     everything = [item for split in splits for item in items[split]]
     with tqdm(total=len(everything), desc="validate", unit="img", disable=not progress) as bar:
         checks = dict(zip(everything, parallel_map(lambda i: _check_file(i.path), everything, bar)))
-    classes = sorted({c for split in splits for c in class_names(_class_root(root, split))})
+    classes = sorted({c for split in splits for c in class_names(class_root(root, split))})
     counts = {split or "all": {c: sum(1 for i in items[split] if i.label == c and checks[i][0]) for c in classes}
               for split in splits}
     by_hash = defaultdict(list)
