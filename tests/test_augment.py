@@ -94,7 +94,7 @@ def test_augmentation_reaches_training_batches_only(monkeypatch, tmp_path):
         calls.append((len(images), kwargs.get("augmentation")))
         return real_make_dataset(images, labels, *args, **kwargs)
 
-    monkeypatch.setattr(data, "make_dataset", spy)
+    monkeypatch.setattr(input_pipeline, "make_dataset", spy)
     config = experiments.table_configs("4.11")[0].with_overrides(epochs=1, weights=None, batch_size=8)
     train.train(config, run_data, checkpoint_dir=tmp_path, verbose=0)
     sizes = run_data.counts()

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 import tiny_classifier
-from nsfw_mobilenet import cli, data, exit_codes, scan, scan_output
+from nsfw_mobilenet import cli, data, exit_codes, operating_point, scan, scan_output
 
 SIDE = tiny_classifier.SIDE
 BAD_EXIF = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x05\x01\x12"  # an IFD cut short: "Corrupt EXIF data"
@@ -139,7 +139,7 @@ def test_an_image_below_the_minimum_side_is_too_small_to_classify(tflite, tmp_pa
     Image.new("RGB", (scan.MIN_SIDE, scan.MIN_SIDE), (200, 20, 20)).save(tmp_path / "small_enough.png")
     rows = by_name(rows_of(run_scan(capsys, tmp_path, "--model", tflite)[1]))
     assert rows["pixel.png"]["decision"] == "error" and "too small to classify: 1x1" in rows["pixel.png"]["error"]
-    assert rows["small_enough.png"]["decision"] in scan.DECISIONS
+    assert rows["small_enough.png"]["decision"] in operating_point.DECISIONS
 
 
 def test_a_truncated_video_says_so_in_its_own_row(tflite, tmp_path, capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from nsfw_mobilenet import cli, exit_codes, scan
+from nsfw_mobilenet import cli, exit_codes, scan_command
 
 USAGE = Path(__file__).resolve().parents[1] / "docs" / "USAGE.md"
 
@@ -19,7 +19,7 @@ def crash(args):
 
 
 def test_an_unexpected_error_is_one_line_asking_for_a_report_with_its_own_exit_code(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(scan, "run", crash)
+    monkeypatch.setattr(scan_command, "run", crash)
     code = cli.main(["scan", str(tmp_path), "--model", str(tmp_path / "m.tflite")])
     err = capsys.readouterr().err
     assert code == exit_codes.EXIT_INTERNAL_ERROR not in (exit_codes.EXIT_OK, exit_codes.EXIT_FLAGGED)
@@ -30,7 +30,7 @@ def test_an_unexpected_error_is_one_line_asking_for_a_report_with_its_own_exit_c
 @pytest.mark.parametrize("argv, environment", [(["--debug", "scan"], {}), (["scan", "--debug"], {}),
                                                (["scan"], {cli.DEBUG_ENV: "1"})])
 def test_the_debug_flag_or_variable_gives_the_traceback(tmp_path, monkeypatch, argv, environment):
-    monkeypatch.setattr(scan, "run", crash)
+    monkeypatch.setattr(scan_command, "run", crash)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(RuntimeError, match="a bug's message"):

@@ -226,12 +226,12 @@ def test_shuffle_is_seeded_and_keeps_images_with_their_labels() -> None:
 
 def test_killed_run_keeps_finished_cache_chunks(corpus: Path, tmp_path: Path, monkeypatch) -> None:
     items, cache = data.list_images(corpus, "train"), tmp_path / "cache"
-    monkeypatch.setattr(data, "CACHE_CHUNK", 4)
+    monkeypatch.setattr(image_cache, "CACHE_CHUNK", 4)
     image_cache.load_images(items, ["drawings", "neutral"], image_size=(8, 8), cache_dir=cache, progress=False)
     next(iter(sorted(cache.glob("*.json")))).unlink()  # as if the run died while writing this chunk
     decoded = []
     real_decode_chunk = image_cache._decode_chunk
-    monkeypatch.setattr(data, "_decode_chunk",
+    monkeypatch.setattr(image_cache, "_decode_chunk",
                         lambda paths, *rest: decoded.append(paths) or real_decode_chunk(paths, *rest))
     image_cache.load_images(items, ["drawings", "neutral"], image_size=(8, 8), cache_dir=cache, progress=False)
     assert len(decoded) == 1 and len(decoded[0]) <= 4

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from nsfw_mobilenet import experiments
@@ -79,3 +81,12 @@ def test_per_image_correctness_pairs_runs_only_on_the_same_test_files():
     older = {**a, "test": {k: v for k, v in a["test"].items() if k != "predicted"}}
     with pytest.raises(ValueError, match="per-image predictions"):
         experiments.correct_by_image([older])
+
+
+def test_a_rows_seeds_are_loaded_together_and_compared_in_pairs(tmp_path):
+    for seed, correct in ((1, [True] * 18 + [False] * 2), (2, [True] * 19 + [False])):
+        (tmp_path / f"table_4.9_row_04_seed_{seed}.json").write_text(json.dumps(_seeded_result(seed, correct)))
+    runs = experiments.load_results(tmp_path, "4.9", 4)
+    assert [r["seed"] for r in runs] == [1, 2] and experiments.load_results(tmp_path, "4.9", 5) == []
+    table = experiments.paired_comparisons({"A": runs, "B": runs[:1]}, [("A", "B"), ("A", "missing")])
+    assert list(table["comparison"]) == ["A − B"] and "bootstrap" in table.loc[0, "result"]

@@ -41,7 +41,7 @@ def folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def chunked(monkeypatch) -> None:
-    monkeypatch.setattr(data, "CACHE_CHUNK", 4)  # several cache files, one image of them bad
+    monkeypatch.setattr(image_cache, "CACHE_CHUNK", 4)  # several cache files, one image of them bad
 
 
 def _load(root: Path, cache_dir: Path | None) -> image_cache.LoadedImages:
@@ -82,7 +82,7 @@ def test_an_index_beyond_the_rows_is_an_index_error(folder, tmp_path) -> None:
 
 def test_a_second_load_decodes_nothing(folder, tmp_path, chunked, monkeypatch) -> None:
     first = _load(folder, tmp_path / "cache")
-    monkeypatch.setattr(data, "_decode_chunk", lambda *args: pytest.fail("decoded again"))
+    monkeypatch.setattr(image_cache, "_decode_chunk", lambda *args: pytest.fail("decoded again"))
     again = _load(folder, tmp_path / "cache")
     np.testing.assert_array_equal(np.asarray(again.images), np.asarray(first.images))
     assert again.bad_files == first.bad_files

@@ -133,7 +133,7 @@ def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_pat
 
 
 def test_final_model_with_the_thesis_head_has_its_own_folder_and_says_so_on_its_card(tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(final_model, "PROJECT_ROOT", tmp_path)
     thesis_head = final_model.final_model(standin.ensure_standin() / "binary", smoke=True, head="thesis")
     assert (tmp_path / "runs" / "final_thesis_head" / "binary" / "smoke" / "table_final_row_01_seed_1.keras").exists()
     assert thesis_head.result["config"]["head"] == "thesis" and "thesis head" in thesis_head.describe()

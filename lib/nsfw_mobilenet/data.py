@@ -89,7 +89,7 @@ def has_split_folders(root: Path | str) -> bool:
     return (Path(root) / "train").is_dir()
 
 
-def class_root(root: Path | str, split: str | None) -> Path:
+def split_folder(root: Path | str, split: str | None) -> Path:
     """The folder whose sub-folders are the classes: root/<split>/ or root/ itself."""
     root = Path(root)
     if split not in (None, *SPLIT_FOLDERS):
@@ -121,7 +121,7 @@ def training_classes(root: Path | str) -> list[str]:
 
     An empty folder once turned a binary run into a three-class model (issue 10); it is refused.
     """
-    class_root = class_root(root, "train")
+    class_root = split_folder(root, "train")
     names = class_names(class_root)
     empty = [str(class_root / name) for name in names if not image_files(class_root / name)]
     if empty:
@@ -150,7 +150,7 @@ def list_images(root: Path | str, split: str | None = None) -> list[LabeledImage
     Every file is listed, whatever its extension, so that `validate_dataset`
     can report stray files; `split_files` keeps only image files (IMAGE_EXTENSIONS).
     """
-    class_root = class_root(root, split)
+    class_root = split_folder(root, split)
     return [
         LabeledImage(path, name)
         for name in class_names(class_root)
@@ -186,7 +186,7 @@ def split_files(
         return [item for item in list_images(root, "test") if item.path.suffix.lower() in IMAGE_EXTENSIONS]
     if subset not in ("training", "validation"):
         raise ValueError(f"subset must be 'training', 'validation' or 'test', got {subset!r}")
-    class_root = class_root(root, "train")
+    class_root = split_folder(root, "train")
     items = [
         LabeledImage(path, name)
         for name in class_names(class_root)

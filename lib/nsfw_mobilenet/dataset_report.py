@@ -21,13 +21,13 @@ from nsfw_mobilenet.data import (
     BadFile,
     CorruptImage,
     class_names,
-    class_root,
     has_split_folders,
     identify,
     list_images,
     load_pixels,
     parallel_map,
     read_file,
+    split_folder,
 )
 from nsfw_mobilenet.experiments import repo_relative
 from nsfw_mobilenet.image_cache import undecodable_name
@@ -169,7 +169,7 @@ def validate_dataset(root: Path | str, *, progress: bool = True) -> DatasetRepor
     everything = [item for split in splits for item in items[split]]
     with tqdm(total=len(everything), desc="validate", unit="img", disable=not progress) as bar:
         checks = dict(zip(everything, parallel_map(lambda i: _check_file(i.path), everything, bar)))
-    classes = sorted({c for split in splits for c in class_names(class_root(root, split))})
+    classes = sorted({c for split in splits for c in class_names(split_folder(root, split))})
     counts = {split or "all": {c: sum(1 for i in items[split] if i.label == c and checks[i][0]) for c in classes}
               for split in splits}
     by_hash = defaultdict(list)

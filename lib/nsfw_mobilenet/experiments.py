@@ -342,3 +342,20 @@ def detectable_difference_note(results: list[dict[str, Any]]) -> str:
     return (f"{images} test images: near accuracy {accuracy:.2f}, two single runs must differ by "
             f"{smallest:.3f} ({math.ceil(smallest * images)} images) to be told apart (5 % level, power 0.8); "
             f"means over seeds by less, as their intervals show.")
+
+
+def load_results(folder: Path | str, table: str, row: int) -> list[dict[str, Any]]:
+    """Every seed's results JSON of one table row in `folder`, in seed order of their names."""
+    return [load_result(path) for path in sorted(Path(folder).glob(f"table_{table}_row_{row:02d}_seed_*.json"))]
+
+
+def paired_comparisons(groups: dict[str, list[dict[str, Any]]], pairs: list[tuple[str, str]]) -> Any:
+    """Each pair of labelled configurations (A, B) present in `groups`: A − B in test accuracy on the same test
+    images, with its interval, p-value and test (`uncertainty.paired_comparison`)."""
+    import pandas as pd
+
+    from .uncertainty import paired_comparison
+
+    return pd.DataFrame([{"comparison": f"{a} − {b}",
+                          "result": str(paired_comparison(correct_by_image(groups[a]), correct_by_image(groups[b])))}
+                         for a, b in pairs if a in groups and b in groups])

@@ -22,9 +22,6 @@ from . import image_cache
 
 if TYPE_CHECKING:  # export imports TensorFlow-side modules; the scanner does not need them
     from nsfw_mobilenet.export import VariantParity
-from .scan import Detector
-from .scan_listing import ERROR, SKIPPED
-from .scan_output import path_bytes
 
 
 @dataclass(frozen=True)
