@@ -275,7 +275,7 @@ def _cached_chunk(paths: list[Path], labels: list[str], image_size: tuple[int, i
     images, reasons = _decode_chunk(paths, image_size, bar)
     for target, write in ((images_file, lambda f: np.save(f, images)),
                           (reasons_file, lambda f: f.write(json.dumps(reasons).encode()))):
-        partial = target.with_suffix(".partial")
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")  # two runs may decode one chunk at once
         with open(partial, "wb") as handle:
             write(handle)
         os.replace(partial, target)
