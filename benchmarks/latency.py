@@ -47,20 +47,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nsfw_mobilenet import image_cache, input_pipeline
+from nsfw_mobilenet.io import image_cache, input_pipeline
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import machine  # noqa: E402  (benchmarks/machine.py, next to this script)
 import nsfwjs  # noqa: E402  (benchmarks/nsfwjs.py, next to this script)
 import numpy as np  # noqa: E402
-from nsfw_mobilenet import data, export, model_card, models, selection, settings_from_environment, standin  # noqa: E402
-from nsfw_mobilenet.litert import LiteRTModel  # noqa: E402
-from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS  # noqa: E402
+
+from nsfw_mobilenet.app import (
+    export,  # noqa: E402
+    model_card,
+)
+from nsfw_mobilenet.app.litert import LiteRTModel  # noqa: E402
+from nsfw_mobilenet.core import backbones
+from nsfw_mobilenet.core.settings import settings_from_environment
+from nsfw_mobilenet.core.taxonomy import BINARY, FIVE_CLASS  # noqa: E402
+from nsfw_mobilenet.io import image_files, standin
+from nsfw_mobilenet.io.weights import local_weights_path, weights_source
+from nsfw_mobilenet.studies import backbone_selection
+from nsfw_mobilenet.training import models
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"  # the project's offline weights
 # The script is an edge: NSFW_MOBILENET_WEIGHTS_DIR, else ../shared/weights beside the checkout.
-WEIGHTS_DIR = settings_from_environment().weights_dir or (SHARED_WEIGHTS if SHARED_WEIGHTS.is_dir() else None)
+WEIGHTS_DIR = settings_from_environment(os.environ).weights_dir or (SHARED_WEIGHTS if SHARED_WEIGHTS.is_dir() else None)
 THREADS = (1, 2)
 RUNS = 200  # 40 interleaved rounds of ROUND: a burst of load from other jobs lands in few of them
 WARMUP = 10
@@ -73,7 +83,7 @@ NSFWJS_NAME = "nsfwjs MobileNetV2"
 EXTRA_HEADS = (("mobilenet_v3_small", "standard"), ("mobilenet_v3_small", "features"))
 # --quick: the README's headline comparison only (V3-Small thesis head float32 vs int8 and int8_float_mul,
 # see `export_all`; nsfwjs float32).
-QUICK = {selection.latency_model_name("mobilenet_v3_small"): ("float32", "int8"), NSFWJS_NAME: ("float32",)}
+QUICK = {backbone_selection.latency_model_name("mobilenet_v3_small"): ("float32", "int8"), NSFWJS_NAME: ("float32",)}
 TARGETS = {"v3_small_float32_ms": 0.6, "speedup_vs_nsfwjs": 3.0, "int8_megabytes": 1.2}
 
 
@@ -83,7 +93,7 @@ TARGETS = {"v3_small_float32_ms": 0.6, "speedup_vs_nsfwjs": 3.0, "int8_megabytes
 def calibration_images(count: int = CALIBRATION_IMAGES) -> np.ndarray:
     """uint8 224×224 stand-in training images: int8 calibration and BatchNorm re-estimation."""
     root = standin.ensure_standin(progress=False) / "binary"
-    items = data.list_images(root, "train")
+    items = image_files.list_images(root, "train")
     chosen = [items[i] for i in np.random.default_rng(0).choice(len(items), count, replace=False)]
     return image_cache.load_images(chosen, sorted({i.label for i in items}), progress=False).images
 
@@ -114,15 +124,15 @@ def contenders(images: np.ndarray, only: list[str] | None = None, exact: bool = 
     (a part of it, or the whole name with `exact`)."""
     wanted = lambda name: not only or any(part == name if exact else part in name for part in only)  # noqa: E731
     found = []
-    for backbone, head in [*((name, "thesis") for name in models.BACKBONES), *EXTRA_HEADS]:
-        name = selection.latency_model_name(backbone, head)
+    for backbone, head in [*((name, "thesis") for name in backbones.BACKBONES), *EXTRA_HEADS]:
+        name = backbone_selection.latency_model_name(backbone, head)
         if not wanted(name):
             continue
         # Only the offline file: latency does not depend on weight values, so no download is attempted.
-        weights = "imagenet" if models.local_weights_path(backbone, weights_dir=WEIGHTS_DIR) else None
+        weights = "imagenet" if local_weights_path(backbone, weights_dir=WEIGHTS_DIR) else None
         model = (feature_head_classifier(backbone, weights) if head == "features" else
                  models.build_classifier(backbone, 2, head=head, weights=weights, weights_dir=WEIGHTS_DIR))
-        note = f"{models.weights_source(backbone, weights, weights_dir=WEIGHTS_DIR)} weights (offline file)"
+        note = f"{weights_source(backbone, weights, weights_dir=WEIGHTS_DIR)} weights (offline file)"
         if weights is None:
             reestimate_batch_norm(model, input_pipeline.preprocess_for(backbone)(images.astype(np.float32)))
             note = ("random init, NOT ImageNet (no offline weights); BatchNorm statistics re-estimated on "

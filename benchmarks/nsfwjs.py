@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=CACHE_DIR / "export", help="where the .tflite goes")
     args = parser.parse_args(argv)
-    from nsfw_mobilenet import export
-    from nsfw_mobilenet.taxonomy import FIVE_CLASS
+    from nsfw_mobilenet.app import export
+    from nsfw_mobilenet.core.taxonomy import FIVE_CLASS
 
     try:
         model = load_model()

@@ -34,6 +34,8 @@ from typing import Any
 
 import machine  # benchmarks/machine.py, beside this script
 
+from nsfw_mobilenet.core import native_output
+
 CPU_ACCELERATOR = 1  # kLiteRtHwAcceleratorCpu
 RUNTIME_OPTIONS = "runtime_options_string"  # opaque option identifiers; payloads are TOML text
 XNNPACK_OPTIONS = "xnnpack"
@@ -133,9 +135,8 @@ def profile_interleaved(paths: list[Path], threads: int = 2, rounds: int = 10, r
     type's time is the median over the rounds, so a round hit by another job does not skew it. The
     input is whatever the fresh buffer holds: these ops take the same time whatever the pixels.
     """
-    import nsfw_mobilenet
 
-    with nsfw_mobilenet.native_stderr_discarded():  # LiteRT's INFO lines about accelerators it looks for
+    with native_output.native_stderr_discarded():  # LiteRT's INFO lines about accelerators it looks for
         models = [ProfiledModel(path, threads) for path in paths]
     for model in models:
         for _ in range(WARMUP):
@@ -199,7 +200,7 @@ def hard_swish_in_int8_arithmetic(model: Any) -> Any:
     form, which the converter does not fuse into HARD_SWISH, so int8 runs it as MUL/ADD in XNNPACK."""
     import keras
 
-    from nsfw_mobilenet import export
+    from nsfw_mobilenet.app import export
 
     def clone(layer: Any) -> Any:
         config = layer.get_config()
@@ -215,8 +216,9 @@ def hard_swish_in_int8_arithmetic(model: Any) -> Any:
 def v3_small_forms(folder: Path) -> dict[str, Path]:
     """V3-Small (thesis head) as float32, int8 as `export` writes it, int8 with MUL in float, and the earlier int8."""
     import latency  # benchmarks/latency.py, next to this script
-    from nsfw_mobilenet import export
-    from nsfw_mobilenet.taxonomy import BINARY
+
+    from nsfw_mobilenet.app import export
+    from nsfw_mobilenet.core.taxonomy import BINARY
 
     images = latency.calibration_images()
     model = latency.contenders(images, ["mobilenet_v3_small"], exact=True)[0]["model"]
@@ -234,10 +236,10 @@ def v3_small_forms(folder: Path) -> dict[str, Path]:
 
 def compare(forms: dict[str, Path], threads: tuple[int, ...], runs: int, profile_threads: int) -> dict[str, Any]:
     """Partitions, interleaved ms per thread count, and interleaved per-op tables of each form."""
+    import latency
     import numpy as np
 
-    import latency
-    from nsfw_mobilenet.litert import LiteRTModel
+    from nsfw_mobilenet.app.litert import LiteRTModel
 
     image = latency.calibration_images(1)[0]
     calls = {(name, count): latency.model_call(LiteRTModel(path, num_threads=count), image)
@@ -292,7 +294,7 @@ def investigate(out: Path, runs: int, profile_threads: int) -> None:
     """Export the V3-Small forms, compare them, write op_profile.{json,md} into `out` and print the markdown."""
     import tempfile
 
-    from nsfw_mobilenet import model_card
+    from nsfw_mobilenet.app import model_card
 
     record = machine.start_record()
     with tempfile.TemporaryDirectory() as work:

@@ -36,18 +36,20 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import machine  # noqa: E402  (benchmarks/machine.py, next to this script)
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import machine  # noqa: E402  (benchmarks/machine.py, next to this script)
-import nsfw_mobilenet  # noqa: E402
-from nsfw_mobilenet import settings_from_environment  # noqa: E402
+from nsfw_mobilenet.core import native_output
+from nsfw_mobilenet.core.settings import settings_from_environment  # noqa: E402
+from nsfw_mobilenet.io import image_files
+from nsfw_mobilenet.training import models
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "runs" / "scan_throughput"
 FLOWER_PHOTOS = ROOT.parent / "shared" / "datasets" / "flower_photos"
 APP_MODEL = ROOT / "artifacts" / "07_tflite" / "float_mul" / "int8" / "model.tflite"  # notebook 07's app file
-WEIGHTS_DIR = settings_from_environment().weights_dir  # the script is an edge: NSFW_MOBILENET_WEIGHTS_DIR
+WEIGHTS_DIR = settings_from_environment(os.environ).weights_dir  # the script is an edge: NSFW_MOBILENET_WEIGHTS_DIR
 PHONE_SIZE = (3024, 2268)  # a 12-megapixel phone photo, landscape
 PHONE_PHOTOS = 300
 SMALL_PHOTOS = 1000
@@ -108,11 +110,11 @@ def model_file() -> tuple[Path, str]:
     exported = WORK / "model" / "int8" / "model.tflite"
     source = "V3-Small, offline ImageNet weights, untrained standard head (exported by this script)"
     if not exported.is_file():
-        from nsfw_mobilenet import data, export, models
+        from nsfw_mobilenet.app import export
 
-        nsfw_mobilenet.import_tensorflow_quietly()
+        native_output.import_tensorflow_quietly()
         model = models.build_classifier("mobilenet_v3_small", 2, head="standard", weights_dir=WEIGHTS_DIR)
-        calibration = np.stack([data.decode_image(path) for path in _sources(CALIBRATION_IMAGES)])
+        calibration = np.stack([image_files.decode_image(path) for path in _sources(CALIBRATION_IMAGES)])
         export.export_tflite(model, exported.parent.parent, "int8", classes=["normal", "sexual"],
                              pixel_scaling=export.pixel_scaling_for("mobilenet_v3_small"),
                              representative_images=calibration, float_ops=export.INT8_FLOAT_MULTIPLICATIONS,
@@ -169,7 +171,7 @@ def interpreter_costs(model: Path, rounds: int = 5, images: int = 64) -> list[di
     pixels = np.random.default_rng(0).integers(0, 256, (images, 224, 224, 3), dtype=np.uint8)
     interpreters = {}
     for threads, batch in INTERPRETER_SETTINGS:
-        with nsfw_mobilenet.native_stderr_discarded():
+        with native_output.native_stderr_discarded():
             interpreter = Interpreter(model_path=str(model), num_threads=threads)
         index = interpreter.get_input_details()[0]["index"]
         interpreter.resize_tensor_input(index, [batch, *pixels.shape[1:]])

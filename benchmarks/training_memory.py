@@ -27,6 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import machine  # noqa: E402  (benchmarks/machine.py, beside this script)
 
+from nsfw_mobilenet.io.run_data import load_run_data
+
 WORK = Path("runs") / "training_memory"  # git-ignored
 PROJECTED_IMAGES = 200_000
 GOAL_MB = 300  # issue 11: the large stand-in peaks less than this above the small one
@@ -60,10 +62,9 @@ def make_standin(images_per_class: int) -> Path:
 
 def decode_child(data_dir: str, cache_dir: str) -> None:
     """Child mode: decode a run's subsets into `cache_dir`, print images and seconds as JSON."""
-    from nsfw_mobilenet import subsets
 
     started = time.perf_counter()
-    run_data = subsets.load_run_data(data_dir, cache_dir=Path(cache_dir), progress=False)
+    run_data = load_run_data(data_dir, cache_dir=Path(cache_dir), progress=False)
     seconds = time.perf_counter() - started
     images = sum(run_data.counts().values()) + len(run_data.bad_files())
     print(json.dumps({"images": images, "seconds": seconds}))

@@ -28,31 +28,39 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from nsfw_mobilenet import input_pipeline
+from nsfw_mobilenet.io import input_pipeline
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import machine  # noqa: E402  (benchmarks/machine.py, next to this script)
 import numpy as np  # noqa: E402
-from nsfw_mobilenet import augment, data, experiments, settings_from_environment, standin, subsets, train  # noqa: E402
+
+from nsfw_mobilenet.core.configs import ExperimentConfig, table_configs, thesis_reference, thesis_row
+from nsfw_mobilenet.core.settings import settings_from_environment
+from nsfw_mobilenet.io import standin
+from nsfw_mobilenet.io.run_data import RunData, load_run_data
+from nsfw_mobilenet.training import (
+    augment,  # noqa: E402
+    train,
+)
 
 GOAL_BACKBONE = "mobilenet_v3_small"
 GOAL_IMAGES_PER_SECOND = 160  # issue 11: V3-Small with all six techniques on 2 cores, in both orders
 ALL_SIX = "ABCDEF"
 BUILDERS = {"fused": augment.augmentation, "keras layers": augment.keras_augmentation}
-THESIS_SCALE_IMAGES = experiments.thesis_reference()["dataset_2_classes"]["train_images"]
+THESIS_SCALE_IMAGES = thesis_reference()["dataset_2_classes"]["train_images"]
 CORES = os.cpu_count() or 1
-WEIGHTS_DIR = settings_from_environment().weights_dir  # the script is an edge: NSFW_MOBILENET_WEIGHTS_DIR
+WEIGHTS_DIR = settings_from_environment(os.environ).weights_dir  # the script is an edge: NSFW_MOBILENET_WEIGHTS_DIR
 
 
-def chosen_configs() -> dict[str, experiments.ExperimentConfig]:
+def chosen_configs() -> dict[str, ExperimentConfig]:
     """Each backbone's configuration as §4.2.1–4.2.4 chose it (the reference file's `chosen_rows`)."""
-    configs = [next(c for c in experiments.table_configs(table) if c.row == pick["row"])
-               for table, pick in experiments.thesis_reference()["chosen_rows"].items()]
+    configs = [next(c for c in table_configs(table) if c.row == pick["row"])
+               for table, pick in thesis_reference()["chosen_rows"].items()]
     return {config.backbone: config for config in configs}
 
 
-def _timed_run(config: experiments.ExperimentConfig, run_data: subsets.RunData, feature_cache: bool,
+def _timed_run(config: ExperimentConfig, run_data: RunData, feature_cache: bool,
                builder: Callable) -> tuple:
     """Wall seconds, CPU seconds of this process (all its threads) and the run."""
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -62,7 +70,7 @@ def _timed_run(config: experiments.ExperimentConfig, run_data: subsets.RunData, 
     return time.perf_counter() - started, time.process_time() - cpu_started, run
 
 
-def measure(config: experiments.ExperimentConfig, run_data: subsets.RunData, feature_cache: bool = False,
+def measure(config: ExperimentConfig, run_data: RunData, feature_cache: bool = False,
             builder: Callable = augment.augmentation) -> dict:
     """Steady-state images/s from a 1-epoch and an E-epoch run (both pay tracing and caching once), and
     the CPU ms per image: other jobs slow the wall clock far more than they inflate CPU time, so
@@ -80,11 +88,11 @@ def measure(config: experiments.ExperimentConfig, run_data: subsets.RunData, fea
 
 def goal_variants() -> dict[tuple[str, str], tuple[Callable | None, str]]:
     """(implementation, order) → (augmentation builder, order); no augmentation as ("none", "-")."""
-    variants = {(name, order): (builder, order) for order in data.ORDERS for name, builder in BUILDERS.items()}
+    variants = {(name, order): (builder, order) for order in input_pipeline.ORDERS for name, builder in BUILDERS.items()}
     return {**variants, ("none", "-"): (None, "corrected")}
 
 
-def goal_rounds(run_data: subsets.RunData, epochs: int, rounds: int) -> list[dict]:
+def goal_rounds(run_data: RunData, epochs: int, rounds: int) -> list[dict]:
     """V3-Small trained with each goal variant once per round, interleaved."""
     config = chosen_configs()[GOAL_BACKBONE].with_overrides(epochs=epochs)
     rows = []
@@ -120,7 +128,7 @@ def pipeline_rounds(images: np.ndarray, rounds: int) -> list[dict]:
                 ("keras layers", ALL_SIX): augment.keras_augmentation, ("none", ""): None}
     rows = []
     for round_number in range(1, rounds + 1):
-        for order in data.ORDERS:
+        for order in input_pipeline.ORDERS:
             for (implementation, letters), builder in variants.items():
                 rate = pipeline_rate(images, builder, letters, order)
                 rows.append({"round": round_number, "implementation": implementation, "letters": letters or "-",
@@ -129,7 +137,7 @@ def pipeline_rounds(images: np.ndarray, rounds: int) -> list[dict]:
     return rows
 
 
-def backbone_rows(run_data: subsets.RunData, backbones: list[str], epochs: int) -> list[dict]:
+def backbone_rows(run_data: RunData, backbones: list[str], epochs: int) -> list[dict]:
     """Each backbone's thesis config: augmented (fused, corrected) and without augmentation, recomputed or cached."""
     rows = []
     for backbone in backbones:
@@ -141,7 +149,7 @@ def backbone_rows(run_data: subsets.RunData, backbones: list[str], epochs: int) 
             result = measure(variant_config, run_data, cached)
             result.update(backbone=backbone, variant=variant, table=chosen.table, row=chosen.row,
                           thesis_scale_minutes=THESIS_SCALE_IMAGES * chosen.epochs / result["images_per_second"] / 60,
-                          thesis_minutes=experiments.thesis_row(chosen.table, chosen.row).get("time_min"))
+                          thesis_minutes=thesis_row(chosen.table, chosen.row).get("time_min"))
             rows.append(result)
             print(json.dumps(result), flush=True)
         recompute, cached = rows[-2], rows[-1]
@@ -168,7 +176,7 @@ def goal_summary(rows: list[dict]) -> dict:
                       "fused_vs_layers": medians[("fused", order)] / medians[("keras layers", order)],
                       "fused_vs_no_augmentation": medians[("fused", order)] / baseline,
                       "fused_cpu_bound": bounds[("fused", order)]}
-              for order in data.ORDERS}
+              for order in input_pipeline.ORDERS}
     return {"no_augmentation": baseline, "no_augmentation_cpu_bound": bounds[("none", "-")], "orders": orders,
             "goal_images_per_second": GOAL_IMAGES_PER_SECOND,
             "goal_met": all(o["fused"] >= GOAL_IMAGES_PER_SECOND for o in orders.values())}
@@ -241,7 +249,7 @@ def main() -> None:
     args = parser.parse_args()
     backbones = list(chosen_configs()) if args.backbones == ["all"] else args.backbones
     root = standin.ensure_standin(Path("runs/benchmark_standin"), images_per_class=args.images_per_class) / "binary"
-    run_data = subsets.load_run_data(root, progress=False)
+    run_data = load_run_data(root, progress=False)
     record = machine.start_record()
     pipeline = pipeline_rounds(run_data.training.images, args.rounds)
     goal = goal_rounds(run_data, args.goal_epochs, args.rounds)

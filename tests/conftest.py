@@ -1,9 +1,11 @@
 """Fixtures shared by the specifications. The environment is read here (and in ../conftest.py), never in them."""
 
-import pytest
+import os
 
+import pytest
 import tiny_classifier
-from nsfw_mobilenet import settings_from_environment
+
+from nsfw_mobilenet.core.settings import settings_from_environment
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +17,7 @@ def classifier():
 @pytest.fixture(scope="session")
 def offline_weights_dir():
     """The offline ImageNet weights folder (NSFW_MOBILENET_WEIGHTS_DIR: ../shared/weights); skips a test without it."""
-    folder = settings_from_environment().weights_dir
+    folder = settings_from_environment(os.environ).weights_dir
     if folder is None or not folder.is_dir():
         pytest.skip("needs the offline weights of ../shared/weights (NSFW_MOBILENET_WEIGHTS_DIR)")
     return folder

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
-from nsfw_mobilenet import augment, augmentation_orders, data, experiments, input_pipeline, standin, subsets, train
 from scipy import stats
+
+from nsfw_mobilenet.core.configs import table_configs, thesis_reference, thesis_row
+from nsfw_mobilenet.io import input_pipeline, standin
+from nsfw_mobilenet.io.run_data import load_run_data
+from nsfw_mobilenet.studies import augmentation_order
+from nsfw_mobilenet.training import augment, train
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +62,7 @@ def test_thesis_order_pushes_v1_inputs_out_of_their_range(photos):
 
 
 def test_v3_inputs_stay_in_pixel_space_in_both_orders(photos):
-    for order in data.ORDERS:
+    for order in input_pipeline.ORDERS:
         out = augment.training_pipeline(photos, "mobilenet_v3_small", "ABCDEF", order)
         assert out.min() >= 0.0 and out.max() <= 255.0
         assert out.std() > 20
@@ -69,7 +74,7 @@ def test_thesis_order_destroys_about_half_of_v1_training_images(photos):
 
 
 def test_v3_is_spared_in_both_orders(photos):
-    for order in data.ORDERS:
+    for order in input_pipeline.ORDERS:
         assert augment.destroyed_fraction(photos, "mobilenet_v3_small", "ABCDEF", order) == 0.0
 
 
@@ -86,7 +91,7 @@ def test_a_constant_image_counts_as_destroyed_relative_to_the_value_range():
 
 
 def test_augmentation_reaches_training_batches_only(monkeypatch, tmp_path):
-    run_data = subsets.load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
+    run_data = load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
     calls = []
     real_make_dataset = input_pipeline.make_dataset
 
@@ -95,7 +100,7 @@ def test_augmentation_reaches_training_batches_only(monkeypatch, tmp_path):
         return real_make_dataset(images, labels, *args, **kwargs)
 
     monkeypatch.setattr(input_pipeline, "make_dataset", spy)
-    config = experiments.table_configs("4.11")[0].with_overrides(epochs=1, weights=None, batch_size=8)
+    config = table_configs("4.11")[0].with_overrides(epochs=1, weights=None, batch_size=8)
     train.train(config, run_data, checkpoint_dir=tmp_path, verbose=0)
     sizes = run_data.counts()
     augmented = [size for size, layer in calls if layer is not None]
@@ -106,28 +111,28 @@ def test_augmentation_reaches_training_batches_only(monkeypatch, tmp_path):
 
 
 def test_training_with_the_reference_layers_is_one_argument_away(tmp_path):
-    run_data = subsets.load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
+    run_data = load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
     built = []
 
     def layers(letters, seed=None):
         built.append(letters)
         return augment.keras_augmentation(letters, seed=seed)
 
-    config = experiments.table_configs("4.11")[0].with_overrides(epochs=1, weights=None, batch_size=8)
+    config = table_configs("4.11")[0].with_overrides(epochs=1, weights=None, batch_size=8)
     train.train(config, run_data, checkpoint_dir=tmp_path, verbose=0, augmentation_builder=layers)
     assert built == [config.augmentation]
 
 
 def test_da_tables_have_one_config_per_thesis_row():
     for table in ("4.3", "4.7", "4.11", "4.15", "4.17"):
-        configs = experiments.table_configs(table)
-        assert [c.row for c in configs] == sorted(experiments.thesis_reference()["tables"][table]["rows"])
+        configs = table_configs(table)
+        assert [c.row for c in configs] == sorted(thesis_reference()["tables"][table]["rows"])
         for config in configs:
-            thesis = experiments.thesis_row(table, config.row)
+            thesis = thesis_row(table, config.row)
             assert config.augmentation == augment.parse_letters(thesis["augmentation"])
             assert config.order == "thesis" and config.optimizer == "sgd"
             assert config.trainable_layers == thesis.get("trainable_layers", 10)  # §4.3: 10 layers for table 4.17
-            assert config.backbone == experiments.thesis_reference()["tables"][table]["backbone"]
+            assert config.backbone == thesis_reference()["tables"][table]["backbone"]
 
 
 def test_order_effect_pairs_each_config_s_two_orders_and_measures_their_gap():
@@ -136,11 +141,11 @@ def test_order_effect_pairs_each_config_s_two_orders_and_measures_their_gap():
                 "history": {"val_accuracy": history}, "final": {"val_accuracy": history[-1]},
                 "test": {"accuracy": test}}
 
-    same = augmentation_orders.order_effect([result("thesis", [0.5, 0.8], 0.7), result("corrected", [0.5, 0.8], 0.7)])
+    same = augmentation_order.order_effect([result("thesis", [0.5, 0.8], 0.7), result("corrected", [0.5, 0.8], 0.7)])
     assert same.loc[0, "largest per-epoch val. gap"] == 0.0
-    apart = augmentation_orders.order_effect([result("thesis", [0.5, 0.3], 0.3), result("corrected", [0.6, 0.9], 0.9)])
+    apart = augmentation_order.order_effect([result("thesis", [0.5, 0.3], 0.3), result("corrected", [0.6, 0.9], 0.9)])
     assert apart.loc[0, "largest per-epoch val. gap"] == pytest.approx(0.6)
-    assert augmentation_orders.order_effect([result("thesis", [0.5], 0.5)]).empty  # one order alone is no comparison
+    assert augmentation_order.order_effect([result("thesis", [0.5], 0.5)]).empty  # one order alone is no comparison
 
 
 # --- The fused op against listing 4.5's Keras layers -------------------------------------------

@@ -18,10 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
+import tiny_classifier
 from PIL import Image
 
-import tiny_classifier
-from nsfw_mobilenet import cli, data, exit_codes, operating_point, scan, scan_output
+from nsfw_mobilenet import cli
+from nsfw_mobilenet.app import scan, scan_output
+from nsfw_mobilenet.core import exit_codes
+from nsfw_mobilenet.evaluation import operating_point
+from nsfw_mobilenet.io import image_files
 
 SIDE = tiny_classifier.SIDE
 BAD_EXIF = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x05\x01\x12"  # an IFD cut short: "Corrupt EXIF data"
@@ -91,7 +95,7 @@ def test_sixteen_bit_png_is_scaled_to_eight_bits_not_clipped_to_white(tmp_path):
     path = tmp_path / "depth16.png"
     Image.fromarray(np.full((64, 64), 30000, np.uint16)).save(path)
     assert Image.open(path).mode.startswith("I")
-    assert data.decode_image(path, (32, 32))[0, 0].tolist() == [117, 117, 117]  # 30000 / 257
+    assert image_files.decode_image(path, (32, 32))[0, 0].tolist() == [117, 117, 117]  # 30000 / 257
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
@@ -108,9 +112,9 @@ def test_transparent_pixels_are_composited_on_white_not_their_hidden_colour(tmp_
         image.info["transparency"] = image.getpixel((0, 0))  # the left half's palette entry
     path = tmp_path / f"transparent_{mode}.png"
     image.save(path, transparency=image.info["transparency"]) if mode == "P" else image.save(path)
-    decoded = data.decode_image(path, (64, 64))
-    assert decoded[10, 5].tolist() == list(data.TRANSPARENT_BACKGROUND)
-    assert decoded[10, 50].tolist() != list(data.TRANSPARENT_BACKGROUND)
+    decoded = image_files.decode_image(path, (64, 64))
+    assert decoded[10, 5].tolist() == list(image_files.TRANSPARENT_BACKGROUND)
+    assert decoded[10, 50].tolist() != list(image_files.TRANSPARENT_BACKGROUND)
 
 
 # ---------------------------------------------------------------- 3. animations are judged on every frame
@@ -158,17 +162,17 @@ def test_a_truncated_video_says_so_in_its_own_row(tflite, tmp_path, capsys):
 def test_an_oversized_file_is_refused_from_its_size_without_reading_it(tflite, tmp_path, capsys, monkeypatch):
     huge = tmp_path / "huge.jpg"
     with open(huge, "wb") as handle:
-        handle.truncate(data.MAX_IMAGE_BYTES + 1)  # sparse: no disk used
-    monkeypatch.setattr(data.Path, "read_bytes", lambda self: pytest.fail(f"{self} was read"))
+        handle.truncate(image_files.MAX_IMAGE_BYTES + 1)  # sparse: no disk used
+    monkeypatch.setattr(image_files.Path, "read_bytes", lambda self: pytest.fail(f"{self} was read"))
     row = rows_of(run_scan(capsys, huge, "--model", tflite)[1])[0]
-    assert row["decision"] == "error" and f"above the {data.MAX_IMAGE_BYTES // 2**20} MiB limit" in row["error"]
+    assert row["decision"] == "error" and f"above the {image_files.MAX_IMAGE_BYTES // 2**20} MiB limit" in row["error"]
 
 
 def test_a_non_image_is_rejected_from_its_header(tmp_path):
     fake = tmp_path / "fake.jpg"
     fake.write_bytes(b"PK\x03\x04" + bytes(1000))
-    with pytest.raises(data.CorruptImage, match="not an image"):
-        data.read_image(fake)
+    with pytest.raises(image_files.CorruptImage, match="not an image"):
+        image_files.read_image(fake)
 
 
 # ---------------------------------------------------------------- 8, 9, 10. clear usage errors
@@ -271,7 +275,7 @@ def test_export_also_says_a_text_file_named_keras_is_not_a_keras_model(tmp_path,
 
 def test_the_detector_api_refuses_a_too_small_file_as_the_scan_does(tflite, tmp_path):
     Image.new("RGB", (1, 1), (200, 20, 20)).save(tmp_path / "pixel.png")
-    with pytest.raises(data.CorruptImage, match="too small to classify"):
+    with pytest.raises(image_files.CorruptImage, match="too small to classify"):
         scan.Detector(tflite).classify(tmp_path / "pixel.png")
 
 
@@ -295,7 +299,7 @@ def test_read_image_on_many_threads_at_once_gives_each_file_its_own_notes(tmp_pa
         paths.append(tmp_path / f"{index:02d}.jpg")
         Image.new("RGB", (64, 64), (index, 20, 20)).save(paths[-1], **({"exif": BAD_EXIF} if index % 2 else {}))
     with ThreadPoolExecutor(8) as pool:
-        notes = list(pool.map(lambda path: data.read_image(path, (32, 32)).notes, paths * 10))
+        notes = list(pool.map(lambda path: image_files.read_image(path, (32, 32)).notes, paths * 10))
     assert [bool(note) for note in notes] == [index % 2 == 1 for index in range(12)] * 10
 
 
@@ -303,7 +307,7 @@ def test_a_warning_of_another_thread_is_not_taken_as_a_note(tmp_path):
     collecting, release = threading.Event(), threading.Event()
 
     def notes_of_a_quiet_block():
-        with data.pillow_warnings_as_notes() as notes:
+        with image_files.pillow_warnings_as_notes() as notes:
             collecting.set()
             release.wait(timeout=10)
         return notes
@@ -321,7 +325,8 @@ def test_a_warning_of_another_thread_is_not_taken_as_a_note(tmp_path):
 INTERRUPTED_SCAN = """
 import sys, threading, time
 from pathlib import Path
-from nsfw_mobilenet import cli, scan
+from nsfw_mobilenet import cli
+from nsfw_mobilenet.app import scan
 
 output, real_decode_input = Path(sys.argv[1]), scan.decode_input
 

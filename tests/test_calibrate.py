@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-
 import tiny_classifier
-from nsfw_mobilenet import calibrate
+
+from nsfw_mobilenet.evaluation import calibrate
 
 
 def test_ece_of_a_perfectly_calibrated_bin_is_zero_and_of_an_overconfident_one_the_gap():
@@ -57,7 +57,7 @@ def test_temperature_needs_a_model_ending_in_a_softmax_dense():
 
 
 def test_reliability_plot_titles_each_diagram_with_its_ece():
-    from nsfw_mobilenet import plots
+    from nsfw_mobilenet.evaluation import plots
 
     probabilities, labels = np.array([[0.2, 0.8]] * 10), np.array([1] * 5 + [0] * 5)
     figure = plots.plot_reliability({"as trained": calibrate.reliability(probabilities, labels)})

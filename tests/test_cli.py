@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from nsfw_mobilenet import cli, exit_codes, scan_command
+from nsfw_mobilenet import cli
+from nsfw_mobilenet.app import scan_command
+from nsfw_mobilenet.core import exit_codes
 
 USAGE = Path(__file__).resolve().parents[1] / "docs" / "USAGE.md"
 

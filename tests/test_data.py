@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nsfw_mobilenet import data, dataset_report, image_cache, input_pipeline
 from PIL import Image
+
+from nsfw_mobilenet.io import dataset_report, image_cache, image_files, input_pipeline, photo_datasets
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -128,20 +129,20 @@ def test_known_class_folders_name_their_taxonomy(tmp_path: Path) -> None:
 
 
 def test_list_images_skips_hidden_files_and_is_sorted(corpus: Path) -> None:
-    items = data.list_images(corpus, "train")
+    items = image_files.list_images(corpus, "train")
     assert all(not item.path.name.startswith(".") for item in items)
     assert items == sorted(items, key=lambda item: (item.label, str(item.path)))
-    assert [item.path.name for item in data.list_images(corpus, "test")] == ["t0.png", "leaked.jpg"]
+    assert [item.path.name for item in image_files.list_images(corpus, "test")] == ["t0.png", "leaked.jpg"]
 
 
 def test_missing_test_folder_names_the_path_and_the_fix(tmp_path: Path) -> None:
     _write(tmp_path / "a" / "x.png", _bytes(_noise(), "PNG"))
     with pytest.raises(FileNotFoundError, match="test/<class>"):
-        data.split_files(tmp_path, "test")
+        image_files.split_files(tmp_path, "test")
 
 
 def test_good_files_including_cmyk_rgba_gray_palette_load_as_rgb_uint8(corpus: Path) -> None:
-    items = data.list_images(corpus, "train")
+    items = image_files.list_images(corpus, "train")
     loaded = image_cache.load_images(items, ["drawings", "neutral"], progress=False)
     assert loaded.images.shape == (9, 224, 224, 3) and loaded.images.dtype == np.uint8
     assert {p.name for p in loaded.paths} >= set(GOOD)
@@ -150,7 +151,7 @@ def test_good_files_including_cmyk_rgba_gray_palette_load_as_rgb_uint8(corpus: P
 
 
 def test_cache_is_reused_and_invalidated_when_a_file_changes(corpus: Path, tmp_path: Path) -> None:
-    items = data.list_images(corpus, "train")
+    items = image_files.list_images(corpus, "train")
     cache = tmp_path / "cache"
     first = image_cache.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
     assert len(list(cache.glob("*.npy"))) == 1 and not list(cache.glob("*.partial"))
@@ -173,7 +174,7 @@ def test_split_matches_keras_image_dataset_from_directory_file_for_file(tmp_path
         ids[_write(tmp_path / cls / name, _bytes(Image.new("RGB", (4, 4), (i, i, i)), "PNG"))] = i
     _write(tmp_path / "cat" / "readme.txt", b"not indexed by keras")
     for subset in ("training", "validation"):
-        ours = [ids[item.path] for item in data.split_files(tmp_path, subset)]
+        ours = [ids[item.path] for item in image_files.split_files(tmp_path, subset)]
         keras_ds = keras.utils.image_dataset_from_directory(
             tmp_path, validation_split=0.2, subset=subset, seed=1, image_size=(4, 4), batch_size=None,
             interpolation="nearest", verbose=False)
@@ -225,7 +226,7 @@ def test_shuffle_is_seeded_and_keeps_images_with_their_labels() -> None:
 
 
 def test_killed_run_keeps_finished_cache_chunks(corpus: Path, tmp_path: Path, monkeypatch) -> None:
-    items, cache = data.list_images(corpus, "train"), tmp_path / "cache"
+    items, cache = image_files.list_images(corpus, "train"), tmp_path / "cache"
     monkeypatch.setattr(image_cache, "CACHE_CHUNK", 4)
     image_cache.load_images(items, ["drawings", "neutral"], image_size=(8, 8), cache_dir=cache, progress=False)
     next(iter(sorted(cache.glob("*.json")))).unlink()  # as if the run died while writing this chunk
@@ -250,8 +251,8 @@ def test_test_split_of_chosen_classes_ignores_the_others_and_is_deterministic(tm
         (tmp_path / "src" / name).mkdir(parents=True)
         for i in range(count):
             _noise().save(tmp_path / "src" / name / f"{i}.png")
-    first = data.make_test_split(tmp_path / "src", tmp_path / "a", classes=("roses", "tulips"))
-    again = data.make_test_split(tmp_path / "src", tmp_path / "b", classes=("roses", "tulips"))
+    first = photo_datasets.make_test_split(tmp_path / "src", tmp_path / "a", classes=("roses", "tulips"))
+    again = photo_datasets.make_test_split(tmp_path / "src", tmp_path / "b", classes=("roses", "tulips"))
     assert sorted(p.name for p in (first / "train").iterdir()) == ["roses", "tulips"]
     assert len(list((first / "test" / "roses").iterdir())) == 2
     assert _relative_files(first) == _relative_files(again)
@@ -263,10 +264,10 @@ def test_two_class_data_is_the_flower_proxy_when_flower_photos_exists_else_the_s
         (tmp_path / "flower_photos" / name).mkdir(parents=True)
         for i in range(5):
             _noise().save(tmp_path / "flower_photos" / name / f"{i}.png")
-    proxy = data.two_class_data(tmp_path / "flower_photos", tmp_path / "proxy")
+    proxy = photo_datasets.two_class_data(tmp_path / "flower_photos", tmp_path / "proxy")
     assert proxy == tmp_path / "proxy" and sorted(p.name for p in (proxy / "test").iterdir()) == ["roses", "tulips"]
-    monkeypatch.setattr(data, "ensure_standin", lambda progress: tmp_path / "standin")
-    assert data.two_class_data(tmp_path / "no_such_folder", tmp_path / "other") == tmp_path / "standin" / "binary"
+    monkeypatch.setattr(photo_datasets, "ensure_standin", lambda folder, progress: tmp_path / "standin")
+    assert photo_datasets.two_class_data(tmp_path / "no_such_folder", tmp_path / "other") == tmp_path / "standin" / "binary"
 
 
 def _relative_files(root: Path) -> list[str]:
@@ -290,17 +291,17 @@ def test_an_unreadable_file_is_reported_not_skipped_silently(tmp_path: Path) -> 
 
 
 def test_a_class_folder_with_only_hidden_or_non_image_files_is_refused_for_training(corpus: Path) -> None:
-    assert data.training_classes(corpus) == ["drawings", "neutral"]
+    assert image_files.training_classes(corpus) == ["drawings", "neutral"]
     _write(corpus / "train" / "empty" / ".hidden.png", _bytes(_noise(), "PNG"))
     _write(corpus / "train" / "empty" / "notes.txt", b"hello")
-    with pytest.raises(data.EmptyClassFolder, match=f"{corpus / 'train' / 'empty'}: .*remove it"):
-        data.training_classes(corpus)
+    with pytest.raises(image_files.EmptyClassFolder, match=f"{corpus / 'train' / 'empty'}: .*remove it"):
+        image_files.training_classes(corpus)
 
 
 def test_split_indexes_webp_and_tiff_which_keras_skips(tmp_path: Path) -> None:
     for i, extension in enumerate((".png", ".webp", ".tif", ".tiff", ".txt")):
         _write(tmp_path / "a" / f"{i}{extension}", _bytes(_noise(), "PNG"))
-    files = data.split_files(tmp_path, "training") + data.split_files(tmp_path, "validation")
+    files = image_files.split_files(tmp_path, "training") + image_files.split_files(tmp_path, "validation")
     assert sorted(item.path.name for item in files) == ["0.png", "1.webp", "2.tif", "3.tiff"]
 
 
@@ -321,8 +322,8 @@ def _twelve_bit_tiff(path: Path, value: int, side: int = 64) -> Path:
 
 def test_a_12_bit_tiff_is_scaled_by_4095_not_as_16_bit(tmp_path: Path) -> None:
     path = _twelve_bit_tiff(tmp_path / "sensor.tif", 2000)
-    assert Image.open(path).mode == "I;16" and data.bit_depth(Image.open(path)) == 12
-    assert data.decode_image(path, (32, 32))[0, 0].tolist() == [125, 125, 125]  # 2000 * 255 / 4095, not 2000 / 257
+    assert Image.open(path).mode == "I;16" and image_files.bit_depth(Image.open(path)) == 12
+    assert image_files.decode_image(path, (32, 32))[0, 0].tolist() == [125, 125, 125]  # 2000 * 255 / 4095, not 2000 / 257
 
 
 def test_a_png_over_pillows_text_chunk_limit_names_the_limit_not_corruption(tmp_path: Path, monkeypatch) -> None:
@@ -332,15 +333,15 @@ def test_a_png_over_pillows_text_chunk_limit_names_the_limit_not_corruption(tmp_
     metadata.add_text("comment", "x" * 5000)
     Image.new("RGB", (64, 64), (10, 200, 10)).save(tmp_path / "chatty.png", pnginfo=metadata)
     monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_MEMORY", 4096)  # the 64 MiB limit, scaled down to the test
-    with pytest.raises(data.CorruptImage, match="PNG text chunks over Pillow's limit") as raised:
-        data.read_image(tmp_path / "chatty.png")
+    with pytest.raises(image_files.CorruptImage, match="PNG text chunks over Pillow's limit") as raised:
+        image_files.read_image(tmp_path / "chatty.png")
     assert "corrupt" not in str(raised.value) and "MAX_TEXT_MEMORY" in str(raised.value)
 
 
 def test_a_fifo_is_refused_from_its_stat_without_being_opened(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.png")
-    with pytest.raises(data.CorruptImage, match=r"not a regular file \(FIFO\)"):
-        data.read_image(tmp_path / "pipe.png")  # opening it would wait forever for a writer
+    with pytest.raises(image_files.CorruptImage, match=r"not a regular file \(FIFO\)"):
+        image_files.read_image(tmp_path / "pipe.png")  # opening it would wait forever for a writer
 
 
 def test_a_file_name_that_is_not_utf8_is_listed_as_a_bad_file_not_fatal(tmp_path: Path) -> None:
@@ -348,7 +349,7 @@ def test_a_file_name_that_is_not_utf8_is_listed_as_a_bad_file_not_fatal(tmp_path
     odd.parent.mkdir()
     _noise().save(odd)
     _noise().save(tmp_path / "normal" / "plain.png")
-    loaded = image_cache.load_images(data.list_images(tmp_path), ["normal"], image_size=(16, 16), cache_dir=tmp_path / "c",
+    loaded = image_cache.load_images(image_files.list_images(tmp_path), ["normal"], image_size=(16, 16), cache_dir=tmp_path / "c",
                               progress=False)
     assert [path.name for path in loaded.paths] == ["plain.png"]
     assert [bad.path for bad in loaded.bad_files] == [odd] and "not valid UTF-8" in loaded.bad_files[0].reason
@@ -366,4 +367,4 @@ def test_a_class_sub_folder_that_cannot_be_read_is_refused_by_name_not_skipped(t
 
     monkeypatch.setattr(os, "scandir", permission_denied)
     with pytest.raises(ValueError, match=r"normal/locked: folder cannot be read \(Permission denied\)"):
-        data.list_images(tmp_path)
+        image_files.list_images(tmp_path)

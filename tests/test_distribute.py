@@ -20,14 +20,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nsfw_mobilenet import cli, distribute, experiments, models, standin, subsets, train
+from nsfw_mobilenet import cli
+from nsfw_mobilenet.core import backbones, configs
+from nsfw_mobilenet.io import standin
+from nsfw_mobilenet.io.run_data import load_run_data
+from nsfw_mobilenet.training import distribute, models, train
 
 TOLERANCE = 1e-4  # float32 sums in another order (5e-6 seen here); another order of the batches: 3e-2
 # Table 4.1 row 1 (Adam) with steps large enough that equal results mean equal training, each step on all
 # 16 smoke training images: Keras 3 iterates a distributed dataset once before the first epoch (to build the
 # model), so a reshuffled dataset gives a mirrored run the batches of one epoch later than one device. A step
 # on the whole set does not depend on the order; 8 images per replica.
-STAND_IN_CONFIG = experiments.table_configs("4.1")[0].with_overrides(epochs=3, batch_size=16, learning_rate=0.05)
+STAND_IN_CONFIG = configs.table_configs("4.1")[0].with_overrides(epochs=3, batch_size=16, learning_rate=0.05)
 
 
 def _stand_in_classifier(backbone, num_classes, head="thesis", weights=None, weights_dir=None):
@@ -35,7 +39,7 @@ def _stand_in_classifier(backbone, num_classes, head="thesis", weights=None, wei
     two Dense layers; no dropout. Its arguments are `models.build_classifier`'s."""
     import keras
 
-    inputs = keras.Input(models.INPUT_SHAPE)
+    inputs = keras.Input(backbones.INPUT_SHAPE)
     x = keras.layers.Conv2D(8, 3, strides=8)(inputs)
     x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
     x = keras.layers.Dense(16, activation="relu")(keras.layers.GlobalAveragePooling2D()(x))
@@ -62,7 +66,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def smoke_data():
-    return subsets.load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
+    return load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +159,7 @@ def test_mixed_precision_computes_in_float16_but_the_softmax_output_stays_float3
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for the next run
     assert model.get_layer("conv").compute_dtype == "float16" and model.get_layer("conv").kernel.dtype == "float32"
     assert model.output.dtype == "float32"
-    assert model(np.zeros((1, *models.INPUT_SHAPE), np.float32)).dtype == "float32"
+    assert model(np.zeros((1, *backbones.INPUT_SHAPE), np.float32)).dtype == "float32"
 
 
 def test_a_mixed_precision_run_trains_and_records_its_policy(smoke_data, tmp_path, monkeypatch):
@@ -235,7 +239,7 @@ def _runs_on_two_devices(checkpoints: Path) -> dict:
     _split_cpu_in_two()
     build_mobilenet, models.build_classifier, models.weights_for_run = (models.build_classifier,
                                                                         _stand_in_classifier, _random_init)
-    run_data = subsets.load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
+    run_data = load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
     distributions = {name: distribute.distribution(name) for name in ("default", "mirrored")}
     paths = {"cached features": STAND_IN_CONFIG.with_overrides(trainable_layers=2),  # the two Dense layers
              "whole model": STAND_IN_CONFIG.with_overrides(trainable_layers=6)}  # from the conv on: nothing cached
@@ -248,7 +252,7 @@ def _runs_on_two_devices(checkpoints: Path) -> dict:
                                                               distribution=distributions["mirrored"],
                                                               checkpoint_dir=checkpoints / "batches"))
     models.build_classifier = build_mobilenet
-    final = train.train(experiments.final_config().with_overrides(epochs=1), run_data,
+    final = train.train(configs.final_config().with_overrides(epochs=1), run_data,
                         distribution=distributions["mirrored"], checkpoint_dir=checkpoints / "final", verbose=0)
     final_summary = {key: final.result[key] for key in ("distribution", "feature_cache")}
     return {"replicas": {name: d.replicas for name, d in distributions.items()}, **runs,

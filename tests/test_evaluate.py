@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from nsfw_mobilenet.evaluate import evaluate_predictions, unsafe_scores
-from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS
+from nsfw_mobilenet.core.taxonomy import BINARY, FIVE_CLASS
+from nsfw_mobilenet.evaluation.evaluate import evaluate_predictions, unsafe_scores
 
 
 def test_binary_summary_counts_sexual_as_unsafe_positive():

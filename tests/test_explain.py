@@ -12,7 +12,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from nsfw_mobilenet import explain  # noqa: E402
+from nsfw_mobilenet.evaluation import explain  # noqa: E402
 
 SIDE = 32
 SQUARE = 8
@@ -136,7 +136,7 @@ def test_explanation_figures_are_small(square_detector, test_image):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nsfw_mobilenet import plots
+    from nsfw_mobilenet.evaluation import plots
 
     image, _ = test_image
     heatmap = explain.gradcam(square_detector, image, class_index=1)

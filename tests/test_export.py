@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
-
 import tiny_classifier
-from nsfw_mobilenet import export, model_card, scan_evaluation
-from nsfw_mobilenet.litert import LiteRTModel
-from nsfw_mobilenet.input_pipeline import preprocess_for
-from nsfw_mobilenet.operating_point import DEFAULT_OPERATING_POINT
+
+from nsfw_mobilenet.app import export, model_card, scan_evaluation
+from nsfw_mobilenet.app.litert import LiteRTModel
+from nsfw_mobilenet.evaluation.operating_point import DEFAULT_OPERATING_POINT
+from nsfw_mobilenet.io.input_pipeline import preprocess_for
 
 # Measured on the tiny classifier's 64-image batch: all variants agree on 100%; the bar is 99%.
 MIN_TOP1_AGREEMENT = export.AGREEMENT_TARGET
@@ -301,8 +301,8 @@ def test_tensorflow_and_litert_start_without_native_log_lines(exported):
     import subprocess
     import sys
 
-    code = ("import sys, nsfw_mobilenet; nsfw_mobilenet.import_tensorflow_quietly(); "
-            "from nsfw_mobilenet.litert import LiteRTModel; LiteRTModel(sys.argv[1])")
+    code = ("import sys; from nsfw_mobilenet.core import native_output; native_output.import_tensorflow_quietly(); "
+            "from nsfw_mobilenet.app.litert import LiteRTModel; LiteRTModel(sys.argv[1])")
     completed = subprocess.run([sys.executable, "-c", code, str(exported["int8"].path)], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
     assert "InitializeLog" not in completed.stderr and "XNNPACK" not in completed.stderr

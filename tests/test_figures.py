@@ -23,7 +23,7 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((CHECKOUT / "notebooks").glob("[0-9][0-9]_*.ipynb"))  # the Makefile's $(NOTEBOOKS)
 FULL_RUN = CHECKOUT / "notebooks" / "full_run"  # `make figures` parameters, papermill -f
 FIGURES = CHECKOUT / "figures"
-PLOTS_SOURCE = Path(nsfw_mobilenet.__file__).parent / "plots.py"
+PLOTS_SOURCE = Path(nsfw_mobilenet.__file__).parent / "evaluation" / "plots.py"
 BASE_SAVER = "save_figure"  # writes figures/<name>.png
 WILD = "{…}"
 

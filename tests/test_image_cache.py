@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nsfw_mobilenet import data, five_class, image_cache, input_pipeline, subsets
 from PIL import Image
+
+from nsfw_mobilenet.io import image_cache, image_files, input_pipeline, run_data
+from nsfw_mobilenet.studies import five_classes
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -45,7 +47,7 @@ def chunked(monkeypatch) -> None:
 
 
 def _load(root: Path, cache_dir: Path | None) -> image_cache.LoadedImages:
-    return image_cache.load_images(data.list_images(root, "train"), CLASSES, image_size=SIZE, cache_dir=cache_dir,
+    return image_cache.load_images(image_files.list_images(root, "train"), CLASSES, image_size=SIZE, cache_dir=cache_dir,
                             progress=False)
 
 
@@ -144,8 +146,8 @@ def test_make_dataset_batches_a_stored_array_as_its_in_memory_array(folder, tmp_
 
 
 def test_run_data_streams_from_its_cache_folder_and_none_keeps_it_in_memory(folder, tmp_path) -> None:
-    stored = subsets.load_run_data(folder, cache_dir=tmp_path / "cache", progress=False, image_size=SIZE)
-    in_memory = subsets.load_run_data(folder, cache_dir=None, progress=False, image_size=SIZE)
+    stored = run_data.load_run_data(folder, cache_dir=tmp_path / "cache", progress=False, image_size=SIZE)
+    in_memory = run_data.load_run_data(folder, cache_dir=None, progress=False, image_size=SIZE)
     for name in ("training", "validation", "test"):
         assert isinstance(getattr(stored, name).images, image_cache.StoredArray)
         np.testing.assert_array_equal(np.asarray(getattr(stored, name).images), getattr(in_memory, name).images)
@@ -154,7 +156,7 @@ def test_run_data_streams_from_its_cache_folder_and_none_keeps_it_in_memory(fold
 
 def test_a_five_class_subset_of_stored_images_stays_on_disk(folder, tmp_path) -> None:
     decoded = _load(folder, tmp_path / "cache")
-    items = [data.LabeledImage(path, CLASSES[label]) for path, label in zip(decoded.paths, decoded.labels)][::3]
-    part = five_class.subset(decoded, items)
+    items = [image_files.LabeledImage(path, CLASSES[label]) for path, label in zip(decoded.paths, decoded.labels)][::3]
+    part = five_classes.subset(decoded, items)
     assert isinstance(part.images, image_cache.StoredArray)
     np.testing.assert_array_equal(np.asarray(part.images), np.asarray(decoded.images)[::3])

@@ -1,43 +1,80 @@
-"""The package's modules import each other without a cycle, at module level or inside functions."""
+"""The package's layers: subpackages import only the layers below them, without a cycle, and a scan starts
+without the training stack."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nsfw_mobilenet
 
 PACKAGE = nsfw_mobilenet.__name__
 PACKAGE_DIR = Path(nsfw_mobilenet.__file__).parent
-MODULES = {path.stem for path in PACKAGE_DIR.glob("*.py")}  # "__init__" is the package itself
+# each layer and the layers it may import (besides itself); cli and __main__ sit above all of them
+ALLOWED = {
+    "core": set(),
+    "io": {"core"},
+    "evaluation": {"core", "io"},
+    "training": {"core", "io", "evaluation"},
+    "app": {"core", "io", "evaluation"},
+    "studies": {"core", "io", "evaluation", "training", "app"},
+}
+# cli hands os.environ to `settings_from_environment`. Kangas reads its telemetry switch (KANGAS_VERSION_CHECK) from
+# the process environment while `import kangas` runs, so `app.kangas_grid` sets it for that import alone and
+# gives its server process an env= of its own: the one module below cli that touches the environment.
+ENVIRONMENT_EDGES = {"cli", "app.kangas_grid"}
 
 
-def _target(name: str) -> str | None:
-    """The package module an absolute dotted name refers to (None: outside the package)."""
-    parts = name.split(".")
-    if parts[0] != PACKAGE:
-        return None
-    return parts[1] if len(parts) > 1 and parts[1] in MODULES else "__init__"
+def module_name(path: Path) -> str:
+    """`core.paths` for lib/nsfw_mobilenet/core/paths.py, `cli` for cli.py, `io` for io/__init__.py."""
+    parts = path.relative_to(PACKAGE_DIR).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts) or "__init__"
 
 
-def internal_imports(source: str) -> set[str]:
-    """The package modules a module's `source` imports anywhere (in functions and TYPE_CHECKING blocks too)."""
+MODULES = {module_name(path): path for path in PACKAGE_DIR.rglob("*.py")}
+
+
+def _resolve(name: str, current: str, level: int) -> str:
+    """The package module `from <name> import …` refers to, seen from module `current`, relative imports resolved."""
+    if not level:
+        return name.removeprefix(PACKAGE).removeprefix(".")
+    is_package = current in MODULES and MODULES[current].name == "__init__.py"
+    package = [] if current == "__init__" else current.split(".")[: None if is_package else -1]
+    return ".".join([*package[: len(package) - level + 1], *([name] if name else [])])
+
+
+def internal_imports(source: str, current: str = "__init__") -> set[str]:
+    """The package modules `source` imports anywhere (in functions and TYPE_CHECKING blocks too); a name
+    imported from a subpackage counts as that module when it is one."""
     imported = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            imported |= {_target(alias.name) for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            # the package's modules sit at its top level: `from .x import y` is nsfw_mobilenet.x
-            base = PACKAGE + (f".{node.module}" if node.module else "") if node.level else node.module or ""
-            if base == PACKAGE:  # `from . import data`: a module, or a name of the package itself
-                imported |= {alias.name if alias.name in MODULES else "__init__" for alias in node.names}
-            else:
-                imported.add(_target(base))
-    return imported - {None}
+            imported |= {alias.name.removeprefix(PACKAGE + ".") for alias in node.names
+                         if alias.name.startswith(PACKAGE + ".")}
+        elif isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(PACKAGE)):
+            base = _resolve(node.module or "", current, node.level)
+            for alias in node.names:
+                child = f"{base}.{alias.name}" if base else alias.name
+                imported.add(child if child in MODULES else base or "__init__")
+    return imported
 
 
 def import_graph() -> dict[str, set[str]]:
-    return {module: internal_imports((PACKAGE_DIR / f"{module}.py").read_text()) - {module} for module in MODULES}
+    return {module: internal_imports(path.read_text(), module) - {module} for module, path in MODULES.items()}
+
+
+def layer_of(module: str) -> str:
+    return module.split(".")[0]
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a layer it may not import, as "importer -> imported"."""
+    return [f"{module} -> {imported}" for module, imports in sorted(graph.items()) if layer_of(module) in ALLOWED
+            for imported in sorted(imports)
+            if layer_of(imported) != layer_of(module) and layer_of(imported) not in ALLOWED[layer_of(module)]]
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -46,7 +83,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
     def visit(module: str, path: list[str]) -> list[str] | None:
         state[module] = "open"
-        for imported in sorted(graph[module]):
+        for imported in sorted(graph.get(module, ())):
             if state.get(imported) == "open":
                 return path[path.index(imported):] + [imported]
             if imported not in state:
@@ -68,19 +105,33 @@ def test_imports_are_read_relative_absolute_and_inside_functions():
     source = """
 import numpy
 import nsfw_mobilenet
-from . import data, WEIGHTS_ENV
-from .subsets import RunData
-from nsfw_mobilenet.taxonomy import BINARY
-import nsfw_mobilenet.models
+from nsfw_mobilenet.io import image_files, weights
+from nsfw_mobilenet.io.run_data import RunData
+from .taxonomy import BINARY
+import nsfw_mobilenet.training.models
 
 def later():
-    from .train import train
+    from nsfw_mobilenet.training.train import train
 """
-    assert internal_imports(source) == {"__init__", "data", "subsets", "taxonomy", "models", "train"}
+    assert internal_imports(source, "core.paths") == {"io.image_files", "io.weights", "io.run_data", "core.taxonomy",
+                                                      "training.models", "training.train"}
+
+
+def test_every_module_belongs_to_a_layer_or_sits_above_them():
+    assert {layer_of(module) for module in MODULES} == {*ALLOWED, "cli", "__main__", "__init__"}
+
+
+def test_layers_import_only_the_layers_below_them():
+    assert layer_violations(import_graph()) == []
+
+
+def test_a_forbidden_import_is_named():
+    assert layer_violations({"app.scan": {"training.models", "core.paths"}, "core.paths": set()}) == [
+        "app.scan -> training.models"]
 
 
 def test_type_checking_imports_count_too():
-    assert "export" in import_graph()["scan_evaluation"]
+    assert "app.export" in import_graph()["app.scan_evaluation"]
 
 
 def test_the_package_import_graph_has_no_cycle():
@@ -90,3 +141,19 @@ def test_the_package_import_graph_has_no_cycle():
 def test_a_cycle_is_found_and_named():
     assert find_cycle({"augment": {"train"}, "train": {"data", "augment"}, "data": set()}) == [
         "augment", "train", "augment"]
+
+
+def test_no_module_below_cli_reads_or_writes_the_environment():
+    readers = [module for module, path in MODULES.items() if module not in ENVIRONMENT_EDGES
+               and any(isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv")
+                       for node in ast.walk(ast.parse(path.read_text())))]
+    assert readers == []
+
+
+def test_scan_help_imports_no_training_or_study_module():
+    """`python -X importtime -m nsfw_mobilenet scan --help`: the product starts without the training stack."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", PACKAGE, "scan", "--help"], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}, check=True)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    ours = sorted(name for name in imported if name.startswith(PACKAGE + "."))
+    assert ours and not [name for name in ours if name.split(".")[1] in ("training", "studies")], ours

@@ -1,10 +1,11 @@
-from nsfw_mobilenet import image_cache, input_pipeline
+from nsfw_mobilenet.io import image_cache, input_pipeline
 
 """Specification of the one predict helper: preprocessing as in training, the same outputs however batched."""
 
 import numpy as np
 import pytest
-from nsfw_mobilenet.inference import predict, predict_to_file
+
+from nsfw_mobilenet.io.inference import predict, predict_to_file
 
 keras = pytest.importorskip("keras")
 

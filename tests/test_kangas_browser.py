@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nsfw_mobilenet import kangas_grid
-from nsfw_mobilenet.taxonomy import FIVE_CLASS
+from nsfw_mobilenet.app import kangas_grid
+from nsfw_mobilenet.core.taxonomy import FIVE_CLASS
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Offline and quiet: no sandbox (containers), no GPU, no QUIC, no background or update traffic.

@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nsfw_mobilenet import cli, kangas_grid
-from nsfw_mobilenet.exit_codes import EXIT_USAGE
-from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS, taxonomy_or_proxy
+from nsfw_mobilenet import cli
+from nsfw_mobilenet.app import kangas_grid
+from nsfw_mobilenet.core.exit_codes import EXIT_USAGE
+from nsfw_mobilenet.core.taxonomy import BINARY, FIVE_CLASS, taxonomy_or_proxy
 
 
 def write_images(root: Path, labels: list[str]) -> list[Path]:
@@ -110,7 +111,7 @@ def test_kangas_posts_no_version_check_and_the_environment_is_left_as_it_was():
     code = ("import os, numpy, requests\n"
             "posts = []\n"
             "requests.request = lambda *args, **kwargs: posts.append(args)\n"
-            "from nsfw_mobilenet import kangas_grid, taxonomy\n"
+            "from nsfw_mobilenet.app import kangas_grid\nfrom nsfw_mobilenet.core import taxonomy\n"
             "kangas_grid.build_error_grid([], numpy.zeros((0, 2)), [], taxonomy.BINARY)\n"
             "print(posts, os.environ.get('KANGAS_VERSION_CHECK'))\n")
     environment = {name: value for name, value in os.environ.items() if name != "KANGAS_VERSION_CHECK"}

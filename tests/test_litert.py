@@ -5,7 +5,9 @@ refused on load with a line saying what it is (issue 21, cases 7 and 16). The od
 import pytest
 from PIL import Image
 
-from nsfw_mobilenet import cli, exit_codes, export, litert, scan
+from nsfw_mobilenet import cli
+from nsfw_mobilenet.app import export, litert, scan
+from nsfw_mobilenet.core import exit_codes
 
 
 def odd_tflite(folder, input_shape):

@@ -4,10 +4,12 @@
 import json
 
 import pytest
+import tiny_classifier
 from PIL import Image
 
-import tiny_classifier
-from nsfw_mobilenet import cli, exit_codes, model_card
+from nsfw_mobilenet import cli
+from nsfw_mobilenet.app import model_card
+from nsfw_mobilenet.core import exit_codes
 
 GOOD_POINT = {"threshold": 0.6, "review_band": [0.4, 0.8]}
 

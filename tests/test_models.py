@@ -1,6 +1,8 @@
 import pytest
 
-from nsfw_mobilenet import models
+from nsfw_mobilenet.core import backbones
+from nsfw_mobilenet.io.weights import WeightsChecksumError, local_weights_path, resolve_weights, weights_source
+from nsfw_mobilenet.training import models
 
 # The trainable layers for every N used in tables 4.1, 4.5, 4.9 and 4.13 (thesis heads, Keras 2 count).
 THESIS_TRAINABLE = {
@@ -25,7 +27,7 @@ THESIS_TRAINABLE = {
         10: {"conv_2", "logits", "classifier"}, 11: {"conv_2", "logits", "classifier"},
     },
 }
-@pytest.fixture(scope="module", params=sorted(models.BACKBONES))
+@pytest.fixture(scope="module", params=sorted(backbones.BACKBONES))
 def thesis_model(request):
     return request.param, models.build_classifier(request.param, 2, weights=None)
 
@@ -57,25 +59,25 @@ def test_listing_4_2_filter_misses_most_v2_batch_norm_layers():
 
 
 def test_wrong_md5_names_the_file_and_what_to_do(tmp_path):
-    fake = tmp_path / models.BACKBONES["mobilenet_v1"].offline_top.name
+    fake = tmp_path / backbones.BACKBONES["mobilenet_v1"].offline_top.name
     fake.write_bytes(b"not weights")
-    with pytest.raises(models.WeightsChecksumError, match=str(fake)) as error:
+    with pytest.raises(WeightsChecksumError, match=str(fake)) as error:
         models.build_backbone("mobilenet_v1", "imagenet", weights_dir=tmp_path)
     assert "md5" in str(error.value)
 
 
 def test_random_init_is_only_used_when_asked_for(tmp_path):
-    assert models.resolve_weights("mobilenet_v2", None, weights_dir=tmp_path) is None
-    assert models.resolve_weights("mobilenet_v2", "imagenet", weights_dir=tmp_path) == "imagenet"  # Keras downloads
+    assert resolve_weights("mobilenet_v2", None, weights_dir=tmp_path) is None
+    assert resolve_weights("mobilenet_v2", "imagenet", weights_dir=tmp_path) == "imagenet"  # Keras downloads
 
 
 def test_the_library_never_reads_the_weights_folder_from_the_environment(tmp_path, monkeypatch):
     """The folder is passed down from the edges (cli, notebooks' parameter cells, test set-up)."""
-    (tmp_path / models.BACKBONES["mobilenet_v1"].offline_top.name).write_bytes(b"not weights")
+    (tmp_path / backbones.BACKBONES["mobilenet_v1"].offline_top.name).write_bytes(b"not weights")
     monkeypatch.setenv(models.WEIGHTS_ENV, str(tmp_path))
-    assert models.local_weights_path("mobilenet_v1") is None
-    with pytest.raises(models.WeightsChecksumError):
-        models.local_weights_path("mobilenet_v1", weights_dir=tmp_path)
+    assert local_weights_path("mobilenet_v1") is None
+    with pytest.raises(WeightsChecksumError):
+        local_weights_path("mobilenet_v1", weights_dir=tmp_path)
 
 
 def test_keras2_numbering_matches_real_keras2_models(thesis_model):
@@ -95,7 +97,7 @@ def _normalise(layer_name: str) -> str:
 
 
 def _keras2_thesis_model(tf_keras, name):
-    builder = getattr(tf_keras.applications, models.BACKBONES[name].builder)
+    builder = getattr(tf_keras.applications, backbones.BACKBONES[name].builder)
     base = builder(weights=None)
     layers = tf_keras.layers
     if name == "mobilenet_v1":
@@ -119,32 +121,32 @@ class _DropLayer:
 def test_v1_v2_heads_read_the_pooled_features_and_v2_is_built_without_its_top():
     """V2's no-top weights file is enough: its heads never read the ImageNet top (issue: no-top files)."""
     v2 = models.build_classifier("mobilenet_v2", 2, weights=None)
-    assert not models.get_backbone("mobilenet_v2").classifier_needs_top
+    assert not backbones.get_backbone("mobilenet_v2").classifier_needs_top
     assert v2.get_layer(models.CLASSIFIER_NAME).input.shape[-1] == 1280
     assert "predictions" not in {layer.name for layer in v2.layers}
-    assert models.get_backbone("mobilenet_v3_small").classifier_needs_top  # listing 4.7 reads the softmax
+    assert backbones.get_backbone("mobilenet_v3_small").classifier_needs_top  # listing 4.7 reads the softmax
 
 
 @pytest.mark.parametrize("include_top", [True, False])
 def test_offline_v2_v3_small_files_are_md5_checked_for_top_and_no_top(tmp_path, include_top):
     for name in ("mobilenet_v2", "mobilenet_v3_small"):
-        fake = tmp_path / models.get_backbone(name).offline_file(include_top).name
+        fake = tmp_path / backbones.get_backbone(name).offline_file(include_top).name
         fake.write_bytes(b"not weights")
     for name in ("mobilenet_v2", "mobilenet_v3_small"):
-        with pytest.raises(models.WeightsChecksumError, match="md5"):
-            models.local_weights_path(name, include_top, weights_dir=tmp_path)
+        with pytest.raises(WeightsChecksumError, match="md5"):
+            local_weights_path(name, include_top, weights_dir=tmp_path)
 
 
 def test_outputs_name_dequantized_weights_and_random_init(tmp_path):
     empty = tmp_path  # nothing offline
-    assert models.weights_source("mobilenet_v3_small", None, weights_dir=empty) == models.RANDOM_INIT
-    assert models.weights_source("mobilenet_v3_small", "imagenet", weights_dir=empty) == models.IMAGENET  # Keras's own
+    assert weights_source("mobilenet_v3_small", None, weights_dir=empty) == backbones.RANDOM_INIT
+    assert weights_source("mobilenet_v3_small", "imagenet", weights_dir=empty) == backbones.IMAGENET  # Keras's own
 
 
 def test_offline_v2_and_v3_small_weights_say_dequantized_from_tflite(offline_weights_dir, tmp_path, monkeypatch):
     monkeypatch.setenv(models.WEIGHTS_ENV, str(tmp_path))  # the folder passed wins over the environment's
     for name in ("mobilenet_v2", "mobilenet_v3_small"):
-        source = models.weights_source(name, "imagenet", weights_dir=offline_weights_dir)
+        source = weights_source(name, "imagenet", weights_dir=offline_weights_dir)
         assert source == "ImageNet (dequantized from TFLite)"
         assert "dequantized from TFLite" in models.weights_for_run(name, offline_weights_dir)[1]
-    assert models.weights_source("mobilenet_v1", "imagenet", weights_dir=offline_weights_dir) == "ImageNet"
+    assert weights_source("mobilenet_v1", "imagenet", weights_dir=offline_weights_dir) == "ImageNet"

@@ -3,9 +3,19 @@
 import numpy as np
 import pytest
 
-from nsfw_mobilenet.operating_point import (DEFAULT_OPERATING_POINT, OperatingPoint, OperatingPointError, Targets,
-                                            check_policy, choose_operating_point, decide, decision_shares,
-                                            policy_figures, threshold_for_false_positive_rate, threshold_for_recall)
+from nsfw_mobilenet.evaluation.operating_point import (
+    DEFAULT_OPERATING_POINT,
+    OperatingPoint,
+    OperatingPointError,
+    Targets,
+    check_policy,
+    choose_operating_point,
+    decide,
+    decision_shares,
+    policy_figures,
+    threshold_for_false_positive_rate,
+    threshold_for_recall,
+)
 
 
 @pytest.mark.parametrize("probability, decision", [
@@ -97,7 +107,7 @@ def test_operating_point_decisions_match_decide():
 
 
 def test_operating_point_plot_marks_the_threshold_and_the_review_start_on_the_roc_curve():
-    from nsfw_mobilenet import plots
+    from nsfw_mobilenet.evaluation import plots
 
     point = choose_operating_point(SCORES, IS_UNSAFE, Targets(false_positive_rate=0.1, recall=0.99))
     roc = plots.plot_operating_point(SCORES, IS_UNSAFE, point).axes[0]
@@ -106,7 +116,7 @@ def test_operating_point_plot_marks_the_threshold_and_the_review_start_on_the_ro
 
 
 def test_tradeoff_rows_choose_on_validation_and_check_on_test():
-    from nsfw_mobilenet.operating_point import tradeoff
+    from nsfw_mobilenet.evaluation.operating_point import tradeoff
 
     strict, loose = Targets(0.0, 1.0), Targets(0.1, 0.8)
     rows = tradeoff((SCORES, IS_UNSAFE), (SCORES, IS_UNSAFE), [strict, loose])

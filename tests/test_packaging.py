@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from nsfw_mobilenet import Settings, cli, experiments, settings_from_environment
+from nsfw_mobilenet import cli
+from nsfw_mobilenet.core import configs
+from nsfw_mobilenet.core.settings import Settings, settings_from_environment
+from nsfw_mobilenet.evaluation import run_results
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 BUILD_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "lib")
@@ -44,8 +47,8 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_carries_every_config_the_thesis_numbers_and_the_license(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    data_files = [*experiments.EXPERIMENTS_DIR.rglob("*.yaml"), experiments.REFERENCE_FILE]
-    assert {f"nsfw_mobilenet/{path.relative_to(experiments.PACKAGE_DIR).as_posix()}" for path in data_files} <= names
+    data_files = [*configs.EXPERIMENTS_DIR.rglob("*.yaml"), configs.REFERENCE_FILE]
+    assert {f"nsfw_mobilenet/{path.relative_to(configs.PACKAGE_DIR).as_posix()}" for path in data_files} <= names
     assert "nsfw_mobilenet/configs/table_4.1/row_01.yaml" in names and "nsfw_mobilenet/__main__.py" in names
     assert any(name.endswith(".dist-info/LICENSE") for name in names)
 
@@ -55,16 +58,16 @@ def test_installed_wheel_trains_a_thesis_table_row_from_any_folder(wheel, tmp_pa
     site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
     elsewhere.mkdir()
     run_python("-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel), cwd=tmp_path)
-    where = run_python("-c", "import nsfw_mobilenet.experiments as e; print(e.__file__); print(e.PROJECT_ROOT)",
+    where = run_python("-c", "import nsfw_mobilenet.core.paths as e; print(e.__file__); print(e.PROJECT_ROOT)",
                        cwd=elsewhere, pythonpath=site).stdout.split()
-    assert [Path(line).resolve() for line in where] == [(site / "nsfw_mobilenet" / "experiments.py").resolve(),
+    assert [Path(line).resolve() for line in where] == [(site / "nsfw_mobilenet" / "core" / "paths.py").resolve(),
                                                         elsewhere.resolve()]  # not the checkout's package
 
     run_python("-m", "nsfw_mobilenet", "make-standin", "standin", "--images-per-class", "16", "--no-videos", "--quiet",
                cwd=elsewhere, pythonpath=site)
     run_python("-m", "nsfw_mobilenet", "train", "--table", "4.1", "--row", "1", "--smoke", "--data", "standin/binary",
                "--out", "out", cwd=elsewhere, pythonpath=site)
-    result = experiments.load_result(elsewhere / "out" / "smoke" / "table_4.1_row_01_seed_1.json")
+    result = run_results.load_result(elsewhere / "out" / "smoke" / "table_4.1_row_01_seed_1.json")
     assert (result["config"]["table"], result["config"]["row"], result["smoke"]) == ("4.1", 1, True)
 
 

@@ -4,7 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from nsfw_mobilenet import plots  # noqa: E402
+from nsfw_mobilenet.evaluation import plots  # noqa: E402
 
 
 def test_loss_readings_draw_training_and_validation_per_reading_and_the_thesis_line():

@@ -17,11 +17,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import tiny_classifier
 from PIL import Image
 
-import tiny_classifier
-from nsfw_mobilenet import cli, exit_codes, export, scan, scan_evaluation, scan_listing, scan_output
-from nsfw_mobilenet.taxonomy import FIVE_CLASS
+from nsfw_mobilenet import cli
+from nsfw_mobilenet.app import export, scan, scan_evaluation, scan_listing, scan_output
+from nsfw_mobilenet.core import exit_codes
+from nsfw_mobilenet.core.taxonomy import FIVE_CLASS
 
 TINY_BACKBONE = "mobilenet_v1"  # its preprocess_input is the tiny classifier's [-1, 1] scaling
 CSV_COLUMNS = [*scan_output.ROW_FIELDS, "p_normal", "p_sexual"]
@@ -407,8 +409,8 @@ def test_the_scan_command_starts_without_the_training_stack():
                                "    cli.main(['scan', '--help'])\nprint(*sys.modules)")
     imported = set(subprocess.run([sys.executable, "-c", modules_after_scan_help], capture_output=True, text=True,
                                   check=True).stdout.split())
-    assert "nsfw_mobilenet.scan" in imported
-    assert not imported & {"sklearn", "scipy", "tensorflow", "keras", "nsfw_mobilenet.train"}
+    assert "nsfw_mobilenet.app.scan" in imported
+    assert not imported & {"sklearn", "scipy", "tensorflow", "keras", "nsfw_mobilenet.training.train"}
 
 
 # ---------------------------------------------------------------- issue 21: odd files, special files, output faults
@@ -498,8 +500,8 @@ def test_frames_are_streamed_a_batch_at_a_time_and_max_frames_has_a_default_that
     path = tmp_path / "long.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=1000, loop=0)
     decoded, held = [], []
-    real_rgb_pixels, real_verdicts = scan.data.rgb_pixels, scan.Detector.verdicts
-    monkeypatch.setattr(scan.data, "rgb_pixels", lambda *a, **k: decoded.append(1) or real_rgb_pixels(*a, **k))
+    real_rgb_pixels, real_verdicts = scan.image_files.rgb_pixels, scan.Detector.verdicts
+    monkeypatch.setattr(scan.image_files, "rgb_pixels", lambda *a, **k: decoded.append(1) or real_rgb_pixels(*a, **k))
     monkeypatch.setattr(scan.Detector, "verdicts", lambda self, images: held.append((len(decoded), len(images)))
                         or real_verdicts(self, images))
     code, out, _ = run_scan(capsys, path, "--model", models["tflite"], "--max-frames", "70")

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from nsfw_mobilenet import experiments, sgd_learning_rate
+from nsfw_mobilenet.core import configs
+from nsfw_mobilenet.studies import sgd_learning_rate
 
 
 def _run(row, seed, learning_rate, loss, val, correct, optimizer="sgd", head="thesis"):
@@ -43,7 +44,7 @@ def test_each_reading_is_read_from_its_folder_sgd_rows_only(readings):
 def test_the_readings_table_puts_the_thesis_beside_each_readings_mean(readings):
     table = sgd_learning_rate.readings_table(readings)
     row = table.loc[6]
-    assert row["thesis train loss"] == experiments.thesis_row("4.1", 6)["train_loss"]
+    assert row["thesis train loss"] == configs.thesis_row("4.1", 6)["train_loss"]
     assert row[f"{sgd_learning_rate.DEFAULT}: seeds"] == 3 and row[f"{sgd_learning_rate.LITERAL}: seeds"] == 2
     assert row[f"{sgd_learning_rate.DEFAULT}: val acc"] == "0.880 ± 0.000"  # three equal seeds
     assert row["steps (thesis | here)"] == "3,910 | 80"

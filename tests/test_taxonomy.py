@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from nsfw_mobilenet.taxonomy import BINARY, FIVE_CLASS, cross_taxonomy_correct, taxonomy_for_classes
+from nsfw_mobilenet.core.taxonomy import BINARY, FIVE_CLASS, cross_taxonomy_correct, taxonomy_for_classes
 
 # Listing 4.8, written out: for each true class, the predictions that count as errors.
 LISTING_4_8_ERRORS = {

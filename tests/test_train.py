@@ -10,22 +10,28 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nsfw_mobilenet import cli, data, experiments, final_model, standin, subsets, train
+from nsfw_mobilenet import cli
+from nsfw_mobilenet.core.configs import LITERAL_LEARNING_RATE, ExperimentConfig, final_config, table_configs, thesis_row
+from nsfw_mobilenet.core.paths import PROJECT_ROOT
+from nsfw_mobilenet.evaluation import thesis_comparison
+from nsfw_mobilenet.io import image_files, standin
+from nsfw_mobilenet.io.run_data import load_run_data
+from nsfw_mobilenet.training import final_model, models, train
 
 THESIS_TABLES = {"4.1": 11, "4.5": 6, "4.9": 6, "4.13": 5}
 
 
 @pytest.fixture(scope="module")
 def smoke_data():
-    return subsets.load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
+    return load_run_data(standin.ensure_standin() / "binary", smoke=True, progress=False)
 
 
 def test_every_row_of_tables_4_1_4_5_4_9_4_13_has_a_config():
     for table, rows in THESIS_TABLES.items():
-        configs = experiments.table_configs(table)
+        configs = table_configs(table)
         assert [c.row for c in configs] == list(range(1, rows + 1))
         for config in configs:
-            thesis = experiments.thesis_row(table, config.row)
+            thesis = thesis_row(table, config.row)
             assert (config.trainable_layers, config.optimizer) == (thesis["trainable_layers"], thesis["optimizer"])
 
 
@@ -33,19 +39,19 @@ def test_every_row_of_tables_4_1_4_5_4_9_4_13_has_a_config():
 def test_every_thesis_config_runs_in_smoke_mode(table, smoke_data, tmp_path):
     results = [train.run_experiment(c.with_overrides(epochs=1), "standin", tmp_path, smoke=True,
                                     run_data=smoke_data, checkpoint_dir=tmp_path / "ckpt", verbose=0)
-               for c in experiments.table_configs(table)]
+               for c in table_configs(table)]
     for result in results:
         assert len(result["history"]["val_accuracy"]) == 1
         assert result["test"]["TN"] + result["test"]["FP"] + result["test"]["TP"] + result["test"]["FN"] == 8
         assert "classifier" in result["trainable_layers_with_weights"]
-        assert train.result_path(experiments.ExperimentConfig(**result["config"]), tmp_path, smoke=True).exists()
-    thesis_column = experiments.thesis_vs_run(results)["val_accuracy [thesis]"]
-    expected = [experiments.thesis_row(table, c.row).get("val_accuracy") for c in experiments.table_configs(table)]
+        assert train.result_path(ExperimentConfig(**result["config"]), tmp_path, smoke=True).exists()
+    thesis_column = thesis_comparison.thesis_vs_run(results)["val_accuracy [thesis]"]
+    expected = [thesis_row(table, c.row).get("val_accuracy") for c in table_configs(table)]
     assert [None if v != v else v for v in thesis_column] == expected  # NaN where the thesis printed nothing
 
 
 def test_finished_run_is_reused_not_retrained(smoke_data, tmp_path):
-    config = experiments.table_configs("4.1")[0].with_overrides(epochs=1)
+    config = table_configs("4.1")[0].with_overrides(epochs=1)
     first = train.run_experiment(config, "standin", tmp_path, run_data=smoke_data, checkpoint_dir=tmp_path, verbose=0)
     again = train.run_experiment(config, "standin", tmp_path, run_data=None, verbose=0)
     assert again == json.loads(json.dumps(first))
@@ -53,7 +59,7 @@ def test_finished_run_is_reused_not_retrained(smoke_data, tmp_path):
 
 
 def test_a_smoke_result_is_never_reused_for_a_different_run(smoke_data, tmp_path):
-    config = experiments.table_configs("4.1")[0].with_overrides(epochs=1)
+    config = table_configs("4.1")[0].with_overrides(epochs=1)
     smoke = train.run_experiment(config, "standin", tmp_path, smoke=True, run_data=smoke_data,
                                  checkpoint_dir=tmp_path / "a", verbose=0)
     longer = train.run_experiment(config.with_overrides(epochs=2), "standin", tmp_path, smoke=True,
@@ -65,7 +71,7 @@ def test_a_smoke_result_is_never_reused_for_a_different_run(smoke_data, tmp_path
 
 
 def test_a_smoke_run_never_overwrites_a_full_result_in_the_same_folder(smoke_data, tmp_path):
-    config = experiments.table_configs("4.1")[0].with_overrides(epochs=1)
+    config = table_configs("4.1")[0].with_overrides(epochs=1)
     full = train.run_experiment(config, "standin", tmp_path, run_data=smoke_data, checkpoint_dir=tmp_path / "a",
                                 verbose=0)
     train.run_experiment(config, "standin", tmp_path, smoke=True, run_data=smoke_data,
@@ -75,7 +81,7 @@ def test_a_smoke_run_never_overwrites_a_full_result_in_the_same_folder(smoke_dat
 
 
 def test_cached_features_give_the_same_training_as_recomputing(smoke_data, tmp_path):
-    config = experiments.table_configs("4.1")[5].with_overrides(epochs=2)  # N=4, SGD
+    config = table_configs("4.1")[5].with_overrides(epochs=2)  # N=4, SGD
     cached = train.train(config, smoke_data, checkpoint_dir=tmp_path / "a", feature_cache=True, verbose=0)
     full = train.train(config, smoke_data, checkpoint_dir=tmp_path / "b", feature_cache=False, verbose=0)
     assert cached.result["feature_cache"] and not full.result["feature_cache"]
@@ -85,7 +91,6 @@ def test_cached_features_give_the_same_training_as_recomputing(smoke_data, tmp_p
 
 
 def test_frozen_part_stops_before_any_dropout():
-    from nsfw_mobilenet import models
 
     model = models.build_classifier("mobilenet_v3_small", 2, weights=None)
     boundary = train.frozen_boundary(model, "mobilenet_v3_small", 5)  # N=5 would start at logits
@@ -95,7 +100,7 @@ def test_frozen_part_stops_before_any_dropout():
 
 def test_unknown_optimizer_is_named():
     with pytest.raises(ValueError, match="rmsprop"):
-        train.make_optimizer(experiments.table_configs("4.1")[0].with_overrides(optimizer="rmsprop"))
+        train.make_optimizer(table_configs("4.1")[0].with_overrides(optimizer="rmsprop"))
 
 
 def test_balanced_class_weights_favour_the_rare_class():
@@ -104,7 +109,7 @@ def test_balanced_class_weights_favour_the_rare_class():
 
 
 def test_a_killed_run_never_resumes_into_a_different_run(smoke_data):
-    config = experiments.table_configs("4.1")[0]
+    config = table_configs("4.1")[0]
     same = train.run_fingerprint(config, "imagenet", smoke_data)
     assert same == train.run_fingerprint(config, "imagenet", smoke_data)
     assert same != train.run_fingerprint(config, None, smoke_data)
@@ -112,23 +117,23 @@ def test_a_killed_run_never_resumes_into_a_different_run(smoke_data):
 
 
 def test_a_notebook_finds_the_run_made_from_the_repository_root(smoke_data, tmp_path, monkeypatch):
-    config = experiments.table_configs("4.1")[0].with_overrides(epochs=1)
-    monkeypatch.chdir(experiments.PROJECT_ROOT)
+    config = table_configs("4.1")[0].with_overrides(epochs=1)
+    monkeypatch.chdir(PROJECT_ROOT)
     first = train.run_experiment(config, "data/some_dataset", tmp_path, smoke=True, run_data=smoke_data,
                                  checkpoint_dir=tmp_path / "ckpt", verbose=0)
-    monkeypatch.chdir(experiments.PROJECT_ROOT / "notebooks")
+    monkeypatch.chdir(PROJECT_ROOT / "notebooks")
     again = train.run_experiment(config, "../data/some_dataset", tmp_path, smoke=True, run_data=None, verbose=0)
     assert again == json.loads(json.dumps(first)) and again["data"]["dir"] == "data/some_dataset"
 
 
 def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_path):
     final = final_model.final_model(standin.ensure_standin() / "binary", tmp_path, smoke=True)
-    assert final.result["config"] == experiments.final_config().with_overrides(epochs=1).to_dict()
+    assert final.result["config"] == final_config().with_overrides(epochs=1).to_dict()
     assert (tmp_path / "smoke" / "table_final_row_01_seed_1.keras").exists()
     assert final.test_probabilities().shape == (len(final.data.test.labels), 2)
     assert "MobileNetV3-Small" in final.describe() and "SMOKE" in final.describe()
     card = final.model_card(["normal", "sexual"])
-    assert card["config"] == "experiments/final/two_classes.yaml with {'epochs': 1}"
+    assert card["config"] == "final/two_classes with {'epochs': 1}"
     assert card["training_data"].endswith("(SMOKE run)") and "as ['normal', 'sexual']" in card["training_data"]
 
 
@@ -144,7 +149,7 @@ def test_final_model_with_the_thesis_head_has_its_own_folder_and_says_so_on_its_
 # ---------------------------------------------------------------- bad inputs and faults (issue 10)
 
 RNG = np.random.default_rng(0)
-TINY_CONFIG = experiments.table_configs("4.1")[0].with_overrides(epochs=1)
+TINY_CONFIG = table_configs("4.1")[0].with_overrides(epochs=1)
 
 
 def _image(path: Path) -> Path:
@@ -187,8 +192,8 @@ def test_an_empty_class_folder_is_refused_by_name_not_made_an_extra_class(tmp_pa
     (root / "train" / "drawings").mkdir()
     (root / "train" / "drawings" / ".DS_Store").write_bytes(b"\0")  # hidden and non-image files do not count
     (root / "train" / "drawings" / "notes.txt").write_text("to do")
-    with pytest.raises(data.EmptyClassFolder, match="train/drawings: class folder without images"):
-        subsets.load_run_data(root, progress=False)
+    with pytest.raises(image_files.EmptyClassFolder, match="train/drawings: class folder without images"):
+        load_run_data(root, progress=False)
 
 
 def test_train_command_prints_a_bad_dataset_as_one_error_line_and_exits_2(tmp_path, capsys):
@@ -204,7 +209,7 @@ def test_train_command_prints_a_bad_dataset_as_one_error_line_and_exits_2(tmp_pa
 def test_training_reads_every_format_scan_reads_including_webp_and_tiff(tmp_path):
     root = _tiny_dataset(tmp_path)
     extra = [_image(root / "train" / "normal" / "photo.webp"), _image(root / "train" / "sexual" / "scan.tif")]
-    run_data = subsets.load_run_data(root, progress=False)
+    run_data = load_run_data(root, progress=False)
     assert set(extra) <= set(run_data.training.paths + run_data.validation.paths)
     assert run_data.bad_files() == []
 
@@ -310,16 +315,16 @@ def test_an_unknown_row_is_a_usage_error_naming_the_rows_there_are(tmp_path):
 
 
 def test_sgd_runs_at_the_keras_default_learning_rate_unless_a_config_says_otherwise():
-    sgd = experiments.table_configs("4.9")[1]
+    sgd = table_configs("4.9")[1]
     assert (sgd.optimizer, sgd.learning_rate, sgd.effective_learning_rate) == ("sgd", None, 0.01)
     assert sgd.to_dict()["learning_rate"] == 0.01
     assert sgd.with_overrides(optimizer="adam").to_dict()["learning_rate"] == 0.001
-    literal = sgd.with_overrides(learning_rate=experiments.LITERAL_LEARNING_RATE)
+    literal = sgd.with_overrides(learning_rate=LITERAL_LEARNING_RATE)
     assert literal.to_dict()["learning_rate"] == 0.001
 
 
 def test_the_optimizer_gets_the_configs_learning_rate_and_momentum():
-    config = experiments.table_configs("4.9")[1].with_overrides(learning_rate=0.05, momentum=0.9)
+    config = table_configs("4.9")[1].with_overrides(learning_rate=0.05, momentum=0.9)
     optimizer = train.make_optimizer(config)
     assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.05) and optimizer.momentum == 0.9
     with pytest.raises(ValueError, match="momentum"):
@@ -340,7 +345,6 @@ def test_train_command_runs_each_seed_with_its_own_results_carrying_lr_momentum_
 
 
 def test_the_logits_head_reads_the_imagenet_logits_not_the_softmax():
-    from nsfw_mobilenet import models
 
     model = models.build_classifier("mobilenet_v3_small", 2, "thesis_logits", weights=None)
     classifier = model.get_layer(models.CLASSIFIER_NAME)
@@ -352,7 +356,7 @@ def test_the_logits_head_reads_the_imagenet_logits_not_the_softmax():
 
 @pytest.mark.slow
 def test_the_same_augmented_run_twice_gives_the_identical_history_and_test_predictions(smoke_data, tmp_path):
-    config = experiments.ExperimentConfig(table="determinism", row=1, backbone="mobilenet_v3_small",
+    config = ExperimentConfig(table="determinism", row=1, backbone="mobilenet_v3_small",
                                           trainable_layers=10, augmentation="ABCDEF", epochs=2, batch_size=4,
                                           weights=None, learning_rate=0.1)
     runs = [train.train(config, smoke_data, checkpoint_dir=tmp_path / str(i), verbose=0).result for i in range(2)]
@@ -375,7 +379,7 @@ def test_fewer_than_one_epoch_is_a_one_line_usage_error_before_any_work(tmp_path
 def test_one_image_per_class_is_one_line_saying_how_many_the_validation_split_needs(tmp_path, capsys):
     root = _tiny_dataset(tmp_path / "data", per_class=1)
     with pytest.raises(ValueError, match="validation split empty; it needs at least 5 images"):
-        subsets.load_run_data(root, progress=False, cache_dir=None)
+        load_run_data(root, progress=False, cache_dir=None)
     code = cli.main(["train", "--table", "4.1", "--row", "1", "--data", str(root), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "needs at least 5 images" in err
@@ -385,7 +389,7 @@ def test_a_class_missing_from_test_is_a_warning_in_the_results_and_in_the_per_cl
     root = _tiny_dataset(tmp_path / "data", per_class=5)
     shutil.rmtree(root / "test" / "sexual")
     with caplog.at_level(logging.WARNING):
-        run_data = subsets.load_run_data(root, progress=False, cache_dir=None)
+        run_data = load_run_data(root, progress=False, cache_dir=None)
     assert "test/ has no usable image of class sexual" in caplog.text
     config = TINY_CONFIG.with_overrides(weights=None)
     run = train.train(config, run_data, checkpoint_dir=tmp_path / "ckpt", verbose=0)
@@ -398,6 +402,6 @@ def test_a_class_missing_from_test_is_a_warning_in_the_results_and_in_the_per_cl
 def test_a_training_image_whose_name_is_not_utf8_is_a_bad_file_and_the_run_goes_on(tmp_path):
     root = _tiny_dataset(tmp_path / "data", per_class=5)
     odd = _image(root / "train" / "normal" / os.fsdecode(b"caf\xe9.png"))
-    run_data = subsets.load_run_data(root, progress=False, cache_dir=tmp_path / "cache", image_size=(32, 32))
+    run_data = load_run_data(root, progress=False, cache_dir=tmp_path / "cache", image_size=(32, 32))
     assert any(bad.startswith(str(odd)) and "not valid UTF-8" in bad for bad in run_data.bad_files())
     assert run_data.counts()["training"] + run_data.counts()["validation"] == 10

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nsfw_mobilenet import uncertainty
+from nsfw_mobilenet.evaluation import uncertainty
 
 
 def test_wilson_interval_matches_the_textbook_value_for_8_of_10():

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nsfw_mobilenet.video import CorruptVideo, extract_frames, video_score, video_verdict
+from nsfw_mobilenet.io.video import CorruptVideo, extract_frames, video_score, video_verdict
 
 FPS = 10
 FRAMES = 20

@@ -64,6 +64,6 @@ def trained_classifier():
 
 def export_variant(model, out_dir, variant: str, **options):
     """`export.export_tflite` with this classifier's classes and pixel scaling."""
-    from nsfw_mobilenet import export
+    from nsfw_mobilenet.app import export
 
     return export.export_tflite(model, out_dir, variant, classes=CLASSES, pixel_scaling=PIXEL_SCALING, **options)

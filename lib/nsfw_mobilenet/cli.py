@@ -19,11 +19,11 @@ import importlib
 import os
 import sys
 
-from nsfw_mobilenet import settings_from_environment
-from nsfw_mobilenet.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, exit_codes_help
+from nsfw_mobilenet.core.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, exit_codes_help
+from nsfw_mobilenet.core.settings import settings_from_environment
 
-COMMAND_MODULES = {"make-standin": "standin", "train": "train_command", "scan": "scan_command", "export": "export",
-                   "kangas": "kangas_grid"}  # command name: the module defining it
+COMMAND_MODULES = {"make-standin": "io.standin", "train": "training.train_command", "scan": "app.scan_command",
+                   "export": "app.export", "kangas": "app.kangas_grid"}  # command name: the module defining it
 DEBUG_ENV = "NSFW_MOBILENET_DEBUG"  # "1": tracebacks of internal errors, as --debug
 DEBUG_HELP = f"show the traceback of an internal error (also {DEBUG_ENV}=1)"
 MESSAGE_LIMIT = 300  # characters of an internal error's message on its one line
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV) == "1"
     try:
         args = build_parser(command if command in COMMAND_MODULES else None).parse_args(argv)
-        args.settings = settings_from_environment()
+        args.settings = settings_from_environment(os.environ)
         return int(args.func(args) or 0)
     except BrokenPipeError:  # `| head`: the Unix way is to end quietly
         _stdout_to_devnull()
