@@ -3,7 +3,7 @@ from fractions import Fraction
 import pytest
 import skimage.data
 
-from nsfw_mobilenet.core import configs
+from nsfw_mobilenet.core import backbones, configs
 from nsfw_mobilenet.studies import architecture_tables
 from nsfw_mobilenet.training import models
 
@@ -73,3 +73,47 @@ def test_offline_imagenet_weights_see_a_cat_in_chelsea_and_espresso_in_coffee(ba
     assert first["chelsea"] in {"Egyptian_cat", "tabby", "tiger_cat"}
     assert first["coffee"] == "espresso"
     assert len(top) == 6
+
+
+def test_parameter_table_keeps_the_asked_backbones_in_the_asked_order():
+    table = architecture_tables.parameter_table(["mobilenet_v3_small", "mobilenet_v1"])
+    assert table["backbone"].tolist() == ["mobilenet_v3_small", "mobilenet_v1"]
+
+
+def test_table_3_5_beside_thesis_matches_every_parameter_count_and_shows_both_layer_counts():
+    side_by_side = architecture_tables.table_3_5_beside_thesis(architecture_tables.parameter_table())
+    assert side_by_side["parameters match"].all()
+    assert (side_by_side["thesis layers"] == side_by_side["Keras 2 recount"]).all()
+    assert (side_by_side["Keras 3 layers"] <= side_by_side["Keras 2 recount"]).all()
+
+
+def test_keras2_recount_adds_four_layers_per_hard_swish_and_three_per_hard_sigmoid():
+    line = architecture_tables.keras2_recount(["mobilenet_v3_small"])
+    keras2_layers = configs.thesis_reference()["table_3_5"]["mobilenet_v3_small"]["layers"]
+    assert line.startswith(backbones.get_backbone("mobilenet_v3_small").title + ":")
+    assert f"= {keras2_layers} Keras 2 layers" in line
+
+
+def test_block_tables_text_has_a_titled_table_per_backbone():
+    text = architecture_tables.block_tables_text(["mobilenet_v1", "mobilenet_v2"])
+    assert text.count("conv_dw_1") >= 1 and text.count("block_16") >= 1
+    assert text.index("conv_dw_1") < text.index("block_16")
+
+
+def test_separable_cost_summary_has_one_row_per_backbone_with_equation_3_6_exact():
+    summary = architecture_tables.separable_cost_summary(["mobilenet_v1", "mobilenet_v3_small"])
+    assert summary["pairs"].tolist() == [13, 11]
+    assert summary.loc[0, "D_K"] == [3] and 5 in summary.loc[1, "D_K"]
+    assert (summary["max |ratio - (1/N + 1/D_K²)|"] < 1e-12).all()
+    assert (summary["least reduction"] <= summary["whole body reduction"]).all()
+
+
+def test_imagenet_check_without_imagenet_weights_says_so_and_runs_nothing(tmp_path):
+    text = architecture_tables.imagenet_check(["mobilenet_v3_large"], {}, weights_dir=tmp_path)
+    assert "NOT transfer learning" in text and "imagenet_class" not in text
+
+
+def test_imagenet_class_name_of_index_285_is_the_egyptian_cat(offline_weights_dir):
+    if not (offline_weights_dir / architecture_tables.CLASS_INDEX_FILE).exists():
+        pytest.skip("needs the ImageNet class index beside the offline weights")
+    assert architecture_tables.imagenet_class_name(285, offline_weights_dir) == "Egyptian_cat"

@@ -5,7 +5,6 @@ from scipy import stats
 from nsfw_mobilenet.core.configs import table_configs, thesis_reference, thesis_row
 from nsfw_mobilenet.io import input_pipeline, standin
 from nsfw_mobilenet.io.run_data import load_run_data
-from nsfw_mobilenet.studies import augmentation_order
 from nsfw_mobilenet.training import augment, train
 
 
@@ -134,18 +133,6 @@ def test_da_tables_have_one_config_per_thesis_row():
             assert config.trainable_layers == thesis.get("trainable_layers", 10)  # §4.3: 10 layers for table 4.17
             assert config.backbone == thesis_reference()["tables"][table]["backbone"]
 
-
-def test_order_effect_pairs_each_config_s_two_orders_and_measures_their_gap():
-    def result(order, history, test):
-        return {"config": {"table": "4.11", "row": 1, "backbone": "mobilenet_v3_small", "order": order, "seed": 1},
-                "history": {"val_accuracy": history}, "final": {"val_accuracy": history[-1]},
-                "test": {"accuracy": test}}
-
-    same = augmentation_order.order_effect([result("thesis", [0.5, 0.8], 0.7), result("corrected", [0.5, 0.8], 0.7)])
-    assert same.loc[0, "largest per-epoch val. gap"] == 0.0
-    apart = augmentation_order.order_effect([result("thesis", [0.5, 0.3], 0.3), result("corrected", [0.6, 0.9], 0.9)])
-    assert apart.loc[0, "largest per-epoch val. gap"] == pytest.approx(0.6)
-    assert augmentation_order.order_effect([result("thesis", [0.5], 0.5)]).empty  # one order alone is no comparison
 
 
 # --- The fused op against listing 4.5's Keras layers -------------------------------------------

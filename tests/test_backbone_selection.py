@@ -1,26 +1,21 @@
-import json
-
 import pandas as pd
 import pytest
+from run_result_factory import result_dict, write_result
 
+from nsfw_mobilenet.evaluation.run_results import RunResult
 from nsfw_mobilenet.studies import backbone_selection
 
 
 def _result(table, row, backbone, val, test, weights="ImageNet", order="thesis", augmentation="", head="thesis",
             seed=1, images=20):
     right = round(test * images)
-    return {"config": {"table": table, "row": row, "backbone": backbone, "trainable_layers": row,
-                       "optimizer": "sgd", "learning_rate": 0.01, "order": order, "augmentation": augmentation,
-                       "head": head, "seed": seed},
-            "weights": {"used": "imagenet", "source": weights}, "seed": seed,
-            "final": {"val_accuracy": val},
-            "test": {"accuracy": right / images, "labels": [0] * images, "files": "same",
-                     "predicted": [0] * right + [1] * (images - right)}}
+    return result_dict(table, row, backbone=backbone, trainable_layers=row, val=val, weights=weights, order=order,
+                       augmentation=augmentation, head=head, seed=seed, correct=[True] * right + [False] * (images - right))
 
 
 def test_best_by_validation_breaks_ties_with_the_earlier_row():
     results = [_result("4.9", 2, "mobilenet_v3_small", 0.9, 0.5), _result("4.9", 1, "mobilenet_v3_small", 0.9, 0.6)]
-    assert backbone_selection.best_by_validation(results)[0]["config"]["row"] == 1
+    assert backbone_selection.best_by_validation(list(map(RunResult.from_dict, results)))[0].config.row == 1
 
 
 def test_best_by_validation_averages_each_rows_seeds():
@@ -28,14 +23,12 @@ def test_best_by_validation_averages_each_rows_seeds():
                _result("4.9", 1, "mobilenet_v3_small", 0.60, 0.6, seed=2),
                _result("4.9", 2, "mobilenet_v3_small", 0.85, 0.8, seed=1),
                _result("4.9", 2, "mobilenet_v3_small", 0.85, 0.8, seed=2)]
-    best = backbone_selection.best_by_validation(results)
-    assert [r["config"]["row"] for r in best] == [2, 2]
+    best = backbone_selection.best_by_validation(list(map(RunResult.from_dict, results)))
+    assert [r.config.row for r in best] == [2, 2]
 
 
 def test_selection_table_joins_best_rows_corrected_da_runs_and_latency(tmp_path):
-    def write(folder, result):
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"row_{result['config']['row']}_{result['config']['order']}_{result['seed']}.json").write_text(json.dumps(result))
+    write = write_result
 
     write(tmp_path / "table_4.9" / "proxy", _result("4.9", 1, "mobilenet_v3_small", 0.8, 0.7))
     write(tmp_path / "table_4.9" / "proxy", _result("4.9", 4, "mobilenet_v3_small", 0.9, 0.85))
@@ -66,10 +59,7 @@ def test_selection_table_joins_best_rows_corrected_da_runs_and_latency(tmp_path)
 def test_the_most_accurate_candidate_is_tested_against_each_other_on_the_same_images(tmp_path):
     for seed in (1, 2, 3):
         for table, backbone, test in (("4.1", "mobilenet_v1", 0.95), ("4.9", "mobilenet_v3_small", 0.5)):
-            folder = tmp_path / f"table_{table}" / "proxy"
-            folder.mkdir(parents=True, exist_ok=True)
-            result = _result(table, 1, backbone, 0.9, test, seed=seed, images=60)
-            (folder / f"row_1_{seed}.json").write_text(json.dumps(result))
+            write_result(tmp_path / f"table_{table}" / "proxy", _result(table, 1, backbone, 0.9, test, seed=seed, images=60))
     comparisons = backbone_selection.selection_comparisons(tmp_path, "proxy")
     row = comparisons.loc["MobileNetV1 − MobileNetV3-Small"]
     assert row["test acc difference"] == pytest.approx(0.45) and row["verdict"] == "a difference" and row["seeds"] == (3, 3)

@@ -62,3 +62,17 @@ def test_reliability_plot_titles_each_diagram_with_its_ece():
     probabilities, labels = np.array([[0.2, 0.8]] * 10), np.array([1] * 5 + [0] * 5)
     figure = plots.plot_reliability({"as trained": calibrate.reliability(probabilities, labels)})
     assert "ECE 0.300" in figure.axes[0].get_title()
+
+
+def test_reliability_of_both_forms_has_one_diagram_per_split_and_form():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    labels = np.array([0, 1, 1, 1])
+    splits = {"validation": (probabilities, labels), "test": (probabilities[:2], labels[:2])}
+    diagrams = calibrate.reliability_of_both_forms(splits, temperature=2.0)
+    assert list(diagrams) == ["validation, as trained", "validation, T = 2.00", "test, as trained", "test, T = 2.00"]
+    assert diagrams["validation, as trained"].expected_calibration_error == pytest.approx(
+        calibrate.expected_calibration_error(probabilities, labels))
+    softened = calibrate.apply_temperature(probabilities, 2.0)
+    assert diagrams["validation, T = 2.00"].expected_calibration_error == pytest.approx(
+        calibrate.expected_calibration_error(softened, labels))
+    assert diagrams["test, T = 2.00"].counts.sum() == 2

@@ -12,6 +12,7 @@ from nsfw_mobilenet.core.taxonomy import BINARY, FIVE_CLASS
 from nsfw_mobilenet.evaluation.evaluate import count_wrong
 from nsfw_mobilenet.io.standin import make_standin
 from nsfw_mobilenet.io.video import CorruptVideo
+from nsfw_mobilenet.studies import cross_dataset
 from nsfw_mobilenet.studies.cross_dataset import (
     TEST_SETS,
     THESIS_COLUMNS,
@@ -110,3 +111,29 @@ def test_a_folder_without_any_decodable_video_raises_corrupt_video(tmp_path):
 def test_a_video_folder_without_labels_csv_says_what_it_needs(tmp_path):
     with pytest.raises(FileNotFoundError, match="labels.csv: missing"):
         frames_test_set(tmp_path, progress=False)
+
+
+def synthetic_experiment() -> dict:
+    """A table 5.1 result: two models, each with verdicts on two clips."""
+    verdicts = {"safe_0.mp4": {"frames": 4, "verdict": "safe"}, "unsafe_0.mp4": {"frames": 4, "verdict": "unsafe"}}
+    wrong = {test_set: {column: 1 for column in THESIS_COLUMNS.values()} for test_set in TEST_SETS}
+    return {"wrong": wrong, "data": {"test_images": dict.fromkeys(TEST_SETS, 10)},
+            "models": {column: {"video_verdicts": verdicts} for column in list(THESIS_COLUMNS.values())[:2]}}
+
+
+def test_video_verdict_table_has_one_row_per_model_and_clip():
+    table = cross_dataset.video_verdict_table(synthetic_experiment())
+    assert table.index.names == ["model", "video"]
+    assert len(table) == 4 and table.loc[(THESIS_COLUMNS["two_classes"], "unsafe_0.mp4"), "verdict"] == "unsafe"
+
+
+def test_table_5_1_of_a_result_reads_its_wrong_counts_and_test_set_sizes():
+    table = cross_dataset.table_5_1_of(synthetic_experiment())
+    assert table.index.tolist() == list(thesis_reference()["tables"]["5.1"]["rows"])
+    assert (table["images here"] == 10).all() and (table[f"{THESIS_COLUMNS['two_classes']} [here]"] == 1).all()
+
+
+def test_committed_table_5_1_results_each_have_a_note_and_wrong_counts():
+    committed = cross_dataset.committed_results()
+    assert committed and all(name.startswith(cross_dataset.TABLE_5_1_RESULTS) for name in committed)
+    assert all({"note", "wrong"} <= set(result) for result in committed.values())

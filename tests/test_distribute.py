@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from run_result_factory import result_dict
 
 from nsfw_mobilenet import cli
 from nsfw_mobilenet.core import backbones, configs
@@ -182,8 +183,7 @@ def test_a_result_is_reused_only_by_a_run_on_the_same_devices_in_the_same_precis
 
     def record(config, run_data, distribution=None, **options):
         trained.append(distribute.setup(distribution))
-        result = {**dict.fromkeys(train.RESULT_KEYS), "config": config.to_dict(), "data": {},
-                  "distribution": distribute.setup(distribution)}
+        result = result_dict() | {"config": config.to_dict(), "data": {}, "distribution": distribute.setup(distribution)}
         return train.TrainedRun(_UnsavedModel(), result, None)
 
     def run(distribution):
@@ -203,7 +203,7 @@ def test_a_result_from_before_distribution_records_counts_as_one_device_in_float
 
     def record_without_distribution(config, run_data, **options):
         trained.append(config.name)
-        result = {**dict.fromkeys(train.RESULT_KEYS), "config": config.to_dict(), "data": {}}
+        result = result_dict() | {"config": config.to_dict(), "data": {}}
         return train.TrainedRun(_UnsavedModel(), result, None)
 
     def run(**options):
@@ -211,7 +211,7 @@ def test_a_result_from_before_distribution_records_counts_as_one_device_in_float
 
     monkeypatch.setattr(train, "train", record_without_distribution)
     first = run()
-    assert "distribution" not in first and run(distribution=distribute.distribution()) == first
+    assert first.distribution == {} and run(distribution=distribute.distribution()) == first
     run(distribution=distribute.distribution(mixed_precision=True))
     assert len(trained) == 2
 

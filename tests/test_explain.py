@@ -165,3 +165,16 @@ def test_first_images_heatmaps_takes_the_first_images_of_each_class_in_class_ord
     assert all(sum(e.probabilities.values()) == pytest.approx(1.0, abs=1e-5) for e in examples)
     assert all(list(e.heatmaps) == ["none", "square"] for e in examples)
 
+
+
+def test_squash_resizes_any_photo_to_the_network_input_without_keeping_its_aspect():
+    photo = np.zeros((30, 90, 3), np.uint8)
+    assert explain.squash(photo).shape == (224, 224, 3)
+    assert explain.squash(photo, (20, 10)).shape == (10, 20, 3)  # PIL sizes are (width, height)
+
+
+def test_model_inputs_are_a_float32_batch_preprocessed_as_the_backbone_trained():
+    photos = [np.full((40, 60, 3), 255, np.uint8), np.zeros((50, 50, 3), np.uint8)]
+    batch = explain.model_inputs(photos, "mobilenet_v1")  # V1's preprocess_input maps [0, 255] to [-1, 1]
+    assert batch.shape == (2, 224, 224, 3) and batch.dtype == np.float32
+    assert batch[0].min() == pytest.approx(1.0) and batch[1].max() == pytest.approx(-1.0)

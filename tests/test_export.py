@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 import tiny_classifier
+from run_result_factory import result_dict
 
+from nsfw_mobilenet import cli
 from nsfw_mobilenet.app import export, model_card, scan_evaluation
 from nsfw_mobilenet.app.litert import LiteRTModel
 from nsfw_mobilenet.evaluation.operating_point import DEFAULT_OPERATING_POINT
@@ -311,6 +313,14 @@ def test_tensorflow_and_litert_start_without_native_log_lines(exported):
 def test_model_card_names_the_weights_from_the_results_beside_the_model(tmp_path):
     model = tmp_path / "table_4.9_row_01.keras"
     assert export.trained_from(model).startswith("unknown")
-    model.with_suffix(".json").write_text(json.dumps({"weights": {"used": "imagenet",
-                                                                   "source": "ImageNet (dequantized from TFLite)"}}))
+    model.with_suffix(".json").write_text(json.dumps(result_dict(weights="ImageNet (dequantized from TFLite)")))
     assert export.trained_from(model) == "ImageNet (dequantized from TFLite)"
+
+
+def test_export_also_says_a_text_file_named_keras_is_not_a_keras_model(tmp_path, capsys):
+    fake = tmp_path / "model.keras"
+    fake.write_text("not a model")
+    code = cli.main(["export", "--model", str(fake), "--backbone", "mobilenet_v1", "--out", str(tmp_path / "out"),
+                     "--variants", "float32"])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a Keras model file" in err and "not found" not in err.lower()

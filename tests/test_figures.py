@@ -23,7 +23,7 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((CHECKOUT / "notebooks").glob("[0-9][0-9]_*.ipynb"))  # the Makefile's $(NOTEBOOKS)
 FULL_RUN = CHECKOUT / "notebooks" / "full_run"  # `make figures` parameters, papermill -f
 FIGURES = CHECKOUT / "figures"
-PLOTS_SOURCE = Path(nsfw_mobilenet.__file__).parent / "evaluation" / "plots.py"
+PACKAGE_DIR = Path(nsfw_mobilenet.__file__).parent  # its functions that pass a `name` on to save_figure are savers
 BASE_SAVER = "save_figure"  # writes figures/<name>.png
 WILD = "{…}"
 
@@ -75,10 +75,10 @@ def _called(call: ast.Call) -> str | None:
     return call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", None)
 
 
-def figure_savers(plots_source: str) -> dict[str, tuple[int, list[ast.AST]]]:
-    """plots function → (position of its `name` parameter, the names it passes to `save_figure`)."""
+def figure_savers(source: str) -> dict[str, tuple[int, list[ast.AST]]]:
+    """function of `source` → (position of its `name` parameter, the names it passes to `save_figure`)."""
     savers: dict[str, tuple[int, list[ast.AST]]] = {}
-    for function in ast.parse(plots_source).body:
+    for function in ast.parse(source).body:
         if not isinstance(function, ast.FunctionDef):
             continue
         parameters = [argument.arg for argument in function.args.args]
@@ -95,14 +95,19 @@ def _code(source: str) -> str:
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 
-def written_figures(notebook: Path, plots_source: str, full_run: Path = FULL_RUN) -> list[WrittenFigure]:
+def package_source() -> str:
+    """Every module of the package, one text: `plots.save_figure` and the functions that call it with a name."""
+    return "\n".join(path.read_text() for path in sorted(PACKAGE_DIR.rglob("*.py")))
+
+
+def written_figures(notebook: Path, source: str, full_run: Path = FULL_RUN) -> list[WrittenFigure]:
     """Every figure file name `notebook` writes when `make figures` runs it, read from its code cells in order.
 
     String variables are followed through the cells (the parameters cell with full_run/<notebook>.yaml
     applied, as papermill does, replacing a stored injected-parameters cell); a name bound any other way
     (loop, comprehension, function result) is unknown, i.e. `WILD`.
     """
-    savers = figure_savers(plots_source)
+    savers = figure_savers(source)
     params_file = full_run / f"{notebook.stem}.yaml"
     overrides = (yaml.safe_load(params_file.read_text()) or {}) if params_file.is_file() else {}
     names: dict[str, str] = {}
@@ -144,8 +149,8 @@ def written_figures(notebook: Path, plots_source: str, full_run: Path = FULL_RUN
 
 
 def _every_written_figure() -> list[WrittenFigure]:
-    plots_source = PLOTS_SOURCE.read_text()
-    return [figure for notebook in NOTEBOOKS for figure in written_figures(notebook, plots_source)]
+    source = package_source()
+    return [figure for notebook in NOTEBOOKS for figure in written_figures(notebook, source)]
 
 
 def _listing(figures: list[WrittenFigure]) -> str:
@@ -207,7 +212,7 @@ def test_figure_names_are_read_through_parameters_f_strings_loops_and_save_class
     notebook.write_text(json.dumps({"cells": [{"cell_type": kind, "metadata": {"tags": tags}, "source": source}
                                               for kind, tags, source in cells]}))
     (tmp_path / "09_example.yaml").write_text('PREFIX: "fig_full_run"\n')
-    figures = written_figures(notebook, PLOTS_SOURCE.read_text(), full_run=tmp_path)
+    figures = written_figures(notebook, package_source(), full_run=tmp_path)
     assert [f.name for f in figures] == ["fig_x.png", "fig_full_run_a.png", "fig_4_{…}.png", "fig_5_2_{…}.png"]
     assert [f.is_pattern for f in figures] == [False, False, True, True]
     assert figures[2].matches("fig_4_12.png") and not figures[2].matches("fig_5_12.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import numpy as np
 import pytest
 
 from nsfw_mobilenet.core.taxonomy import FIVE_CLASS
+from nsfw_mobilenet.evaluation import plots
 from nsfw_mobilenet.evaluation.evaluate import evaluate_safety, wrong_predictions
 from nsfw_mobilenet.io.image_files import LabeledImage
+from nsfw_mobilenet.studies import five_classes
 from nsfw_mobilenet.studies.five_classes import (
     DATASETS,
     best_runs,
@@ -120,3 +123,56 @@ def test_run_configs_cover_three_datasets_times_two_augmentations_and_the_two_cl
     assert {config.augmentation for config in five.values()} == {"A", "CDE"}
     assert all(config.backbone == "mobilenet_v3_small" for config in runs.values())
     assert set(best_runs(runs)) == set(DATASETS)
+
+
+# ---------------------------------------------------------------- notebook 04's steps
+
+
+def synthetic_result(well_predicted: int = 3) -> dict:
+    """A §4.4 result holding each dataset's best run, with a 5×5 confusion matrix of 5 test images."""
+    safety = {"confusion_matrix": np.eye(len(CLASSES), dtype=int).tolist(), "classes": CLASSES,
+              "well_predicted": well_predicted, "total": len(CLASSES)}
+    return {"runs": {run: {"safety": safety} for run in best_runs().values()}}
+
+
+def test_committed_results_are_read_by_file_stem_and_only_with_the_prefix(tmp_path):
+    (tmp_path / "section_4_4_a.json").write_text(json.dumps({"note": "a"}))
+    (tmp_path / "table_5_1_b.json").write_text(json.dumps({"note": "b"}))
+    assert five_classes.committed_results(five_classes.SECTION_4_4_RESULTS, tmp_path) == {"section_4_4_a": {"note": "a"}}
+
+
+def test_safety_matrices_plot_one_figure_per_dataset_titled_with_the_detail_and_well_predicted_count():
+    figures = five_classes.plot_safety_matrices(synthetic_result(), "mobilenet_v3_small, sgd")
+    titles = [figure.axes[0].get_title() for figure in figures]
+    assert len(figures) == len(DATASETS)
+    assert titles[0].startswith("fig. 4.18: dataset_1_") and titles[0].endswith(", mobilenet_v3_small, sgd (3/5 well predicted)")
+
+
+def test_saved_safety_matrices_are_named_after_figure_run_and_result_without_its_prefix(tmp_path, monkeypatch):
+    monkeypatch.setattr(plots, "SMOKE_FIGURES_DIR", tmp_path)
+    saved = five_classes.save_safety_matrices(synthetic_result(), "section_4_4_proxy_v1", smoke=True)
+    first_run = best_runs()["dataset_1"]
+    assert saved[0] == tmp_path / f"fig_4_18_confusion_{first_run}_proxy_v1.png" and all(p.is_file() for p in saved)
+
+
+def test_class_weight_tables_are_empty_without_a_class_weights_run():
+    assert five_classes.class_weight_tables(synthetic_result()) == []
+
+
+def test_five_class_data_prefers_the_given_folder_then_the_flower_proxy(tmp_path):
+    given, note = five_classes.five_class_data(tmp_path / "mine", tmp_path / "nowhere", tmp_path / "proxy", tmp_path)
+    assert given == tmp_path / "mine" and note.startswith("data:")
+    flowers = tmp_path / "flowers"
+    for flower in five_classes.FLOWER_PROXY:
+        (flowers / flower).mkdir(parents=True)
+        for index in range(5):
+            (flowers / flower / f"{index}.jpg").write_bytes(b"jpeg")
+    proxy, note = five_classes.five_class_data(None, flowers, tmp_path / "proxy", tmp_path)
+    assert sorted(path.name for path in (proxy / "train").iterdir()) == sorted(CLASSES) and "PROXY" in note
+
+
+def test_dataset_shapes_table_puts_thesis_and_derived_counts_side_by_side(derived):
+    prepared = five_classes.FiveClassData(derived, decoded=None, test=None)
+    table = five_classes.dataset_shapes_table(prepared)
+    assert list(table.columns) == [f"{name} [{side}]" for name in DATASETS for side in ("thesis", "here")]
+    assert table["dataset_2 [here]"].to_dict() == derived["dataset_2"].counts()

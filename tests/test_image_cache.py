@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_corpus import BAD, GOOD, IGNORE_BOMB_WARNING, encoded, noise, write, write_corpus
 from PIL import Image
 
 from nsfw_mobilenet.io import image_cache, image_files, input_pipeline, run_data
@@ -160,3 +161,61 @@ def test_a_five_class_subset_of_stored_images_stays_on_disk(folder, tmp_path) ->
     part = five_classes.subset(decoded, items)
     assert isinstance(part.images, image_cache.StoredArray)
     np.testing.assert_array_equal(np.asarray(part.images), np.asarray(decoded.images)[::3])
+
+
+# ---------------------------------------------------------------- decoding a corpus of good and bad files
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """train/{neutral,drawings} with every kind of good and bad file, test/ with a leaked duplicate."""
+    return write_corpus(tmp_path / "data")
+
+
+@IGNORE_BOMB_WARNING
+def test_good_files_including_cmyk_rgba_gray_palette_load_as_rgb_uint8(corpus: Path) -> None:
+    items = image_files.list_images(corpus, "train")
+    loaded = image_cache.load_images(items, ["drawings", "neutral"], progress=False)
+    assert loaded.images.shape == (9, 224, 224, 3) and loaded.images.dtype == np.uint8
+    assert {p.name for p in loaded.paths} >= set(GOOD)
+    assert {bad.path.name for bad in loaded.bad_files} == set(BAD)
+    assert loaded.labels.tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 1]
+
+
+@IGNORE_BOMB_WARNING
+def test_cache_is_reused_and_invalidated_when_a_file_changes(corpus: Path, tmp_path: Path) -> None:
+    items = image_files.list_images(corpus, "train")
+    cache = tmp_path / "cache"
+    first = image_cache.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
+    assert len(list(cache.glob("*.npy"))) == 1 and not list(cache.glob("*.partial"))
+    again = image_cache.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
+    np.testing.assert_array_equal(first.images, again.images)
+    assert again.bad_files == first.bad_files
+    write(corpus / "train" / "drawings" / "d0.png", encoded(noise(size=(9, 9)), "PNG"))
+    image_cache.load_images(items, ["drawings", "neutral"], image_size=(16, 16), cache_dir=cache, progress=False)
+    assert len(list(cache.glob("*.npy"))) == 2
+
+
+@IGNORE_BOMB_WARNING
+def test_killed_run_keeps_finished_cache_chunks(corpus: Path, tmp_path: Path, monkeypatch) -> None:
+    items, cache = image_files.list_images(corpus, "train"), tmp_path / "cache"
+    monkeypatch.setattr(image_cache, "CACHE_CHUNK", 4)
+    image_cache.load_images(items, ["drawings", "neutral"], image_size=(8, 8), cache_dir=cache, progress=False)
+    next(iter(sorted(cache.glob("*.json")))).unlink()  # as if the run died while writing this chunk
+    decoded = []
+    real_decode_chunk = image_cache._decode_chunk
+    monkeypatch.setattr(image_cache, "_decode_chunk",
+                        lambda paths, *rest: decoded.append(paths) or real_decode_chunk(paths, *rest))
+    image_cache.load_images(items, ["drawings", "neutral"], image_size=(8, 8), cache_dir=cache, progress=False)
+    assert len(decoded) == 1 and len(decoded[0]) <= 4
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_as_a_bad_file_not_fatal(tmp_path: Path) -> None:
+    odd = tmp_path / "normal" / os.fsdecode(b"caf\xe9.png")
+    odd.parent.mkdir()
+    noise().save(odd)
+    noise().save(tmp_path / "normal" / "plain.png")
+    loaded = image_cache.load_images(image_files.list_images(tmp_path), ["normal"], image_size=(16, 16), cache_dir=tmp_path / "c",
+                              progress=False)
+    assert [path.name for path in loaded.paths] == ["plain.png"]
+    assert [bad.path for bad in loaded.bad_files] == [odd] and "not valid UTF-8" in loaded.bad_files[0].reason

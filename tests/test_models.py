@@ -1,7 +1,6 @@
 import pytest
 
-from nsfw_mobilenet.core import backbones
-from nsfw_mobilenet.io.weights import WeightsChecksumError, local_weights_path, resolve_weights, weights_source
+from nsfw_mobilenet.core import backbones, configs
 from nsfw_mobilenet.training import models
 
 # The trainable layers for every N used in tables 4.1, 4.5, 4.9 and 4.13 (thesis heads, Keras 2 count).
@@ -58,28 +57,6 @@ def test_listing_4_2_filter_misses_most_v2_batch_norm_layers():
     assert len(models.listing_4_2_misses(model)) > len(batch_norms) // 2
 
 
-def test_wrong_md5_names_the_file_and_what_to_do(tmp_path):
-    fake = tmp_path / backbones.BACKBONES["mobilenet_v1"].offline_top.name
-    fake.write_bytes(b"not weights")
-    with pytest.raises(WeightsChecksumError, match=str(fake)) as error:
-        models.build_backbone("mobilenet_v1", "imagenet", weights_dir=tmp_path)
-    assert "md5" in str(error.value)
-
-
-def test_random_init_is_only_used_when_asked_for(tmp_path):
-    assert resolve_weights("mobilenet_v2", None, weights_dir=tmp_path) is None
-    assert resolve_weights("mobilenet_v2", "imagenet", weights_dir=tmp_path) == "imagenet"  # Keras downloads
-
-
-def test_the_library_never_reads_the_weights_folder_from_the_environment(tmp_path, monkeypatch):
-    """The folder is passed down from the edges (cli, notebooks' parameter cells, test set-up)."""
-    (tmp_path / backbones.BACKBONES["mobilenet_v1"].offline_top.name).write_bytes(b"not weights")
-    monkeypatch.setenv(models.WEIGHTS_ENV, str(tmp_path))
-    assert local_weights_path("mobilenet_v1") is None
-    with pytest.raises(WeightsChecksumError):
-        local_weights_path("mobilenet_v1", weights_dir=tmp_path)
-
-
 def test_keras2_numbering_matches_real_keras2_models(thesis_model):
     """The mapping is derived from tf_keras (Keras 2, the thesis's TensorFlow), not guessed."""
     tf_keras = pytest.importorskip("tf_keras")
@@ -127,26 +104,8 @@ def test_v1_v2_heads_read_the_pooled_features_and_v2_is_built_without_its_top():
     assert backbones.get_backbone("mobilenet_v3_small").classifier_needs_top  # listing 4.7 reads the softmax
 
 
-@pytest.mark.parametrize("include_top", [True, False])
-def test_offline_v2_v3_small_files_are_md5_checked_for_top_and_no_top(tmp_path, include_top):
-    for name in ("mobilenet_v2", "mobilenet_v3_small"):
-        fake = tmp_path / backbones.get_backbone(name).offline_file(include_top).name
-        fake.write_bytes(b"not weights")
-    for name in ("mobilenet_v2", "mobilenet_v3_small"):
-        with pytest.raises(WeightsChecksumError, match="md5"):
-            local_weights_path(name, include_top, weights_dir=tmp_path)
-
-
-def test_outputs_name_dequantized_weights_and_random_init(tmp_path):
-    empty = tmp_path  # nothing offline
-    assert weights_source("mobilenet_v3_small", None, weights_dir=empty) == backbones.RANDOM_INIT
-    assert weights_source("mobilenet_v3_small", "imagenet", weights_dir=empty) == backbones.IMAGENET  # Keras's own
-
-
-def test_offline_v2_and_v3_small_weights_say_dequantized_from_tflite(offline_weights_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv(models.WEIGHTS_ENV, str(tmp_path))  # the folder passed wins over the environment's
-    for name in ("mobilenet_v2", "mobilenet_v3_small"):
-        source = weights_source(name, "imagenet", weights_dir=offline_weights_dir)
-        assert source == "ImageNet (dequantized from TFLite)"
-        assert "dequantized from TFLite" in models.weights_for_run(name, offline_weights_dir)[1]
-    assert weights_source("mobilenet_v1", "imagenet", weights_dir=offline_weights_dir) == "ImageNet"
+def test_the_freezing_table_names_the_layers_each_n_of_a_table_trains():
+    table = models.freezing_table(["4.1"])
+    assert set(table["backbone"]) == {"mobilenet_v1"}
+    assert table["N (thesis)"].tolist() == sorted({c.trainable_layers for c in configs.table_configs("4.1")})
+    assert table.iloc[0]["trainable layers"].endswith(models.CLASSIFIER_NAME)

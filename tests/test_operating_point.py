@@ -5,6 +5,7 @@ import pytest
 
 from nsfw_mobilenet.evaluation.operating_point import (
     DEFAULT_OPERATING_POINT,
+    DEFAULT_THRESHOLD,
     OperatingPoint,
     OperatingPointError,
     Targets,
@@ -12,6 +13,8 @@ from nsfw_mobilenet.evaluation.operating_point import (
     choose_operating_point,
     decide,
     decision_shares,
+    fixed_policies,
+    mirrored_targets,
     policy_figures,
     threshold_for_false_positive_rate,
     threshold_for_recall,
@@ -123,3 +126,16 @@ def test_tradeoff_rows_choose_on_validation_and_check_on_test():
     assert [row["target false-positive rate"] for row in rows] == [0.0, 0.1]
     assert rows[0]["test false-positive rate"] == 0.0 and rows[0]["test recall"] == 1.0
     assert rows[0]["test decided automatically"] < rows[1]["test decided automatically"]
+
+
+def test_fixed_policies_are_the_section_6_2_band_and_the_plain_classifier_at_the_default_threshold():
+    policies = fixed_policies()
+    assert list(policies) == ["§6.2 review band [0.3, 0.7)", "no review band, threshold 0.5"]
+    band, plain = policies.values()
+    assert band == DEFAULT_OPERATING_POINT
+    assert plain.decisions(np.array([0.49, DEFAULT_THRESHOLD, 0.51])).tolist() == ["safe", "unsafe", "unsafe"]
+
+
+def test_mirrored_targets_pair_each_false_positive_rate_with_recall_one_minus_it():
+    targets = mirrored_targets([0.01, 0.05, 0.10])
+    assert targets == [Targets(0.01, 0.99), Targets(0.05, 0.95), Targets(0.10, 0.90)]

@@ -14,7 +14,7 @@ import pytest
 
 from nsfw_mobilenet import cli
 from nsfw_mobilenet.core import configs
-from nsfw_mobilenet.core.settings import Settings, settings_from_environment
+from nsfw_mobilenet.core.settings import Settings
 from nsfw_mobilenet.evaluation import run_results
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -68,23 +68,13 @@ def test_installed_wheel_trains_a_thesis_table_row_from_any_folder(wheel, tmp_pa
     run_python("-m", "nsfw_mobilenet", "train", "--table", "4.1", "--row", "1", "--smoke", "--data", "standin/binary",
                "--out", "out", cwd=elsewhere, pythonpath=site)
     result = run_results.load_result(elsewhere / "out" / "smoke" / "table_4.1_row_01_seed_1.json")
-    assert (result["config"]["table"], result["config"]["row"], result["smoke"]) == ("4.1", 1, True)
+    assert (result.config.table, result.config.row, result.smoke) == ("4.1", 1, True)
 
 
 def test_python_m_nsfw_mobilenet_is_the_command_line(tmp_path):
     usage = run_python("-m", "nsfw_mobilenet", "--help", cwd=tmp_path).stdout
     assert usage.startswith("usage: nsfw-mobilenet")
     assert all(command in usage for command in ("make-standin", "train", "scan", "export", "kangas"))
-
-
-def test_settings_come_from_the_weights_folder_and_smoke_variables():
-    environment = {"NSFW_MOBILENET_WEIGHTS_DIR": "/weights", "NSFW_MOBILENET_SMOKE": "1"}
-    assert settings_from_environment(environment) == Settings(weights_dir=Path("/weights"), smoke=True)
-
-
-@pytest.mark.parametrize("environment", [{}, {"NSFW_MOBILENET_WEIGHTS_DIR": "", "NSFW_MOBILENET_SMOKE": "0"}])
-def test_unset_or_empty_variables_mean_no_weights_folder_and_a_full_run(environment):
-    assert settings_from_environment(environment) == Settings(weights_dir=None, smoke=False)
 
 
 def test_the_command_line_hands_each_command_the_settings_of_the_environment(tmp_path, monkeypatch):

@@ -20,3 +20,13 @@ def test_seed_spread_draws_one_dot_per_seed_and_the_thesis_only_where_it_printed
     assert [tick.get_text() for tick in axis.get_xticklabels()] == ["A", "B"]  # wrapped at 16 characters
     assert list(axis.lines[0].get_ydata()) == [0.8, 0.82, 0.85]  # A's seeds
     assert [line.get_label() for line in axis.lines].count("thesis") == 1
+
+
+def test_parameters_and_layers_draw_three_panels_with_one_bar_per_model():
+    import pandas as pd
+
+    table = pd.DataFrame({"model": ["V1", "V3-Small"], "parameters": [4_253_864, 2_554_968],
+                          "keras3_layers": [91, 229], "thesis_layers": [91, 279]})
+    figure = plots.plot_parameters_and_layers(table)
+    assert [axis.get_title() for axis in figure.axes] == ["Parameters", "Layers (Keras 3)", "Layers (Keras 2, thesis)"]
+    assert [patch.get_height() for patch in figure.axes[2].patches] == [91, 279]

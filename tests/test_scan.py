@@ -12,18 +12,21 @@ import socket
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import tiny_classifier
+from image_corpus import BAD_EXIF
 from PIL import Image
 
 from nsfw_mobilenet import cli
 from nsfw_mobilenet.app import export, scan, scan_evaluation, scan_listing, scan_output
 from nsfw_mobilenet.core import exit_codes
 from nsfw_mobilenet.core.taxonomy import FIVE_CLASS
+from nsfw_mobilenet.io import image_files
 
 TINY_BACKBONE = "mobilenet_v1"  # its preprocess_input is the tiny classifier's [-1, 1] scaling
 CSV_COLUMNS = [*scan_output.ROW_FIELDS, "p_normal", "p_sexual"]
@@ -604,3 +607,31 @@ def test_dev_stdin_fed_from_a_pipe_is_a_fifo_not_zero_bytes(models):
                                 str(models["tflite"])], input=b"not read", capture_output=True)
     row = next(csv.DictReader(io.StringIO(completed.stdout.decode())))
     assert (row["decision"], row["error"]) == ("skipped", "not a regular file (FIFO)")
+
+
+# ---------------------------------------------------------------- the Detector API and scan() on bad inputs
+
+
+def test_labels_in_the_model_card_count(models, tmp_path):
+    model = tmp_path / "model.tflite"
+    model.write_bytes(models["tflite"].read_bytes())
+    (tmp_path / "labels.txt").write_text("\n")
+    (tmp_path / "model_card.json").write_text(json.dumps({"classes": ["normal", "sexual"]}))
+    assert scan.Detector(model).classes == ["normal", "sexual"]
+
+
+def test_the_detector_api_refuses_a_too_small_file_as_the_scan_does(models, tmp_path):
+    Image.new("RGB", (1, 1), (200, 20, 20)).save(tmp_path / "pixel.png")
+    with pytest.raises(image_files.CorruptImage, match="too small to classify"):
+        scan.Detector(models["tflite"]).classify(tmp_path / "pixel.png")
+
+
+def test_each_file_keeps_its_own_pillow_notes_when_files_decode_on_threads(models, tmp_path):
+    for index in range(40):
+        exif = {"exif": BAD_EXIF} if index % 3 == 0 else {}
+        Image.new("RGB", (64, 64), (10, 200, 10)).save(tmp_path / f"{index:02d}.jpg", **exif)
+    filters, showwarning = list(warnings.filters), warnings.showwarning
+    rows = list(scan.scan(scan.Detector(models["tflite"]), [tmp_path], progress=False, decode_threads=8))
+    assert [bool(row["note"]) for row in rows] == [index % 3 == 0 for index in range(40)]
+    assert all(row["note"].startswith("UserWarning: Corrupt EXIF data") for row in rows if row["note"])
+    assert warnings.filters == filters and warnings.showwarning is showwarning  # left as they were

@@ -1,30 +1,20 @@
 """§4.2.1's readings side by side: which folders are which reading, and what the tables say about them."""
 
-import json
-
-import numpy as np
 import pytest
+from run_result_factory import result_dict, write_result
 
 from nsfw_mobilenet.core import configs
 from nsfw_mobilenet.studies import sgd_learning_rate
 
 
 def _run(row, seed, learning_rate, loss, val, correct, optimizer="sgd", head="thesis"):
-    images = len(correct)
-    return {"config": {"table": "4.1", "row": row, "trainable_layers": 4, "optimizer": optimizer, "head": head,
-                       "learning_rate": learning_rate, "batch_size": 64, "epochs": 10, "seed": seed},
-            "seed": seed, "optimizer_steps": 80, "data": {"counts": {"training": 507, "validation": 126, "test": images}},
-            "history": {"loss": [0.7, loss], "val_loss": [0.7, loss], "accuracy": [0.5, 0.9], "val_accuracy": [0.5, val]},
-            "final": {"loss": loss, "val_accuracy": val},
-            "test": {"accuracy": float(np.mean(correct)), "labels": [0] * images, "files": "same",
-                     "predicted": [0 if right else 1 for right in correct]}}
+    return result_dict("4.1", row, seed=seed, learning_rate=learning_rate, loss_curve=[0.7, loss], val_curve=[0.5, val],
+                       correct=correct, optimizer=optimizer, head=head, backbone="mobilenet_v1", trainable_layers=4)
 
 
 def _write(folder, runs):
-    folder.mkdir(parents=True)
     for run in runs:
-        name = f"table_4.1_row_{run['config']['row']:02d}_seed_{run['seed']}.json"
-        (folder / name).write_text(json.dumps(run))
+        write_result(folder, run)
 
 
 @pytest.fixture
@@ -38,7 +28,7 @@ def readings(tmp_path):
 
 def test_each_reading_is_read_from_its_folder_sgd_rows_only(readings):
     assert set(readings) == {sgd_learning_rate.LITERAL, sgd_learning_rate.DEFAULT}
-    assert all(run["config"]["optimizer"] == "sgd" for runs in readings.values() for run in runs)
+    assert all(run.config.optimizer == "sgd" for runs in readings.values() for run in runs)
 
 
 def test_the_readings_table_puts_the_thesis_beside_each_readings_mean(readings):

@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from nsfw_mobilenet import cli
-from nsfw_mobilenet.core.settings import DEFAULT_STANDIN_DIR, settings_from_environment
 from nsfw_mobilenet.core.taxonomy import BINARY, FIVE_CLASS, Taxonomy
 from nsfw_mobilenet.io.standin import (
     MANIFEST,
@@ -159,13 +158,6 @@ def test_ensure_standin_regenerates_only_when_parameters_change(tmp_path):
     assert manifest.stat().st_mtime_ns == written
     ensure_standin(tmp_path / "data", **{**options, "images_per_class": 8})
     assert len(list((root / "five_class" / "train" / "sexy").glob("*.jpg"))) == 6
-
-
-def test_the_stand_in_folder_comes_from_the_data_environment_variable_through_settings(tmp_path):
-    settings = settings_from_environment({"NSFW_MOBILENET_DATA": str(tmp_path / "env")})
-    assert ensure_standin(settings.standin_dir, images_per_class=4, videos=False, progress=False) == tmp_path / "env"
-    assert (tmp_path / "env" / MANIFEST).exists()
-    assert settings_from_environment({}).standin_dir == DEFAULT_STANDIN_DIR
 
 
 def test_a_folder_that_is_not_a_stand_in_is_never_overwritten(tmp_path):

@@ -9,11 +9,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
+from run_result_factory import result_dict
 
 from nsfw_mobilenet import cli
 from nsfw_mobilenet.core.configs import LITERAL_LEARNING_RATE, ExperimentConfig, final_config, table_configs, thesis_row
 from nsfw_mobilenet.core.paths import PROJECT_ROOT
-from nsfw_mobilenet.evaluation import thesis_comparison
+from nsfw_mobilenet.evaluation import run_results, thesis_comparison
+from nsfw_mobilenet.evaluation.run_results import RunResult
 from nsfw_mobilenet.io import image_files, standin
 from nsfw_mobilenet.io.run_data import load_run_data
 from nsfw_mobilenet.training import final_model, models, train
@@ -41,10 +43,10 @@ def test_every_thesis_config_runs_in_smoke_mode(table, smoke_data, tmp_path):
                                     run_data=smoke_data, checkpoint_dir=tmp_path / "ckpt", verbose=0)
                for c in table_configs(table)]
     for result in results:
-        assert len(result["history"]["val_accuracy"]) == 1
-        assert result["test"]["TN"] + result["test"]["FP"] + result["test"]["TP"] + result["test"]["FN"] == 8
-        assert "classifier" in result["trainable_layers_with_weights"]
-        assert train.result_path(ExperimentConfig(**result["config"]), tmp_path, smoke=True).exists()
+        assert len(result.history["val_accuracy"]) == 1
+        assert sum(result.test.counts.values()) == result.test.images == 8
+        assert "classifier" in result.trainable_layers_with_weights
+        assert train.result_path(result.config, tmp_path, smoke=True) == result.path and result.path.exists()
     thesis_column = thesis_comparison.thesis_vs_run(results)["val_accuracy [thesis]"]
     expected = [thesis_row(table, c.row).get("val_accuracy") for c in table_configs(table)]
     assert [None if v != v else v for v in thesis_column] == expected  # NaN where the thesis printed nothing
@@ -54,8 +56,8 @@ def test_finished_run_is_reused_not_retrained(smoke_data, tmp_path):
     config = table_configs("4.1")[0].with_overrides(epochs=1)
     first = train.run_experiment(config, "standin", tmp_path, run_data=smoke_data, checkpoint_dir=tmp_path, verbose=0)
     again = train.run_experiment(config, "standin", tmp_path, run_data=None, verbose=0)
-    assert again == json.loads(json.dumps(first))
-    assert (tmp_path / first["model_file"]).exists()
+    assert (again.history, again.time_min, again.path) == (first.history, first.time_min, first.path)
+    assert (tmp_path / first.model_file).exists()
 
 
 def test_a_smoke_result_is_never_reused_for_a_different_run(smoke_data, tmp_path):
@@ -64,10 +66,10 @@ def test_a_smoke_result_is_never_reused_for_a_different_run(smoke_data, tmp_path
                                  checkpoint_dir=tmp_path / "a", verbose=0)
     longer = train.run_experiment(config.with_overrides(epochs=2), "standin", tmp_path, smoke=True,
                                   run_data=smoke_data, checkpoint_dir=tmp_path / "b", verbose=0)
-    assert len(smoke["history"]["loss"]) == 1 and len(longer["history"]["loss"]) == 2
+    assert len(smoke.history["loss"]) == 1 and len(longer.history["loss"]) == 2
     other_data = train.run_experiment(config, "elsewhere", tmp_path, smoke=True, run_data=smoke_data,
                                       checkpoint_dir=tmp_path / "c", verbose=0)
-    assert other_data["data"]["dir"] == "elsewhere"
+    assert other_data.data["dir"] == "elsewhere"
 
 
 def test_a_smoke_run_never_overwrites_a_full_result_in_the_same_folder(smoke_data, tmp_path):
@@ -76,7 +78,7 @@ def test_a_smoke_run_never_overwrites_a_full_result_in_the_same_folder(smoke_dat
                                 verbose=0)
     train.run_experiment(config, "standin", tmp_path, smoke=True, run_data=smoke_data,
                          checkpoint_dir=tmp_path / "b", verbose=0)
-    assert json.loads(train.result_path(config, tmp_path).read_text()) == json.loads(json.dumps(full))
+    assert run_results.load_result(full.path) == full and full.path == train.result_path(config, tmp_path)
     assert train.result_path(config, tmp_path, smoke=True).parent.name == "smoke"
 
 
@@ -123,12 +125,13 @@ def test_a_notebook_finds_the_run_made_from_the_repository_root(smoke_data, tmp_
                                  checkpoint_dir=tmp_path / "ckpt", verbose=0)
     monkeypatch.chdir(PROJECT_ROOT / "notebooks")
     again = train.run_experiment(config, "../data/some_dataset", tmp_path, smoke=True, run_data=None, verbose=0)
-    assert again == json.loads(json.dumps(first)) and again["data"]["dir"] == "data/some_dataset"
+    assert (again.history, again.time_min) == (first.history, first.time_min)
+    assert again.data["dir"] == "data/some_dataset"
 
 
 def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_path):
     final = final_model.final_model(standin.ensure_standin() / "binary", tmp_path, smoke=True)
-    assert final.result["config"] == final_config().with_overrides(epochs=1).to_dict()
+    assert final.result.config.to_dict() == final_config().with_overrides(epochs=1).to_dict()
     assert (tmp_path / "smoke" / "table_final_row_01_seed_1.keras").exists()
     assert final.test_probabilities().shape == (len(final.data.test.labels), 2)
     assert "MobileNetV3-Small" in final.describe() and "SMOKE" in final.describe()
@@ -138,10 +141,10 @@ def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_pat
 
 
 def test_final_model_with_the_thesis_head_has_its_own_folder_and_says_so_on_its_card(tmp_path, monkeypatch):
-    monkeypatch.setattr(final_model, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(final_model, "RUNS_DIR", tmp_path)
     thesis_head = final_model.final_model(standin.ensure_standin() / "binary", smoke=True, head="thesis")
-    assert (tmp_path / "runs" / "final_thesis_head" / "binary" / "smoke" / "table_final_row_01_seed_1.keras").exists()
-    assert thesis_head.result["config"]["head"] == "thesis" and "thesis head" in thesis_head.describe()
+    assert (tmp_path / "final_thesis_head" / "binary" / "smoke" / "table_final_row_01_seed_1.keras").exists()
+    assert thesis_head.result.config.head == "thesis" and "thesis head" in thesis_head.describe()
     assert "'head': 'thesis'" in thesis_head.model_card(["normal", "sexual"])["config"]
 
 
@@ -180,7 +183,7 @@ def trainings(monkeypatch):
 
     def record(config, run_data, **options):
         calls.append(run_data.counts())
-        result = {**dict.fromkeys(train.RESULT_KEYS), "config": config.to_dict(), "data": {}}
+        result = result_dict() | {"config": config.to_dict(), "data": {}}
         return train.TrainedRun(_UnsavedModel(), result, None)
 
     monkeypatch.setattr(train, "train", record)
@@ -258,7 +261,7 @@ def test_a_bad_results_file_is_moved_aside_with_a_warning_and_the_row_trained_ag
     result_file.write_text(content)
     with caplog.at_level(logging.WARNING, logger=train.__name__):
         result = train.run_experiment(TINY_CONFIG, root, tmp_path / "out")
-    assert len(trainings) == 1 and json.loads(result_file.read_text()) == result
+    assert len(trainings) == 1 and run_results.load_result(result_file) == result
     assert Path(f"{result_file}.bad").read_text() == content
     assert str(result_file) in caplog.text and ".json.bad" in caplog.text
 
@@ -273,7 +276,7 @@ def test_a_run_killed_while_writing_its_result_leaves_the_previous_result_whole(
     monkeypatch.setattr(os, "replace", killed)
     with pytest.raises(_Killed):
         train.run_experiment(TINY_CONFIG, root, tmp_path / "out", force=True)
-    assert json.loads(train.result_path(TINY_CONFIG, tmp_path / "out").read_text()) == first
+    assert run_results.load_result(train.result_path(TINY_CONFIG, tmp_path / "out")) == first
 
 
 def test_adding_a_training_image_trains_again_instead_of_reusing_the_old_result(trainings, tmp_path):
@@ -282,7 +285,7 @@ def test_adding_a_training_image_trains_again_instead_of_reusing_the_old_result(
     assert train.run_experiment(TINY_CONFIG, root, tmp_path / "out") == first
     _image(root / "train" / "normal" / "new.png")
     again = train.run_experiment(TINY_CONFIG, root, tmp_path / "out")
-    assert len(trainings) == 2 and again["data"]["fingerprint"] != first["data"]["fingerprint"]
+    assert len(trainings) == 2 and again.data["fingerprint"] != first.data["fingerprint"]
 
 
 def test_a_result_without_a_fingerprint_is_reused_as_committed_results_are(trainings, tmp_path):
@@ -293,7 +296,7 @@ def test_a_result_without_a_fingerprint_is_reused_as_committed_results_are(train
     del legacy["data"]["fingerprint"]
     result_file.write_text(json.dumps(legacy))
     _image(root / "train" / "normal" / "new.png")  # file times differ on every machine a result is reused on
-    assert train.run_experiment(TINY_CONFIG, root, tmp_path / "out") == legacy
+    assert train.run_experiment(TINY_CONFIG, root, tmp_path / "out") == RunResult.from_dict(legacy, result_file)
     assert len(trainings) == 1
 
 
@@ -337,10 +340,10 @@ def test_train_command_runs_each_seed_with_its_own_results_carrying_lr_momentum_
                      "--seeds", "2", "--epochs", "1", "--smoke", "--data", str(standin.ensure_standin() / "binary"),
                      "--out", str(out), "--cache-dir", str(tmp_path / "cache")])
     assert code == 0
-    results = [json.loads(p.read_text()) for p in sorted((out / "smoke").glob("*.json"))]
-    assert [r["seed"] for r in results] == [1, 2]
-    assert all((r["config"]["learning_rate"], r["config"]["momentum"]) == (0.01, 0.5) for r in results)
-    assert all(r["optimizer_steps"] == 1 and len(r["test"]["predicted"]) == 8 for r in results)
+    results = run_results.find_results(out / "smoke")
+    assert [r.seed for r in results] == [1, 2]
+    assert all((r.config.learning_rate, r.config.momentum) == (0.01, 0.5) for r in results)
+    assert all(r.optimizer_steps == 1 and len(r.test.predicted) == 8 for r in results)
     assert "sgd 0.01" in capsys.readouterr().out
 
 

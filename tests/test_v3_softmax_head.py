@@ -1,4 +1,5 @@
 import numpy as np
+from run_result_factory import run_result
 
 from nsfw_mobilenet.studies import v3_softmax_head
 
@@ -29,10 +30,7 @@ def test_saturation_table_reports_each_class_input_norms():
 
 def test_steps_table_reads_mean_accuracy_over_seeds_after_the_asked_steps():
     def result(seed, accuracies, test):
-        return {"config": {"head": "thesis", "optimizer": "sgd", "learning_rate": 0.01, "trainable_layers": 10,
-                           "batch_size": 64, "table": "4.9-steps", "row": 1, "seed": seed},
-                "data": {"counts": {"training": 507}}, "history": {"val_accuracy": accuracies},
-                "test": {"accuracy": test}}
+        return run_result("4.9-steps", 1, seed=seed, val_curve=accuracies, correct=[True] * round(test * 20) + [False] * round(20 - test * 20))
 
     runs = [result(1, [0.5, 0.6, 0.7, 0.8], 0.75), result(2, [0.5, 0.8, 0.9, 1.0], 0.85)]
     table = v3_softmax_head.steps_table(runs, [8, 20, 1000])

@@ -61,7 +61,7 @@ from nsfw_mobilenet.evaluation.operating_point import (
     decision_shares,
     policy_figures,
 )
-from nsfw_mobilenet.evaluation.run_results import load_result, weights_name
+from nsfw_mobilenet.evaluation.run_results import load_result
 from nsfw_mobilenet.io import image_cache, image_files
 from nsfw_mobilenet.io.inference import predict
 from nsfw_mobilenet.io.model_files import check_keras_model_file
@@ -462,7 +462,7 @@ def trained_from(model_path: Path | str) -> str:
     results = Path(model_path).with_suffix(".json")
     if not results.exists():
         return f"unknown (no {results.name} beside the model)"
-    return weights_name(load_result(results))
+    return load_result(results).weights_name
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nsfw_mobilenet.app.scan import Detector, scan
+from nsfw_mobilenet.app.scan import DEFAULT_THREADS, Detector, scan
 from nsfw_mobilenet.app.scan_listing import ERROR, SKIPPED
 from nsfw_mobilenet.app.scan_output import path_bytes
 from nsfw_mobilenet.core.taxonomy import taxonomy_for_classes
-from nsfw_mobilenet.evaluation.operating_point import DECISIONS, REVIEW, SAFE, UNSAFE
+from nsfw_mobilenet.evaluation.operating_point import DECISIONS, REVIEW, SAFE, UNSAFE, OperatingPoint, fixed_policies
 from nsfw_mobilenet.io import image_cache, image_files
 
 if TYPE_CHECKING:  # export imports TensorFlow-side modules; the scanner does not need them
@@ -114,6 +114,23 @@ def false_positive_table(detector: Detector, folders: Iterable[Path | str], limi
     rows = [[c.folder, c.images, c.unsafe, c.review, c.safe, c.unreadable,
              c.share(UNSAFE), c.share(REVIEW), c.share(UNSAFE, REVIEW)] for c in counted]
     return pd.DataFrame(rows, columns=columns).set_index("folder")
+
+
+CARD_POLICY = "model card's operating point"  # the threshold and band `scan` takes from the card, no flags given
+
+
+def false_positives_by_policy(model_path: Path | str, folders: Sequence[Path | str], limit: int | None = None,
+                              num_threads: int = DEFAULT_THREADS) -> Any:
+    """`false_positive_table` of one exported model under its card's operating point and under each of
+    `operating_point.fixed_policies()` (§6.2's band, no band), indexed by (policy, folder)."""
+    import pandas as pd
+
+    policies: dict[str, OperatingPoint | None] = {CARD_POLICY: None, **fixed_policies()}
+    tables = {name: false_positive_table(
+                  Detector(model_path, threshold=point and point.threshold, review_band=point and point.review_band,
+                           num_threads=num_threads), folders, limit=limit)
+              for name, point in policies.items()}
+    return pd.concat(tables, names=["policy", "folder"])
 
 
 def app_summary(detector: Detector, parity: Sequence[VariantParity], test_dir: Path | str,

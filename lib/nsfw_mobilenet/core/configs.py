@@ -123,13 +123,13 @@ def thesis_row(table: str, row: int | str) -> dict[str, Any]:
     return numbers
 
 
-def thesis_steps(config: dict[str, Any]) -> int:
+def thesis_steps(config: ExperimentConfig) -> int:
     """Optimizer steps the thesis made for a row: its training images in batches of the row's size, times the
     epochs of the row's config file (10; 4 for table 4.9-4epochs), whatever a run here overrode (--epochs)."""
     images = thesis_reference()["dataset_2_classes"]["train_images"]
     try:
-        epochs = next(c.epochs for c in table_configs(config["table"]) if c.row == config["row"])
+        epochs = next(c.epochs for c in table_configs(config.table) if c.row == config.row)
     except (FileNotFoundError, StopIteration):  # a table of configs made at run time
         epochs = ExperimentConfig.epochs
-    return math.ceil(images / config["batch_size"]) * epochs
+    return math.ceil(images / config.batch_size) * epochs
 

@@ -12,6 +12,7 @@ calibrated probabilities.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,17 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     logits -= logits.max(axis=1, keepdims=True)
     exponentials = np.exp(logits)
     return exponentials / exponentials.sum(axis=1, keepdims=True)
+
+
+def reliability_of_both_forms(splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                               temperature: float) -> dict[str, Reliability]:
+    """Reliability diagrams of each split's (probabilities, labels) as trained and divided by `temperature`,
+    keyed "<split>, as trained" and "<split>, T = <temperature>" (notebook 07's calibration figure)."""
+    diagrams = {}
+    for split, (probabilities, labels) in splits.items():
+        diagrams[f"{split}, as trained"] = reliability(probabilities, labels)
+        diagrams[f"{split}, T = {temperature:.2f}"] = reliability(apply_temperature(probabilities, temperature), labels)
+    return diagrams
 
 
 def _negative_log_likelihood(log_temperature: float, probabilities: np.ndarray, labels: np.ndarray) -> float:

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from nsfw_mobilenet.core.backbones import INPUT_SHAPE
 from nsfw_mobilenet.io import input_pipeline
 from nsfw_mobilenet.io.inference import predict
 
@@ -33,6 +34,19 @@ def _batch(image: np.ndarray) -> np.ndarray:
     if array.ndim != 4 or array.shape[0] != 1:
         raise ValueError(f"expected one image of shape (H, W, C) or (1, H, W, C), got {array.shape}")
     return array
+
+
+def squash(photo: np.ndarray, size: tuple[int, int] = INPUT_SHAPE[:2]) -> np.ndarray:
+    """A uint8 photo resized to `size` without keeping its aspect, as the thesis's `target_size` did (§4.1)."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.asarray(photo, np.uint8)).resize(size))
+
+
+def model_inputs(photos: Sequence[np.ndarray], backbone: str) -> np.ndarray:
+    """Photos squashed to the network's input and passed through `backbone`'s preprocess_input: a float32 batch."""
+    preprocess = input_pipeline.preprocess_for(backbone)
+    return np.stack([preprocess(squash(photo).astype("float32")) for photo in photos])
 
 
 def _is_feature_map(layer: Any) -> bool:

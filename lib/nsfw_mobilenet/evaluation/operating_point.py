@@ -91,6 +91,19 @@ class OperatingPoint:
 
 
 DEFAULT_OPERATING_POINT = OperatingPoint(DEFAULT_THRESHOLD, DEFAULT_REVIEW_BAND)
+NO_REVIEW_BAND = OperatingPoint(DEFAULT_THRESHOLD, (DEFAULT_THRESHOLD, DEFAULT_THRESHOLD))  # the plain classifier
+
+
+def fixed_policies() -> dict[str, OperatingPoint]:
+    """§6.2's fixed review band around DEFAULT_THRESHOLD and the plain classifier at it, named for a table."""
+    low, high = DEFAULT_OPERATING_POINT.review_band
+    return {f"§6.2 review band [{low}, {high})": DEFAULT_OPERATING_POINT,
+            f"no review band, threshold {DEFAULT_THRESHOLD}": NO_REVIEW_BAND}
+
+
+def mirrored_targets(false_positive_rates: Sequence[float]) -> list[Targets]:
+    """One `Targets` per false-positive rate r, with recall 1 − r (1 %/99 %, 2 %/98 %, …: `tradeoff`'s rows)."""
+    return [Targets(rate, round(1.0 - rate, 12)) for rate in false_positive_rates]
 
 
 def _checked_sides(unsafe_probabilities: np.ndarray, is_unsafe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -158,7 +158,27 @@ def save_figure(fig: Any, name: str, *, smoke: bool) -> Path:
     return path
 
 
+def save_run_figures(run: Any, title: str, name: str, *, smoke: bool) -> list[Path]:
+    """A run's loss and accuracy curves and its test confusion matrix (figures 4.3–4.16), as <name>_curves and
+    <name>_confusion; `run` is an `evaluation.run_results.RunResult`."""
+    curves = save_figure(plot_history(run.history, title), f"{name}_curves", smoke=smoke)
+    matrix = plot_confusion_matrix(run.test.confusion_matrix, run.data["classes"], f"{title}, test hold-out")
+    return [curves, save_figure(matrix, f"{name}_confusion", smoke=smoke)]
+
+
 # --- Architectures (chapter 3, notebook 01) ------------------------------------------------------
+def plot_parameters_and_layers(table: Any) -> Any:
+    """Table 3.5 as bars: parameters, Keras 3 layers and the thesis's (Keras 2) layer count of each model.
+
+    `table` has the columns model, parameters, keras3_layers and thesis_layers (`parameter_table`'s).
+    """
+    axes = table.set_index("model")[["parameters", "keras3_layers", "thesis_layers"]].plot.bar(
+        subplots=True, layout=(1, 3), figsize=(9, 2.6), legend=False, rot=30,
+        title=["Parameters", "Layers (Keras 3)", "Layers (Keras 2, thesis)"])
+    figure = axes.flat[0].figure
+    figure.tight_layout()
+    return figure
+
 
 # --- Data augmentation (§4.1, §4.3, figures 4.1/4.2) -------------------------------------------
 def plot_augmented_images(images: Mapping[str, np.ndarray], title: str = "", columns: int = 7,

@@ -184,3 +184,23 @@ def validate_dataset(root: Path | str, *, progress: bool = True) -> DatasetRepor
         taxonomy=_taxonomy_name(classes),
     )
 
+
+
+def make_broken_dataset(out_dir: Path | str, good_images: Path | str) -> Path:
+    """A two-class ImageFolder of deliberately bad files for the report demo (notebook 00).
+
+    `normal/` holds copies of the first three images of the folder `good_images`; `sexual/` holds an exact
+    duplicate of the first, a zero-byte file, a truncated JPEG and a text file named `.jpg`.
+    """
+    root, sources = Path(out_dir), sorted(Path(good_images).glob("*.jpg"))[:3]
+    if len(sources) < 3:
+        raise ValueError(f"{good_images}: {len(sources)} .jpg files, the broken demo dataset needs three")
+    (root / "normal").mkdir(parents=True, exist_ok=True)
+    (root / "sexual").mkdir(exist_ok=True)
+    for path in sources:
+        (root / "normal" / path.name).write_bytes(path.read_bytes())
+    (root / "sexual" / "duplicate.jpg").write_bytes(sources[0].read_bytes())
+    (root / "sexual" / "empty.jpg").write_bytes(b"")
+    (root / "sexual" / "truncated.jpg").write_bytes(sources[1].read_bytes()[:500])
+    (root / "sexual" / "notes.jpg").write_text("not an image")
+    return root

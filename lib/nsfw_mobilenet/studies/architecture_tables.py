@@ -11,16 +11,18 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from nsfw_mobilenet.core import backbones
+from nsfw_mobilenet.core.configs import thesis_reference
 from nsfw_mobilenet.io.inference import predict
 from nsfw_mobilenet.training import models
 
 CLASS_INDEX_FILE = "imagenet_class_index.json"  # the Keras ImageNet class index, next to the offline weights
+IMAGENET_CLASSES = 1000  # outputs of the ImageNet top every backbone keeps here
 
 # A block's layers share its name prefix: V1 `conv_dw_N`/`conv_pw_N`, V2 `block_N_`, V2/V3 `expanded_conv[_N]_`.
 _BLOCK_PREFIX = re.compile(r"^(block_\d+|expanded_conv(?:_\d+)?|conv_dw_\d+|conv_pw_\d+)(?:_|$)")
@@ -34,19 +36,47 @@ def architecture_model(backbone: str) -> Any:
     return models.build_backbone(backbone, weights=None)
 
 
-def parameter_table() -> pd.DataFrame:
-    """Table 3.5: layers and parameters of the four networks.
+def parameter_table(names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Table 3.5: layers and parameters of the networks `names` (default: all four), in that order.
 
     `keras3_layers` is `len(model.layers)` here; `thesis_layers` recounts them the way Keras 2
     (the thesis's TensorFlow) built them, see `models.keras2_layer_span`.
     """
     rows = []
-    for backbone, spec in backbones.BACKBONES.items():
+    for backbone in names or backbones.BACKBONES:
         model = architecture_model(backbone)
-        rows.append({"backbone": backbone, "model": spec.title, "keras3_layers": len(model.layers),
+        rows.append({"backbone": backbone, "model": backbones.get_backbone(backbone).title,
+                     "keras3_layers": len(model.layers),
                      "thesis_layers": len(models.thesis_layer_sequence(model, backbone)),
                      "parameters": model.count_params()})
     return pd.DataFrame(rows)
+
+
+def table_3_5_beside_thesis(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 3.5 of the thesis (reference file) beside `parameter_table`'s counts, one row per backbone."""
+    thesis = pd.DataFrame(thesis_reference()["table_3_5"]).T
+    here = table.set_index("backbone")
+    return pd.DataFrame({
+        "model": here["model"],
+        "thesis parameters": thesis["parameters"],
+        "parameters (this run)": here["parameters"],
+        "parameters match": here["parameters"] == thesis["parameters"],
+        "thesis layers": thesis["layers"],
+        "Keras 2 recount": here["thesis_layers"],
+        "Keras 3 layers": here["keras3_layers"],
+    }).loc[here.index]
+
+
+def keras2_recount(names: Sequence[str]) -> str:
+    """One line per backbone: its layers as Keras 2 counted them (hard-swish = 4, hard-sigmoid = 3, §3.2.3)."""
+    lines = []
+    for name in names:
+        model = architecture_model(name)
+        spans = pd.Series([models.keras2_layer_span(layer, name) for layer in model.layers])
+        lines.append(f"{backbones.get_backbone(name).title}: {(spans == 4).sum()} hard-swish layers × 4 + "
+                     f"{(spans == 3).sum()} hard-sigmoid layers × 3 + {(spans == 1).sum()} others = "
+                     f"{spans.sum()} Keras 2 layers (Keras 3: {len(model.layers)})")
+    return "\n".join(lines)
 
 
 def _shape(tensor: Any) -> str:
@@ -179,6 +209,26 @@ def separable_cost_table(backbone: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def block_tables_text(names: Sequence[str]) -> str:
+    """Tables 3.1–3.4 as text: each backbone's title, then its `block_table`."""
+    return "\n".join(f"\n{backbones.get_backbone(name).title}\n"
+                     + block_table(name).to_string(index=False, na_rep="-") for name in names)
+
+
+def separable_cost_summary(names: Sequence[str]) -> pd.DataFrame:
+    """Equation 3.6 per backbone: separable pairs, kernel sizes, the range of savings, the whole body's saving,
+    and the largest gap between the measured ratio and 1/N + 1/D_K² (zero up to rounding)."""
+    rows = []
+    for name in names:
+        costs = separable_cost_table(name)
+        rows.append({"model": backbones.get_backbone(name).title, "pairs": len(costs),
+                     "D_K": sorted(costs["D_K"].unique().tolist()),
+                     "least reduction": costs["reduction"].min(), "most reduction": costs["reduction"].max(),
+                     "whole body reduction": costs["standard_cost"].sum() / costs["separable_cost"].sum(),
+                     "max |ratio - (1/N + 1/D_K²)|": (costs["ratio"] - costs["one_over_N_plus_one_over_D_K2"]).abs().max()})
+    return pd.DataFrame(rows)
+
+
 def ensure_class_index(weights_dir: Path | None = None) -> None:
     """Make `decode_predictions` work offline: hand Keras the class index kept beside the offline weights.
 
@@ -201,6 +251,11 @@ def decode_imagenet(predictions: np.ndarray, top: int = 3,
     return keras.applications.imagenet_utils.decode_predictions(np.asarray(predictions), top=top)
 
 
+def imagenet_class_name(index: int, weights_dir: Path | None = None) -> str:
+    """The ImageNet class name of output `index` (e.g. 285: "Egyptian_cat"), offline with the class index."""
+    return decode_imagenet(np.eye(IMAGENET_CLASSES)[[index]], top=1, weights_dir=weights_dir)[0][0][1]
+
+
 def imagenet_top_k(model: Any, backbone: str, images: Mapping[str, np.ndarray], k: int = 3,
                    weights_dir: Path | None = None) -> pd.DataFrame:
     """Top-k ImageNet classes of each named RGB image: the proof that ImageNet weights really loaded.
@@ -218,3 +273,17 @@ def imagenet_top_k(model: Any, backbone: str, images: Mapping[str, np.ndarray], 
                          for image, top in zip(images, decode_imagenet(predictions, top=k, weights_dir=weights_dir))
                          for rank, (_, label, p) in enumerate(top, start=1)])
 
+
+def imagenet_check(names: Sequence[str], images: Mapping[str, np.ndarray], k: int = 3,
+                   weights_dir: Path | None = None) -> str:
+    """Per backbone, which weights it gets (`models.weights_for_run`) and, with ImageNet weights, its top-k
+    classes of each named photo: the proof that the ImageNet weights of chapter 4's transfer learning load."""
+    parts = []
+    for name in names:
+        weights, message = models.weights_for_run(name, weights_dir)
+        parts.append(message)
+        if weights == "imagenet":
+            model = models.build_backbone(name, weights, weights_dir=weights_dir)
+            top = imagenet_top_k(model, name, images, k=k, weights_dir=weights_dir)
+            parts.append(top.to_string(index=False, float_format="{:.3f}".format))
+    return "\n".join(parts)

@@ -19,7 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from nsfw_mobilenet.core.backbones import BACKBONES
-from nsfw_mobilenet.evaluation.run_results import correct_by_image, load_result, seed_groups, weights_name
+from nsfw_mobilenet.core.configs import FINAL_TABLE
+from nsfw_mobilenet.evaluation.run_results import RunResult, committed_results, correct_by_image, seed_groups
 from nsfw_mobilenet.evaluation.uncertainty import SeedSummary, paired_comparison, seed_interval
 from nsfw_mobilenet.training.augment import da_table
 
@@ -29,15 +30,11 @@ NO_AUGMENTATION_TABLES = {"mobilenet_v1": "4.1", "mobilenet_v2": "4.5", "mobilen
                           "mobilenet_v3_large": "4.13"}  # §4.2.1–4.2.4
 
 
-def best_by_validation(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def best_by_validation(results: Sequence[RunResult]) -> list[RunResult]:
     """The row the thesis's rule picks, with all its seeds: highest mean validation accuracy over its seeds
     (ties: the earlier row)."""
     groups = seed_groups(list(results))
-    return max(groups, key=lambda runs: (np.mean([r["final"]["val_accuracy"] for r in runs]), -runs[0]["config"]["row"]))
-
-
-def _results(folder: Path) -> list[dict[str, Any]]:
-    return [load_result(path) for path in sorted(folder.glob("*.json"))]
+    return max(groups, key=lambda runs: (np.mean([r.final.val_accuracy for r in runs]), -runs[0].config.row))
 
 
 def latency_model_name(backbone: str, head: str = "thesis") -> str:
@@ -51,8 +48,8 @@ def latency_rows(latency: dict[str, Any], backbone: str, head: str = "thesis") -
     return {row["variant"]: row for row in latency["rows"] if row["model"] == name}
 
 
-def _mean_test_accuracy(runs: Sequence[dict[str, Any]] | None) -> SeedSummary | None:
-    return seed_interval([run["test"]["accuracy"] for run in runs]) if runs else None
+def _mean_test_accuracy(runs: Sequence[RunResult] | None) -> SeedSummary | None:
+    return seed_interval([run.test.accuracy for run in runs]) if runs else None
 
 
 def _half_width(summary: SeedSummary | None) -> float | None:
@@ -60,14 +57,14 @@ def _half_width(summary: SeedSummary | None) -> float | None:
     return summary.half_width if summary and summary.seeds > 1 else None
 
 
-def _row(label: str, table: str, best: list[dict[str, Any]], augmented: list[dict[str, Any]] | None,
+def _row(label: str, table: str, best: list[RunResult], augmented: list[RunResult] | None,
          timings: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    config = best[0]["config"]
-    plain = None if config["augmentation"] else _mean_test_accuracy(best)
+    config = best[0].config
+    plain = None if config.augmentation else _mean_test_accuracy(best)
     with_da = _mean_test_accuracy(augmented)
-    row = {"model": label, "weights": weights_name(best[0]),
-           "configuration": f"{table} row {config['row']} (N={config['trainable_layers']}, {config['optimizer']} "
-                            f"{config['learning_rate']:g}, {config['head']} head, DA {config['augmentation'] or '-'})",
+    row = {"model": label, "weights": best[0].weights_name,
+           "configuration": f"{table} row {config.row} (N={config.trainable_layers}, {config.optimizer} "
+                            f"{config.effective_learning_rate:g}, {config.head} head, DA {config.augmentation or '-'})",
            "test accuracy (no DA)": plain.mean if plain else None,
            "± (no DA)": _half_width(plain), "seeds (no DA)": len(best) if plain else None,
            "test accuracy (with DA, corrected order)": with_da.mean if with_da else None,
@@ -79,20 +76,18 @@ def _row(label: str, table: str, best: list[dict[str, Any]], augmented: list[dic
     return row
 
 
-def candidates(results_root: Path | str, dataset: str) -> dict[str, tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]:
+def candidates(results_root: Path | str, dataset: str) -> dict[str, tuple[str, list[RunResult], list[RunResult]]]:
     """Per backbone title (and the final model): its table, its best row without augmentation (all seeds) and
     its all-six-techniques runs in the corrected order (all seeds)."""
-    root = Path(results_root)
     chosen = {}
     for backbone, table in NO_AUGMENTATION_TABLES.items():
-        plain = _results(root / f"table_{table}" / dataset)
-        augmented = [r for r in _results(root / "augmentation" / dataset / "corrected")
-                     if r["config"]["table"] == da_table(backbone)]
+        plain = committed_results(table, dataset, root=results_root)
+        augmented = committed_results(da_table(backbone), dataset, order="corrected", root=results_root)
         if plain:
             chosen[BACKBONES[backbone].title] = (table, best_by_validation(plain), augmented)
-    final = _results(root / "final" / dataset)
+    final = committed_results(FINAL_TABLE, dataset, root=results_root)
     if final:
-        chosen[f"{BACKBONES[final[0]['config']['backbone']].title}, {FINAL_MODEL}"] = ("final", final, final)
+        chosen[f"{BACKBONES[final[0].config.backbone].title}, {FINAL_MODEL}"] = (FINAL_TABLE, final, final)
     return chosen
 
 
@@ -104,9 +99,9 @@ def selection_table(results_root: Path | str, dataset: str, latency: dict[str, A
 
     rows = []
     for label, (table, best, augmented) in candidates(results_root, dataset).items():
-        config = best[0]["config"]
-        rows.append(_row(label, table, best, augmented, latency_rows(latency, config["backbone"], config["head"]
-                                                                      if table == "final" else "thesis")))
+        config = best[0].config
+        rows.append(_row(label, table, best, augmented, latency_rows(latency, config.backbone, config.head
+                                                                      if table == FINAL_TABLE else "thesis")))
     return pd.DataFrame(rows).set_index("model")
 
 
@@ -118,7 +113,7 @@ def selection_comparisons(results_root: Path | str, dataset: str) -> Any:
     runs = {label: best for label, (_, best, _) in candidates(results_root, dataset).items()}
     if len(runs) < 2:
         return pd.DataFrame()
-    leader = max(runs, key=lambda label: np.mean([r["test"]["accuracy"] for r in runs[label]]))
+    leader = max(runs, key=lambda label: np.mean([r.test.accuracy for r in runs[label]]))
     rows = []
     for label, other in runs.items():
         if label != leader:

@@ -36,6 +36,7 @@ TEST_SETS = ("new_test_5_classes", "test_2_classes", "new_test_2_classes_video_f
 # MobileNetV3-Small; a run here records its own backbone in its config (e.g. V1 through `overrides`).
 THESIS_COLUMNS = {"two_classes": "v3_small_2_classes", **{d: f"v3_small_5_classes_{d}" for d in five_classes.DATASETS}}
 VIDEO_LABELS_FILE = "labels.csv"
+TABLE_5_1_RESULTS = "table_5_1_"  # file names of the committed table 5.1 results (in five_classes.FIVE_CLASS_RESULTS_DIR) start so
 
 
 # --- Table 5.1 -----------------------------------------------------------------------------------
@@ -56,6 +57,24 @@ def table_5_1(wrong: Mapping[str, Mapping[str, int]], totals: Mapping[str, int])
             row[f"{model} [here]"] = wrong.get(test_set, {}).get(model)
         rows.append(row)
     return pd.DataFrame(rows).set_index("test set")
+
+
+def table_5_1_of(result: Mapping[str, Any]) -> Any:
+    """`table_5_1` of a `cross_dataset_experiment` result (this run's or a committed one)."""
+    return table_5_1(result["wrong"], result["data"]["test_images"])
+
+
+def committed_results() -> dict[str, dict[str, Any]]:
+    """The committed full runs of table 5.1 (results/five_class/table_5_1_*.json), by file stem."""
+    return five_classes.committed_results(TABLE_5_1_RESULTS)
+
+
+def video_verdict_table(result: Mapping[str, Any]) -> Any:
+    """Every model's per-video verdicts of a `cross_dataset_experiment` result, indexed by (model, video)."""
+    import pandas as pd
+
+    return pd.concat({model: pd.DataFrame(summary["video_verdicts"]).T for model, summary in result["models"].items()},
+                     names=["model", "video"])
 
 
 # --- Test sets -----------------------------------------------------------------------------------

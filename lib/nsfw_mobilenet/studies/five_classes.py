@@ -11,6 +11,7 @@ test set with listing 4.8's errors (`evaluation.evaluate.evaluate_safety`): `sec
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +21,16 @@ import numpy as np
 from tqdm import tqdm
 
 from nsfw_mobilenet.core.configs import EXPERIMENTS_DIR, ExperimentConfig, load_config, thesis_reference
-from nsfw_mobilenet.core.paths import PROJECT_ROOT, repo_relative
+from nsfw_mobilenet.core.paths import RESULTS_DIR, repo_relative
 from nsfw_mobilenet.core.taxonomy import FIVE_CLASS
-from nsfw_mobilenet.evaluation.evaluate import evaluate_safety
-from nsfw_mobilenet.evaluation.run_results import weights_name
+from nsfw_mobilenet.evaluation import plots
+from nsfw_mobilenet.evaluation.evaluate import evaluate_safety, safety_error_matrix
+from nsfw_mobilenet.evaluation.run_results import weights_label
 from nsfw_mobilenet.io import image_cache, image_files, photo_datasets
 from nsfw_mobilenet.io.image_cache import LoadedImages
 from nsfw_mobilenet.io.image_files import LabeledImage
 from nsfw_mobilenet.io.run_data import RunData, load_run_data
+from nsfw_mobilenet.io.standin import ensure_standin
 from nsfw_mobilenet.training.train import DEFAULT_CHECKPOINT_DIR, SMOKE_EPOCHS, TrainedRun, train
 
 DATASETS = ("dataset_1", "dataset_2", "dataset_3")
@@ -141,6 +144,10 @@ class FiveClassData:
     decoded: LoadedImages  # every training/validation image of the source
     test: LoadedImages
 
+    def dataset_counts(self) -> dict[str, dict[str, int]]:
+        """Images per class of each of Datasets 1–3 (figure and table of notebook 04)."""
+        return {name: dataset.counts() for name, dataset in self.datasets.items()}
+
     def run_data(self, name: str) -> RunData:
         """The `RunData` of one derived dataset."""
         dataset = self.datasets[name]
@@ -185,9 +192,38 @@ def flower_proxy(out_dir: Path | str, source: Path | str, mapping: Mapping[str, 
             link.symlink_to(source / flower, target_is_directory=True)
     return photo_datasets.make_test_split(renamed, out_dir / "split")
 
+
+def five_class_data(data_dir: Path | str | None, flower_photos: Path | str, proxy_dir: Path | str,
+                    standin_dir: Path) -> tuple[Path, str]:
+    """(folder, a sentence naming it) of notebook 04's five-class data: `data_dir` when given, else the flower
+    proxy made in `proxy_dir` when `flower_photos` exists, else the generated stand-in's five_class/ in `standin_dir`."""
+    if data_dir:
+        return Path(data_dir), f"data: {repo_relative(data_dir)}"
+    if Path(flower_photos).is_dir():
+        return (flower_proxy(proxy_dir, flower_photos),
+                f"data: PROXY — flower photos under five class names {FLOWER_PROXY}")
+    return (ensure_standin(standin_dir, progress=False) / "five_class",
+            "data: STAND-IN five_class (abstract images, for plumbing, not accuracy claims)")
+
+
+def dataset_shapes_table(prepared: FiveClassData) -> Any:
+    """Images per class of Datasets 1–3, the thesis's (§4.4) beside the ones derived here."""
+    import pandas as pd
+
+    thesis, here = thesis_dataset_shapes(), prepared.dataset_counts()
+    return pd.DataFrame({f"{name} [{side}]": counts for name in DATASETS
+                         for side, counts in (("thesis", thesis[name]), ("here", here[name]))})
+
+
 RUNS_DIR = EXPERIMENTS_DIR / "five_classes"  # one config per §4.4/§5.1 training run
-RESULTS_DIR = PROJECT_ROOT / "results" / "five_class"  # committed full runs of §4.4 and table 5.1
+FIVE_CLASS_RESULTS_DIR = RESULTS_DIR / "five_class"  # committed full runs of §4.4 and table 5.1
 TWO_CLASS_RUN = "two_classes_CDE"  # §5.1: the table 4.17 winner, the first column of table 5.1
+SECTION_4_4_RESULTS = "section_4_4_"  # file names of the committed §4.4 results start so
+
+
+def committed_results(prefix: str = SECTION_4_4_RESULTS, folder: Path = FIVE_CLASS_RESULTS_DIR) -> dict[str, dict[str, Any]]:
+    """The committed full runs in `folder` (results/five_class/) whose file names start with `prefix`, by file stem."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted(Path(folder).glob(f"{prefix}*.json"))}
 
 
 # --- Configs -------------------------------------------------------------------------------------
@@ -262,6 +298,30 @@ def safety_matrices(result: Mapping[str, Any]) -> list[tuple[str, str, dict[str,
     return [(figures[dataset], run, result["runs"][run]["safety"]) for dataset, run in best_runs().items()]
 
 
+def plot_safety_matrices(result: Mapping[str, Any], detail: str = "") -> list[Any]:
+    """Figures 4.18–4.20 of a §4.4 result, listing 4.8's error cells outlined; `detail` joins each title's run name."""
+    figures = []
+    for figure, run, safety in safety_matrices(result):
+        named = f"{run}, {detail}" if detail else run
+        title = f"fig. {figure}: {named} ({safety['well_predicted']}/{safety['total']} well predicted)"
+        figures.append(plots.plot_safety_confusion_matrix(safety["confusion_matrix"], safety["classes"],
+                                                          safety_error_matrix(safety["classes"]), title))
+    return figures
+
+
+def save_safety_matrices(result: Mapping[str, Any], name: str, *, smoke: bool) -> list[Path]:
+    """Save (and close) figures 4.18–4.20 of the committed result `name` (its file stem) as
+    fig_4_18_confusion_<run>_<name without section_4_4_>.png; smoke runs write to runs/smoke_figures/."""
+    import matplotlib.pyplot as plt
+
+    saved = []
+    for (figure, run, _), drawn in zip(safety_matrices(result), plot_safety_matrices(result)):
+        dataset = name.removeprefix(SECTION_4_4_RESULTS)
+        saved.append(plots.save_figure(drawn, f"fig_{figure.replace('.', '_')}_confusion_{run}_{dataset}", smoke=smoke))
+        plt.close(drawn)
+    return saved
+
+
 def well_predicted_table(result: Mapping[str, Any]) -> Any:
     """§4.4's "well predicted" counts, thesis beside this run, one row per run of `section_4_4_experiment`."""
     import pandas as pd
@@ -272,7 +332,7 @@ def well_predicted_table(result: Mapping[str, Any]) -> Any:
     for run, summary in result["runs"].items():
         safety, dataset = summary["safety"], dataset_of(run.split("+")[0])
         rows.append({"run": run, "backbone": summary["config"]["backbone"],
-                     "weights": weights_name(summary),
+                     "weights": weights_label(summary["weights"]),
                      "training images": summary["counts"]["training"] + summary["counts"]["validation"],
                      "well predicted [thesis]": f"{thesis['well_predicted'][dataset]} / {thesis_total}",
                      "well predicted [here]": f"{safety['well_predicted']} / {safety['total']}",
@@ -298,3 +358,8 @@ def class_weight_table(result: Mapping[str, Any]) -> Any:
     columns["training images"] = result["data"]["datasets"][dataset_of(plain)]
     return pd.DataFrame(columns)
 
+
+def class_weight_tables(result: Mapping[str, Any]) -> list[Any]:
+    """`[class_weight_table(result)]` when the result holds a class-weights run, else `[]` (smoke runs)."""
+    has_weighted_run = any(run.endswith("+class_weights") for run in result["runs"])
+    return [class_weight_table(result)] if has_weighted_run else []

@@ -15,13 +15,20 @@ the thesis's training loss and validation accuracy next to each reading's mean �
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from nsfw_mobilenet.core.configs import thesis_row, thesis_steps
-from nsfw_mobilenet.evaluation.run_results import correct_by_image, load_result, run_steps, seed_count, seed_groups
+from nsfw_mobilenet.evaluation.run_results import (
+    RunResult,
+    committed_results,
+    correct_by_image,
+    seed_count,
+    seed_groups,
+)
 from nsfw_mobilenet.evaluation.uncertainty import paired_comparison, seed_interval
 
 # reading: suffix of its results folder after the dataset's name (results/table_<T>/<dataset><suffix>/)
@@ -34,23 +41,22 @@ READINGS = {
 LITERAL, DEFAULT = "lr 0.001 (literal)", "lr 0.01 (SGD's default)"
 
 
-def load_readings(results_root: Path | str, table: str, dataset: str) -> dict[str, list[dict[str, Any]]]:
+def load_readings(results_root: Path | str, table: str, dataset: str) -> dict[str, list[RunResult]]:
     """Every committed run of `table` on `dataset` under each reading that has results, SGD rows only."""
     readings = {}
     for reading, suffix in READINGS.items():
-        folder = Path(results_root) / f"table_{table}" / f"{dataset}{suffix}"
-        runs = [load_result(path) for path in sorted(folder.glob("*.json"))]
-        runs = [run for run in runs if run["config"]["optimizer"] == "sgd"]
+        runs = [run for run in committed_results(table, dataset, variant=suffix, root=results_root)
+                if run.config.optimizer == "sgd"]
         if runs:
             readings[reading] = runs
     return readings
 
 
-def _by_row(runs: Sequence[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
-    return {group[0]["config"]["row"]: group for group in seed_groups(list(runs))}
+def _by_row(runs: Sequence[RunResult]) -> dict[int, list[RunResult]]:
+    return {group[0].config.row: group for group in seed_groups(runs)}
 
 
-def readings_table(readings: dict[str, list[dict[str, Any]]]) -> Any:
+def readings_table(readings: Mapping[str, Sequence[RunResult]]) -> Any:
     """Per SGD row: the thesis's training loss and validation accuracy, then each reading's mean ± interval
     over its seeds (and how many), with the optimizer steps of both."""
     import pandas as pd
@@ -60,21 +66,21 @@ def readings_table(readings: dict[str, list[dict[str, Any]]]) -> Any:
     table = []
     for row in rows:
         example = next(groups[row][0] for groups in per_reading.values() if row in groups)
-        config = example["config"]
-        thesis = thesis_row(config["table"], row)
-        line = {"row": row, "N": config["trainable_layers"], "steps (thesis | here)":
-                f"{thesis_steps(config):,} | {run_steps(example)}",
+        config = example.config
+        thesis = thesis_row(config.table, row)
+        line = {"row": row, "N": config.trainable_layers, "steps (thesis | here)":
+                f"{thesis_steps(config):,} | {example.steps}",
                 "thesis train loss": thesis.get("train_loss"), "thesis val acc": thesis.get("val_accuracy")}
         for reading, groups in per_reading.items():
             runs = groups.get(row, [])
-            line[f"{reading}: train loss"] = str(seed_interval([r["final"]["loss"] for r in runs])) if runs else "–"
-            line[f"{reading}: val acc"] = str(seed_interval([r["final"]["val_accuracy"] for r in runs])) if runs else "–"
+            line[f"{reading}: train loss"] = str(seed_interval([r.final.loss for r in runs])) if runs else "–"
+            line[f"{reading}: val acc"] = str(seed_interval([r.final.val_accuracy for r in runs])) if runs else "–"
             line[f"{reading}: seeds"] = len(runs)
         table.append(line)
     return pd.DataFrame(table).set_index("row")
 
 
-def reading_comparisons(readings: dict[str, list[dict[str, Any]]], first: str = DEFAULT,
+def reading_comparisons(readings: Mapping[str, Sequence[RunResult]], first: str = DEFAULT,
                         second: str = LITERAL) -> Any:
     """Per row present in both readings: test accuracy `first` − `second` on the same test images, with its
     interval and paired p-value (runs recorded before per-image predictions were kept are left out)."""
@@ -82,7 +88,8 @@ def reading_comparisons(readings: dict[str, list[dict[str, Any]]], first: str = 
 
     if first not in readings or second not in readings:
         return pd.DataFrame()
-    a, b = (_by_row([run for run in readings[reading] if "predicted" in run["test"]]) for reading in (first, second))
+    a, b = (_by_row([run for run in readings[reading] if run.test and run.test.predicted is not None])
+            for reading in (first, second))
     rows = []
     for row in sorted(set(a) & set(b)):
         comparison = paired_comparison(correct_by_image(a[row]), correct_by_image(b[row]))
@@ -93,13 +100,12 @@ def reading_comparisons(readings: dict[str, list[dict[str, Any]]], first: str = 
     return pd.DataFrame(rows).set_index("row") if rows else pd.DataFrame()
 
 
-def mean_history(runs: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+def mean_history(runs: Sequence[RunResult]) -> dict[str, list[float]]:
     """The per-epoch history averaged over seeds (all runs of one configuration have the same epochs)."""
-    keys = runs[0]["history"].keys()
-    return {key: np.mean([run["history"][key] for run in runs], axis=0).tolist() for key in keys}
+    return {key: np.mean([run.history[key] for run in runs], axis=0).tolist() for key in runs[0].history}
 
 
-def curves_of_row(readings: dict[str, list[dict[str, Any]]], row: int) -> dict[str, dict[str, list[float]]]:
+def curves_of_row(readings: Mapping[str, Sequence[RunResult]], row: int) -> dict[str, dict[str, list[float]]]:
     """Each reading's seed-averaged history of one row (for `plots.plot_history_comparison`)."""
     curves = {}
     for reading, runs in readings.items():

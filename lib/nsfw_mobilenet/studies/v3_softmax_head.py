@@ -25,7 +25,7 @@ from nsfw_mobilenet.core.configs import (
     ExperimentConfig,
     thesis_reference,
 )
-from nsfw_mobilenet.evaluation.run_results import seed_count, seed_groups
+from nsfw_mobilenet.evaluation.run_results import RunResult, seed_count, seed_groups
 from nsfw_mobilenet.evaluation.uncertainty import seed_interval
 from nsfw_mobilenet.io import input_pipeline
 from nsfw_mobilenet.io.inference import predict
@@ -128,38 +128,37 @@ def head_gradient_table(backbone: str, images: np.ndarray, labels: np.ndarray, n
     return pd.DataFrame(rows).set_index("head")
 
 
-def steps_table(results: Sequence[dict[str, Any]], checkpoints: Sequence[int]) -> Any:
+def steps_table(results: Sequence[RunResult], checkpoints: Sequence[int]) -> Any:
     """Per configuration: validation accuracy (mean over its seeds) after (at least) each number of optimizer
     steps, and its test accuracy (mean ± 95 % interval)."""
     import pandas as pd
 
     rows = []
-    for runs in seed_groups(list(results)):
+    for runs in seed_groups(results):
         steps, accuracy = accuracy_by_steps(runs)
-        row = {"run": run_label(runs[0]["config"]), "seeds": len(runs)}
+        row = {"run": run_label(runs[0].config), "seeds": len(runs)}
         for wanted in checkpoints:
             index = min(int(np.searchsorted(steps, wanted)), len(steps) - 1)
             row[f"{steps[index]} steps"] = accuracy[index]
-        row["test accuracy"] = str(seed_interval([run["test"]["accuracy"] for run in runs]))
+        row["test accuracy"] = str(seed_interval([run.test.accuracy for run in runs]))
         rows.append(row)
     return pd.DataFrame(rows).set_index("run")
 
 
-def accuracy_by_steps(runs: Sequence[dict[str, Any]]) -> tuple[list[int], list[float]]:
+def accuracy_by_steps(runs: Sequence[RunResult]) -> tuple[list[int], list[float]]:
     """(optimizer steps after each epoch, validation accuracy averaged over the runs) of one configuration."""
-    config = runs[0]["config"]
-    per_epoch = math.ceil(runs[0]["data"]["counts"]["training"] / config["batch_size"])
-    accuracy = np.mean([run["history"]["val_accuracy"] for run in runs], axis=0).tolist()
+    per_epoch = math.ceil(runs[0].data["counts"]["training"] / runs[0].config.batch_size)
+    accuracy = np.mean([run.history["val_accuracy"] for run in runs], axis=0).tolist()
     return [per_epoch * epoch for epoch in range(1, len(accuracy) + 1)], accuracy
 
 
-def accuracy_by_steps_of_groups(results: Sequence[dict[str, Any]]) -> dict[str, tuple[list[int], list[float]]]:
+def accuracy_by_steps_of_groups(results: Sequence[RunResult]) -> dict[str, tuple[list[int], list[float]]]:
     """`accuracy_by_steps` of each configuration among `results`, labelled by `run_label` and seed count."""
-    return {f"{run_label(runs[0]['config'])} ({seed_count(runs)})": accuracy_by_steps(runs)
-            for runs in seed_groups(list(results))}
+    return {f"{run_label(runs[0].config)} ({seed_count(runs)})": accuracy_by_steps(runs)
+            for runs in seed_groups(results)}
 
 
-def run_label(config: dict[str, Any]) -> str:
-    return (f"{config['head']} head, {config['optimizer'].upper()} lr {config['learning_rate']:g}, "
-            f"N={config['trainable_layers']}")
+def run_label(config: ExperimentConfig) -> str:
+    return (f"{config.head} head, {config.optimizer.upper()} lr {config.effective_learning_rate:g}, "
+            f"N={config.trainable_layers}")
 

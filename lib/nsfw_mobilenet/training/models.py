@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from nsfw_mobilenet.core.backbones import get_backbone
+from nsfw_mobilenet.core.backbones import BACKBONES, get_backbone
+from nsfw_mobilenet.core.configs import table_configs
 from nsfw_mobilenet.core.settings import WEIGHTS_ENV
 from nsfw_mobilenet.io.weights import (
     WeightsUnavailable,
@@ -239,4 +240,39 @@ def freeze_all_but_last(model: Any, backbone: str, trainable_layers: int) -> lis
 def listing_4_2_misses(model: Any) -> list[str]:
     """BatchNormalization layers that the thesis's `'bn' in layer.name` filter does not catch."""
     return [layer.name for layer in model.layers if is_batch_norm(layer) and "bn" not in layer.name]
+
+
+def freezing_table(tables: Sequence[str]) -> Any:
+    """Per backbone and each N its configs in `tables` use: the layers with weights that train (random weights:
+    the layers do not depend on them), so a reader sees what "the last N layers" means for each network."""
+    import pandas as pd
+
+    rows = []
+    used = [c for table in tables for c in table_configs(table)]
+    for name in [name for name in BACKBONES if any(c.backbone == name for c in used)]:
+        model = build_classifier(name, 2, weights=None)
+        for n in sorted({c.trainable_layers for c in used if c.backbone == name}):
+            rows.append({"backbone": name, "N (thesis)": n,
+                         "trainable layers": ", ".join(freeze_all_but_last(model, name, n))})
+    return pd.DataFrame(rows)
+
+
+def listing_4_2_table() -> Any:
+    """Per backbone: its BatchNormalization layers and how many listing 4.2's `'bn' in layer.name` misses, with
+    Keras 3's layer names and, when `tf_keras` is installed, with Keras 2's (the thesis's)."""
+    import importlib.util
+
+    import pandas as pd
+
+    keras2 = importlib.import_module("tf_keras") if importlib.util.find_spec("tf_keras") else None
+    rows = []
+    for name, backbone in BACKBONES.items():
+        model = build_backbone(name, weights=None)
+        row = {"backbone": name, "BN layers": sum(map(is_batch_norm, model.layers)),
+               "missed by 'bn' in name (Keras 3 names)": len(listing_4_2_misses(model))}
+        if keras2:
+            keras2_model = getattr(keras2.applications, backbone.builder)(weights=None)
+            row["missed (Keras 2 names, the thesis's)"] = len(listing_4_2_misses(keras2_model))
+        rows.append(row)
+    return pd.DataFrame(rows)
 

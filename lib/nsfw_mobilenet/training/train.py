@@ -32,6 +32,7 @@ import numpy as np
 from nsfw_mobilenet.core.configs import DEFAULT_SEED, KERAS_DEFAULT_LEARNING_RATES, ExperimentConfig, table_configs
 from nsfw_mobilenet.core.paths import DEFAULT_CACHE_DIR, repo_relative
 from nsfw_mobilenet.evaluation.evaluate import evaluate_predictions, per_class_metrics
+from nsfw_mobilenet.evaluation.run_results import RESULT_KEYS, RunResult
 from nsfw_mobilenet.io import input_pipeline
 from nsfw_mobilenet.io.inference import predict, predict_to_file
 from nsfw_mobilenet.io.run_data import RunData, load_run_data, run_files
@@ -44,7 +45,6 @@ DEFAULT_CHECKPOINT_DIR = Path("runs") / "checkpoints"
 BACKUP_FOLDER = "backup"  # BackupAndRestore's folder inside a run's checkpoint folder
 TRAINING_LOG = "history.json"  # the epochs and segment times of a run, beside its backup
 FEATURES_FOLDER = "features"  # the frozen front's outputs of a run, beside its backup (rewritten by each run)
-RESULT_KEYS = ("config", "weights", "data", "history", "final", "time_min", "test")  # what readers of a result need
 
 log = logging.getLogger(__name__)
 
@@ -379,8 +379,8 @@ def _reusable(stored: dict[str, Any], config: ExperimentConfig, smoke: bool, dat
 
 def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path | str, *, smoke: bool = False,
                    run_data: RunData | None = None, force: bool = False, weights_dir: Path | None = None,
-                   distribution: distribute.Distribution | None = None, **train_options: Any) -> dict[str, Any]:
-    """Train and evaluate `config` on `data_dir`, writing `result_path(config, out_dir, smoke)`.
+                   distribution: distribute.Distribution | None = None, **train_options: Any) -> RunResult:
+    """Train and evaluate `config` on `data_dir`, writing `result_path(config, out_dir, smoke)`; its `RunResult`.
 
     A finished result of the same config, data folder, mode, `distribution` setup and `data_fingerprint`
     is reused unless `force`, so re-running a table resumes where it stopped; an interrupted run resumes
@@ -394,20 +394,20 @@ def run_experiment(config: ExperimentConfig, data_dir: Path | str, out_dir: Path
     stored = None if force else _stored_result(result_file)
     setup = distribute.setup(distribution)
     if stored is not None and _reusable(stored, config, smoke, data_name, fingerprint, setup):
-        return stored
+        return RunResult.from_dict(stored, result_file)
     if run_data is None:
         run_data = load_run_data(data_dir, smoke=smoke)
     run = train(config, run_data, weights_dir=weights_dir, distribution=distribution, **train_options)
     run.result["data"].update(dir=data_name, fingerprint=fingerprint)
     run.result["smoke"] = smoke
     if distribution is not None and not distribution.is_chief:
-        return run.result
+        return RunResult.from_dict(run.result)
     result_file.parent.mkdir(parents=True, exist_ok=True)
     model_file = result_file.with_suffix(".keras")  # for `nsfw-mobilenet export`; git-ignored
     run.model.save(model_file)
     run.result["model_file"] = model_file.name
     write_atomically(result_file, json.dumps(run.result, indent=1))
-    return run.result
+    return RunResult.from_dict(run.result, result_file)
 
 
 def seed_list(seeds: int | list[int] | None) -> list[int] | None:
@@ -422,7 +422,7 @@ def seed_list(seeds: int | list[int] | None) -> list[int] | None:
 def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: list[int] | None = None,
               seeds: int | list[int] | None = None, smoke: bool = False, progress: bool = True,
               weights_dir: Path | None = None, cache_dir: Path | None = DEFAULT_CACHE_DIR,
-              distribution: distribute.Distribution | None = None, **overrides: Any) -> list[dict[str, Any]]:
+              distribution: distribute.Distribution | None = None, **overrides: Any) -> list[RunResult]:
     """Every row of a thesis table (or the chosen rows), once per seed (`seed_list`; each seed its own results
     JSON), decoding the dataset once into `cache_dir`; `distribution`: the devices and precision of every row
     (None: one device, float32)."""

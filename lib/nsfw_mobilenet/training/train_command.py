@@ -42,7 +42,7 @@ def _run_command(args: Any) -> int:
               f"{distribution.precision} (global batch split across them)")
     wide_table = Path(args.out) / f"table_{args.table}_thesis_vs_run.csv"
     thesis_vs_run(results).to_csv(wide_table, index=False)
-    print(results[0]["weights"]["note"])
+    print(results[0].weights["note"])
     print(f"table {args.table}: thesis | this run")
     print(compact_thesis_vs_run(results).to_string(index=False))
     print(f"results: one JSON per row in {args.out}; every column, thesis | run: {wide_table}")

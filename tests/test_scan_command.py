@@ -1,24 +1,21 @@
-"""Bad inputs to `nsfw-mobilenet scan` (issue 10, items 1–12): every input gets a row, no traceback.
+"""Specifications of app.scan_command (`nsfw-mobilenet scan`): every input gets a row, exit codes, options, Ctrl-C.
 
-Every odd input is generated here at test time (harmless colour images, text, links); nothing binary is
-committed. Each test names the issue's case it covers.
+Every odd input is generated here at test time (harmless colour images, text, links); nothing binary is committed.
 """
 
 import csv
 import io
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import pytest
 import tiny_classifier
+from image_corpus import BAD_EXIF
 from PIL import Image
 
 from nsfw_mobilenet import cli
@@ -26,9 +23,6 @@ from nsfw_mobilenet.app import scan, scan_output
 from nsfw_mobilenet.core import exit_codes
 from nsfw_mobilenet.evaluation import operating_point
 from nsfw_mobilenet.io import image_files
-
-SIDE = tiny_classifier.SIDE
-BAD_EXIF = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x05\x01\x12"  # an IFD cut short: "Corrupt EXIF data"
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +53,7 @@ def by_name(rows):
     return {os.path.basename(row["path"]): row for row in rows}
 
 
-# ---------------------------------------------------------------- 1. every file gets a row
+# ---------------------------------------------------------------- every file gets a row
 
 
 def test_every_non_hidden_file_gets_one_row_and_pillow_formats_are_classified(tflite, decisive, tmp_path, capsys):
@@ -88,36 +82,7 @@ def test_every_non_hidden_file_gets_one_row_and_pillow_formats_are_classified(tf
     assert code == exit_codes.EXIT_UNREADABLE  # nothing flagged, but not everything could be read
 
 
-# ---------------------------------------------------------------- 2, 4. pixels as a viewer sees them
-
-
-def test_sixteen_bit_png_is_scaled_to_eight_bits_not_clipped_to_white(tmp_path):
-    path = tmp_path / "depth16.png"
-    Image.fromarray(np.full((64, 64), 30000, np.uint16)).save(path)
-    assert Image.open(path).mode.startswith("I")
-    assert image_files.decode_image(path, (32, 32))[0, 0].tolist() == [117, 117, 117]  # 30000 / 257
-
-
-@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
-def test_transparent_pixels_are_composited_on_white_not_their_hidden_colour(tmp_path, mode):
-    pixels = np.zeros((64, 64, 4), np.uint8)
-    pixels[..., 0] = 255  # red hidden under alpha 0 on the left half
-    pixels[:, 32:, 3] = 255
-    image = Image.fromarray(pixels)
-    if mode == "LA":
-        image = image.convert("LA")
-    elif mode == "P":
-        pixels[:, 32:, :3] = (0, 0, 255)
-        image = Image.fromarray(pixels[..., :3]).quantize(2)
-        image.info["transparency"] = image.getpixel((0, 0))  # the left half's palette entry
-    path = tmp_path / f"transparent_{mode}.png"
-    image.save(path, transparency=image.info["transparency"]) if mode == "P" else image.save(path)
-    decoded = image_files.decode_image(path, (64, 64))
-    assert decoded[10, 5].tolist() == list(image_files.TRANSPARENT_BACKGROUND)
-    assert decoded[10, 50].tolist() != list(image_files.TRANSPARENT_BACKGROUND)
-
-
-# ---------------------------------------------------------------- 3. animations are judged on every frame
+# ---------------------------------------------------------------- animations are judged on every frame
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".webp"])
@@ -135,7 +100,7 @@ def test_animation_gets_frame_rows_and_one_verdict_any_unsafe_frame_makes_it_uns
     assert rows[-1]["decision"] == "unsafe" and code == exit_codes.EXIT_FLAGGED
 
 
-# ---------------------------------------------------------------- 5, 6, 7. too small, truncated, too big
+# ---------------------------------------------------------------- too small, truncated, too big
 
 
 def test_an_image_below_the_minimum_side_is_too_small_to_classify(tflite, tmp_path, capsys):
@@ -168,14 +133,7 @@ def test_an_oversized_file_is_refused_from_its_size_without_reading_it(tflite, t
     assert row["decision"] == "error" and f"above the {image_files.MAX_IMAGE_BYTES // 2**20} MiB limit" in row["error"]
 
 
-def test_a_non_image_is_rejected_from_its_header(tmp_path):
-    fake = tmp_path / "fake.jpg"
-    fake.write_bytes(b"PK\x03\x04" + bytes(1000))
-    with pytest.raises(image_files.CorruptImage, match="not an image"):
-        image_files.read_image(fake)
-
-
-# ---------------------------------------------------------------- 8, 9, 10. clear usage errors
+# ---------------------------------------------------------------- clear usage errors
 
 
 def test_output_in_a_missing_folder_is_created(tflite, decisive, tmp_path, capsys):
@@ -215,15 +173,7 @@ def test_tflite_without_labels_is_an_error_unless_classes_are_given(tflite, deci
     assert code == exit_codes.EXIT_OK and rows_of(out)[0]["label"] == "normal"
 
 
-def test_labels_in_the_model_card_count(tflite, tmp_path):
-    model = tmp_path / "model.tflite"
-    model.write_bytes(tflite.read_bytes())
-    (tmp_path / "labels.txt").write_text("\n")
-    (tmp_path / "model_card.json").write_text(json.dumps({"classes": ["normal", "sexual"]}))
-    assert scan.Detector(model).classes == ["normal", "sexual"]
-
-
-# ---------------------------------------------------------------- 11, 12. Ctrl-C, stderr noise
+# ---------------------------------------------------------------- Ctrl-C, stderr noise
 
 
 def test_ctrl_c_says_where_it_stopped_exits_130_and_leaves_whole_rows(tflite, decisive, tmp_path, capsys,
@@ -262,64 +212,6 @@ def test_scanning_with_a_keras_model_prints_only_our_own_messages(classifier, de
                                capture_output=True, text=True, env=env)
     assert completed.returncode in (exit_codes.EXIT_OK, exit_codes.EXIT_FLAGGED), completed.stderr
     assert completed.stderr == ""
-
-
-def test_export_also_says_a_text_file_named_keras_is_not_a_keras_model(tmp_path, capsys):
-    fake = tmp_path / "model.keras"
-    fake.write_text("not a model")
-    code = cli.main(["export", "--model", str(fake), "--backbone", "mobilenet_v1", "--out", str(tmp_path / "out"),
-                     "--variants", "float32"])
-    err = capsys.readouterr().err
-    assert code == 2 and "not a Keras model file" in err and "not found" not in err.lower()
-
-
-def test_the_detector_api_refuses_a_too_small_file_as_the_scan_does(tflite, tmp_path):
-    Image.new("RGB", (1, 1), (200, 20, 20)).save(tmp_path / "pixel.png")
-    with pytest.raises(image_files.CorruptImage, match="too small to classify"):
-        scan.Detector(tflite).classify(tmp_path / "pixel.png")
-
-
-# ---------------------------------------------------------------- 11, 12 with files decoded on threads
-
-
-def test_each_file_keeps_its_own_pillow_notes_when_files_decode_on_threads(tflite, tmp_path):
-    for index in range(40):
-        exif = {"exif": BAD_EXIF} if index % 3 == 0 else {}
-        Image.new("RGB", (64, 64), (10, 200, 10)).save(tmp_path / f"{index:02d}.jpg", **exif)
-    filters, showwarning = list(warnings.filters), warnings.showwarning
-    rows = list(scan.scan(scan.Detector(tflite), [tmp_path], progress=False, decode_threads=8))
-    assert [bool(row["note"]) for row in rows] == [index % 3 == 0 for index in range(40)]
-    assert all(row["note"].startswith("UserWarning: Corrupt EXIF data") for row in rows if row["note"])
-    assert warnings.filters == filters and warnings.showwarning is showwarning  # left as they were
-
-
-def test_read_image_on_many_threads_at_once_gives_each_file_its_own_notes(tmp_path):
-    paths = []
-    for index in range(12):
-        paths.append(tmp_path / f"{index:02d}.jpg")
-        Image.new("RGB", (64, 64), (index, 20, 20)).save(paths[-1], **({"exif": BAD_EXIF} if index % 2 else {}))
-    with ThreadPoolExecutor(8) as pool:
-        notes = list(pool.map(lambda path: image_files.read_image(path, (32, 32)).notes, paths * 10))
-    assert [bool(note) for note in notes] == [index % 2 == 1 for index in range(12)] * 10
-
-
-def test_a_warning_of_another_thread_is_not_taken_as_a_note(tmp_path):
-    collecting, release = threading.Event(), threading.Event()
-
-    def notes_of_a_quiet_block():
-        with image_files.pillow_warnings_as_notes() as notes:
-            collecting.set()
-            release.wait(timeout=10)
-        return notes
-
-    with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(1) as pool:
-        warnings.simplefilter("always")
-        quiet = pool.submit(notes_of_a_quiet_block)
-        collecting.wait(timeout=10)
-        warnings.warn("raised by the main thread", UserWarning)
-        release.set()
-        assert quiet.result() == []
-    assert [str(warning.message) for warning in caught] == ["raised by the main thread"]
 
 
 INTERRUPTED_SCAN = """
