@@ -33,6 +33,7 @@ KERAS_DEFAULT_LEARNING_RATES = {"sgd": 0.01, "adam": 0.001}
 LITERAL_LEARNING_RATE = 0.001  # the other reading: the number §4.2.1 prints, for both optimizers
 DEFAULT_SEED = 1
 BATCH_SIZE = 64  # §4.1: "we usually set to 64"
+DA_TABLES = ("4.3", "4.7", "4.11", "4.15")  # §4.2.1–4.2.4: all six techniques on each backbone
 
 
 @dataclass(frozen=True)

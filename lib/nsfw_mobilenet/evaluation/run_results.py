@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from nsfw_mobilenet.core.backbones import IMAGENET, RANDOM_INIT
-from nsfw_mobilenet.core.configs import FINAL_TABLE, ExperimentConfig
+from nsfw_mobilenet.core.configs import DA_TABLES, FINAL_TABLE, ExperimentConfig
 from nsfw_mobilenet.core.paths import RESULTS_DIR
 
 CONFUSION_COLUMNS = ("TN", "FN", "TP", "FP")
 RESULT_KEYS = ("config", "weights", "data", "history", "final", "time_min", "test")  # what every results JSON has
-DA_TABLES = ("4.3", "4.7", "4.11", "4.15")  # their runs live in results/augmentation/<data>/<order>/
 DEFAULT_DATASET = "flower_photos_roses_vs_tulips"  # the proxy the committed tables were run on
 
 
@@ -143,7 +142,7 @@ def results_folder(table: str, dataset: str = DEFAULT_DATASET, *, variant: str =
                    root: Path | str = RESULTS_DIR) -> Path:
     """Where the committed runs of `table` on `dataset` live (results/README.md): table_<T>/<dataset><variant>/,
     augmentation/<dataset><variant>/<order>/ for the DA tables, final/<dataset><variant>/ for the final model."""
-    if table in DA_TABLES:
+    if table in DA_TABLES:  # their runs live in results/augmentation/<data>/<order>/
         return Path(root) / "augmentation" / f"{dataset}{variant}" / (order or "corrected")
     if table == FINAL_TABLE:
         return Path(root) / "final" / f"{dataset}{variant}"

@@ -48,12 +48,11 @@ from typing import Any
 import numpy as np
 
 from nsfw_mobilenet.core.backbones import BACKBONES
-from nsfw_mobilenet.core.configs import ExperimentConfig, table_configs
+from nsfw_mobilenet.core.configs import DA_TABLES, ExperimentConfig, table_configs
 from nsfw_mobilenet.io import input_pipeline
 
 TECHNIQUES: dict[str, tuple[str, Callable[[int | None], Any]]] = {}
 DESTROYED_STD_FRACTION = 1e-3  # an image whose pixel std is below this share of the value range is constant
-DA_TABLES = ("4.3", "4.7", "4.11", "4.15")  # §4.2.1–4.2.4: all six techniques on each backbone
 # Listing 4.5's parameters, shared by the Keras layers and the fused form.
 ROTATION_FACTOR = 0.05  # of a full turn: ±18°
 CONTRAST_FACTOR = 0.1  # factor in [0.9, 1.1]
