@@ -2,7 +2,14 @@ import itertools
 
 import pytest
 
-from nsfw_mobilenet.core.taxonomy import BINARY, FIVE_CLASS, cross_taxonomy_correct, taxonomy_for_classes
+from nsfw_mobilenet.core.taxonomy import (
+    BINARY,
+    FIVE_CLASS,
+    checked_unsafe_classes,
+    cross_taxonomy_correct,
+    default_unsafe_classes,
+    taxonomy_for_classes,
+)
 
 # Listing 4.8, written out: for each true class, the predictions that count as errors.
 LISTING_4_8_ERRORS = {
@@ -58,3 +65,19 @@ def test_taxonomy_is_found_from_folder_names_in_any_order():
     assert taxonomy_for_classes(["sexy", "porn", "neutral", "hentai", "drawings"]) is FIVE_CLASS
     with pytest.raises(ValueError, match="match no taxonomy"):
         taxonomy_for_classes(["daisy", "roses"])
+
+
+@pytest.mark.parametrize("classes, unsafe", [
+    (["normal", "sexual"], ["sexual"]),
+    (["drawings", "hentai", "neutral", "porn", "sexy"], ["hentai", "porn", "sexy"]),
+    (["roses", "tulips"], ["tulips"]),
+    (["cats", "dogs", "hamsters"], ["hamsters"]),
+])
+def test_unsafe_classes_default_to_the_thesis_rule_else_the_last_folder_as_in_training(classes, unsafe):
+    assert default_unsafe_classes(classes) == unsafe
+
+
+def test_named_unsafe_classes_come_back_in_output_order_and_an_unknown_one_names_the_classes():
+    assert checked_unsafe_classes(["roses", "tulips", "daisy"], ["daisy", "roses"]) == ["roses", "daisy"]
+    with pytest.raises(ValueError, match=r"unsafe class 'lilies' is not one of the classes \['roses', 'tulips'\]"):
+        checked_unsafe_classes(["roses", "tulips"], ["lilies"])

@@ -8,6 +8,7 @@ real dataset laid out like theirs is read without renaming anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 SAFE = "safe"
@@ -97,6 +98,23 @@ def taxonomy_or_proxy(classes: list[str] | tuple[str, ...]) -> Taxonomy:
         ordered = tuple(sorted(classes))
         return Taxonomy(name="proxy", classes=ordered, unsafe_classes=frozenset(ordered[-1:]),
                         error_groups=tuple(frozenset({c}) for c in ordered))
+
+
+def default_unsafe_classes(classes: Sequence[str]) -> list[str]:
+    """The classes that count as unsafe unless a user names them: the thesis's (§5.1) where `classes` are a
+    taxonomy's, else the last class in folder order, as training counts a proxy's (`taxonomy_or_proxy`)."""
+    unsafe = taxonomy_or_proxy(list(classes)).unsafe_classes
+    return [name for name in classes if name in unsafe]
+
+
+def checked_unsafe_classes(classes: Sequence[str], unsafe: Sequence[str]) -> list[str]:
+    """`unsafe` in output order, once each; ValueError when one is not among `classes` or none is given."""
+    unknown = [name for name in unsafe if name not in classes]
+    if unknown:
+        raise ValueError(f"unsafe class {', '.join(map(repr, unknown))} is not one of the classes {list(classes)}")
+    if not unsafe:
+        raise ValueError(f"no unsafe class given; name one of the classes {list(classes)}")
+    return [name for name in classes if name in unsafe]
 
 
 def cross_taxonomy_correct(true_label: str, true_taxonomy: Taxonomy, predicted_label: str,
