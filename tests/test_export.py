@@ -310,11 +310,155 @@ def test_tensorflow_and_litert_start_without_native_log_lines(exported):
     assert "InitializeLog" not in completed.stderr and "XNNPACK" not in completed.stderr
 
 
-def test_model_card_names_the_weights_from_the_results_beside_the_model(tmp_path):
-    model = tmp_path / "table_4.9_row_01.keras"
-    assert export.trained_from(model).startswith("unknown")
-    model.with_suffix(".json").write_text(json.dumps(result_dict(weights="ImageNet (dequantized from TFLite)")))
-    assert export.trained_from(model) == "ImageNet (dequantized from TFLite)"
+# ---------------------------------------------------------------- the user's class names, the results beside the model
+
+
+@pytest.fixture(scope="module")
+def trained_on_roses(classifier, tmp_path_factory):
+    """The tiny classifier saved as `train` leaves a run (results JSON beside the .keras: class folders roses,
+    tulips), exported by `nsfw-mobilenet export` with no --backbone, --classes or --data; its stderr kept."""
+    import contextlib
+    import io
+
+    root = tmp_path_factory.mktemp("roses")
+    model = root / "table_4.9_row_04_seed_1.keras"
+    classifier.save(model)
+    model.with_suffix(".json").write_text(json.dumps(result_dict(backbone="mobilenet_v1")))
+    with contextlib.redirect_stderr(io.StringIO()) as stderr:
+        code = cli.main(["export", "--model", str(model), "--out", str(root / "out"), "--variants", "float32"])
+    assert code == 0
+    return root / "out" / "float32", stderr.getvalue()
+
+
+def test_export_keeps_the_class_folders_the_model_was_trained_on_and_the_last_one_is_unsafe(trained_on_roses):
+    folder, _ = trained_on_roses
+    card = json.loads((folder / model_card.CARD_FILE).read_text())
+    assert (folder / model_card.LABELS_FILE).read_text().split() == ["roses", "tulips"]
+    assert card["classes"] == ["roses", "tulips"] and card["unsafe_classes"] == ["tulips"]
+    assert "unsafe: tulips" in (folder / model_card.CARD_MARKDOWN_FILE).read_text()
+
+
+def test_the_card_fills_training_config_weights_and_data_from_the_results_beside_the_model(trained_on_roses):
+    folder, _ = trained_on_roses
+    card = json.loads((folder / model_card.CARD_FILE).read_text())
+    assert card["backbone"] == "mobilenet_v1" and card["weights"] == "ImageNet"
+    assert card["config"].startswith("table_4.9/row_04, seed 1: backbone mobilenet_v1, trainable_layers 10")
+    assert card["training_data"] == ("data/proxy: class folders ['roses', 'tulips'], images "
+                                     "{'training': 507, 'validation': 126, 'test': 10}")
+    assert card["keras_test_accuracy"] == 0.8
+    markdown = (folder / model_card.CARD_MARKDOWN_FILE).read_text()
+    assert "- **Training config**: table_4.9/row_04, seed 1" in markdown and "not given" not in markdown
+
+
+def test_a_model_without_results_beside_it_has_a_card_that_says_what_is_unknown(tmp_path):
+    fields = export.origin_fields(None, tmp_path / "mine.keras", None)
+    assert fields == {"weights": "unknown (no mine.json beside the model)", "training_data": "not given"}
+
+
+def test_export_says_each_step_on_stderr(trained_on_roses):
+    _, stderr = trained_on_roses
+    steps = [line.removeprefix("nsfw-mobilenet export: ") for line in stderr.splitlines()]
+    assert steps[0].startswith("loading ") and steps[0].endswith("table_4.9_row_04_seed_1.keras")
+    assert steps[1:] == ["float32: converting to TensorFlow Lite", "float32: writing the model card"]
+
+
+def test_export_with_data_also_says_when_it_reads_the_data_fits_and_measures(classifier, tmp_path, capsys):
+    write_image_folder(tmp_path / "data" / "train", *tiny_classifier.images(24, seed=5))
+    classifier.save(tmp_path / "tiny.keras")
+    code = cli.main(["export", "--model", str(tmp_path / "tiny.keras"), "--backbone", "mobilenet_v1",
+                     "--out", str(tmp_path / "out"), "--variants", "float32", "--data", str(tmp_path / "data")])
+    steps = capsys.readouterr().err.splitlines()
+    assert code == 0 and len(steps) == 6
+    assert ["reading" in steps[1], "temperature" in steps[2], "operating point" in steps[4]] == [True] * 3
+
+
+def test_quiet_export_writes_nothing_on_stderr(classifier, tmp_path, capsys):
+    classifier.save(tmp_path / "tiny.keras")
+    code = cli.main(["export", "--quiet", "--model", str(tmp_path / "tiny.keras"), "--backbone", "mobilenet_v1",
+                     "--classes", "roses", "tulips", "--out", str(tmp_path / "out"), "--variants", "float32"])
+    assert code == 0 and capsys.readouterr().err == ""
+
+
+def test_classes_and_unsafe_class_options_name_the_outputs_and_the_unsafe_one_and_scan_uses_them(
+        classifier, tmp_path, capsys):
+    import csv
+    import io
+
+    from PIL import Image
+
+    classifier.save(tmp_path / "tiny.keras")
+    code = cli.main(["export", "--quiet", "--model", str(tmp_path / "tiny.keras"), "--backbone", "mobilenet_v1",
+                     "--classes", "roses", "tulips", "--unsafe-class", "roses", "--out", str(tmp_path / "out"),
+                     "--variants", "float32"])
+    assert code == 0 and card_of(tmp_path, "float32")["unsafe_classes"] == ["roses"]
+    Image.fromarray(tiny_classifier.images(1)[0][0]).save(tmp_path / "a.png")
+    capsys.readouterr()
+    model = tmp_path / "out" / "float32" / export.MODEL_FILE
+    code = cli.main(["scan", "--quiet", str(tmp_path / "a.png"), "--model", str(model)])
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert code in (0, 1) and row["label"] in ("roses", "tulips") and row["unsafe_probability"] == row["p_roses"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backbone", "mobilenet_v1"],
+     "its class names are unknown (no tiny.json beside it and no --data): pass --classes"),
+    (["--backbone", "mobilenet_v1", "--classes", "roses", "tulips", "--unsafe-class", "lilies"],
+     "unsafe class 'lilies' is not one of the classes ['roses', 'tulips']"),
+    (["--classes", "roses", "tulips"], "its backbone is unknown (no tiny.json beside it): pass --backbone"),
+])
+def test_export_without_names_it_can_trust_is_a_one_line_error_naming_the_fix(classifier, tmp_path, capsys, argv,
+                                                                               message):
+    classifier.save(tmp_path / "tiny.keras")
+    code = cli.main(["export", "--quiet", "--model", str(tmp_path / "tiny.keras"), "--out", str(tmp_path / "out"),
+                     "--variants", "float32", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_a_backbone_option_that_contradicts_the_results_beside_the_model_is_refused(classifier, tmp_path, capsys):
+    model = tmp_path / "table_4.9_row_04_seed_1.keras"
+    classifier.save(model)
+    model.with_suffix(".json").write_text(json.dumps(result_dict(backbone="mobilenet_v1")))
+    code = cli.main(["export", "--model", str(model), "--backbone", "mobilenet_v2", "--out", str(tmp_path / "out"),
+                     "--variants", "float32"])
+    assert code == 2 and "was trained from mobilenet_v1: drop --backbone" in capsys.readouterr().err
+
+
+def test_every_export_option_has_a_help_line_and_backbone_lists_its_choices():
+    from nsfw_mobilenet.core import backbones
+
+    parser = cli.build_parser("export")._subparsers._group_actions[0].choices["export"]
+    assert all(action.help for action in parser._actions)
+    backbone = next(action for action in parser._actions if action.dest == "backbone")
+    assert sorted(backbone.choices) == sorted(backbones.BACKBONES)
+
+
+# ---------------------------------------------------------------- numbers a person reads
+
+
+def decimals(value):
+    """Every float in a card, walked."""
+    if isinstance(value, dict):
+        return [d for item in value.values() for d in decimals(item)]
+    if isinstance(value, list):
+        return [d for item in value for d in decimals(item)]
+    return [value] if isinstance(value, float) else []
+
+
+def test_every_number_on_the_card_has_at_most_4_decimals(exported_with_evidence):
+    floats = decimals(card_of(exported_with_evidence, "int8"))
+    assert floats and all(value == round(value, 4) for value in floats if value == value)
+
+
+@pytest.mark.parametrize("chosen, on_the_grid", [
+    ((0.6132812500000001, (0.41, 0.6132812500000001)), (0.6133, (0.41, 0.6133))),
+    ((0.61325, (0.40006, 0.61325)), (0.6133, (0.4, 0.6133))),  # low end down: fewer decided safe
+    ((3e-7, (3e-7, 3e-7)), (0.0001, (0.0001, 0.0001))),  # an empty band stays empty
+    ((0.7, (0.3, 0.7)), (0.7, (0.3, 0.7))),
+])
+def test_the_operating_point_is_rounded_to_4_decimals_away_from_what_its_targets_guard(chosen, on_the_grid):
+    point = export.on_card_grid(export.OperatingPoint(chosen[0], chosen[1]))
+    assert (point.threshold, point.review_band) == on_the_grid
 
 
 def test_export_also_says_a_text_file_named_keras_is_not_a_keras_model(tmp_path, capsys):

@@ -620,6 +620,63 @@ def test_labels_in_the_model_card_count(models, tmp_path):
     assert scan.Detector(model).classes == ["normal", "sexual"]
 
 
+@pytest.fixture
+def roses_model(models, tmp_path):
+    """The tiny .tflite as a roses/tulips model: labels.txt and a card with its classes, no `unsafe_classes` yet."""
+    model = tmp_path / "model.tflite"
+    model.write_bytes(models["tflite"].read_bytes())
+    (tmp_path / "labels.txt").write_text("roses\ntulips\n")
+    return model
+
+
+def write_card(model, card):
+    (model.parent / "model_card.json").write_text(json.dumps(card))
+
+
+def test_a_card_that_names_its_unsafe_class_is_scanned_with_the_users_class_names(roses_model, decisive, capsys):
+    write_card(roses_model, {"classes": ["roses", "tulips"], "unsafe_classes": ["roses"]})
+    detector = scan.Detector(roses_model)
+    assert (detector.classes, detector.unsafe_classes) == (["roses", "tulips"], ["roses"])
+    verdict = detector.classify(decisive["safe"])  # the tiny model's first output is high for it: roses
+    assert verdict.label == "roses" and verdict.unsafe_probability == verdict.probabilities["roses"]
+    Image.fromarray(decisive["safe"]).save(roses_model.parent / "a.png")
+    _, out, _ = run_scan(capsys, roses_model.parent / "a.png", "--model", roses_model)
+    [row] = list(csv.DictReader(io.StringIO(out)))
+    assert row["label"] == "roses" and {"p_roses", "p_tulips"} <= set(row) and row["decision"] == "unsafe"
+
+
+@pytest.mark.parametrize("classes, unsafe", [(["roses", "tulips"], ["tulips"]), (["normal", "sexual"], ["sexual"])])
+def test_an_older_card_without_unsafe_classes_counts_the_thesis_rule_else_the_last_class(roses_model, classes, unsafe):
+    (roses_model.parent / "labels.txt").write_text("\n".join(classes))
+    write_card(roses_model, {"classes": classes})
+    assert scan.Detector(roses_model).unsafe_classes == unsafe
+
+
+def test_the_unsafe_class_option_overrides_the_card_and_an_unknown_one_is_a_usage_error(roses_model, decisive, capsys):
+    write_card(roses_model, {"classes": ["roses", "tulips"], "unsafe_classes": ["tulips"]})
+    assert scan.Detector(roses_model, unsafe_classes=["roses"]).unsafe_classes == ["roses"]
+    Image.fromarray(decisive["safe"]).save(roses_model.parent / "a.png")
+    code, _, err = run_scan(capsys, roses_model.parent / "a.png", "--model", roses_model, "--unsafe-class", "lilies")
+    assert code == exit_codes.EXIT_USAGE
+    assert "unsafe class 'lilies' is not one of the classes ['roses', 'tulips']" in err
+
+
+def test_a_card_whose_unsafe_class_is_not_one_of_its_classes_names_the_field(roses_model):
+    write_card(roses_model, {"classes": ["roses", "tulips"], "unsafe_classes": ["sexual"]})
+    with pytest.raises(ValueError, match="model_card.json: field `unsafe_classes`: unsafe class 'sexual'"):
+        scan.Detector(roses_model)
+
+
+def test_a_keras_model_takes_its_classes_and_backbone_from_the_results_beside_it(classifier, tmp_path):
+    from run_result_factory import result_dict
+
+    model = tmp_path / "table_4.9_row_04_seed_1.keras"
+    classifier.save(model)
+    model.with_suffix(".json").write_text(json.dumps(result_dict(backbone=TINY_BACKBONE)))
+    detector = scan.Detector(model)
+    assert (detector.classes, detector.unsafe_classes) == (["roses", "tulips"], ["tulips"])
+
+
 def test_the_detector_api_refuses_a_too_small_file_as_the_scan_does(models, tmp_path):
     Image.new("RGB", (1, 1), (200, 20, 20)).save(tmp_path / "pixel.png")
     with pytest.raises(image_files.CorruptImage, match="too small to classify"):

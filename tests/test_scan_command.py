@@ -6,6 +6,7 @@ Every odd input is generated here at test time (harmless colour images, text, li
 import csv
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from PIL import Image
 
 from nsfw_mobilenet import cli
 from nsfw_mobilenet.app import scan, scan_output
-from nsfw_mobilenet.core import exit_codes
+from nsfw_mobilenet.core import backbones, exit_codes
 from nsfw_mobilenet.evaluation import operating_point
 from nsfw_mobilenet.io import image_files
 
@@ -80,6 +81,62 @@ def test_every_non_hidden_file_gets_one_row_and_pillow_formats_are_classified(tf
         assert rows[name]["decision"] == "error" and rows[name]["error"] == reason, name
     assert rows["linked_folder"]["decision"] == "skipped" and "not followed" in rows["linked_folder"]["error"]
     assert code == exit_codes.EXIT_UNREADABLE  # nothing flagged, but not everything could be read
+
+
+def test_a_file_that_is_neither_image_nor_video_has_its_own_kind_and_a_broken_jpeg_stays_an_image(
+        tflite, decisive, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not a picture")
+    (tmp_path / "text.jpg").write_text("not a picture either")
+    Image.fromarray(decisive["safe"]).save(tmp_path / "photo.png")
+    rows = by_name(rows_of(run_scan(capsys, tmp_path, "--model", tflite)[1]))
+    assert {name: row["kind"] for name, row in rows.items()} == {"notes.txt": scan.OTHER, "text.jpg": "image",
+                                                                 "photo.png": "image"}
+    assert scan.OTHER == "other" and rows["notes.txt"]["error"] == "not an image or video"
+
+
+# ---------------------------------------------------------------- what a person reads
+
+
+@pytest.mark.parametrize("output_format", ["csv", "jsonl"])
+def test_probabilities_and_thresholds_in_rows_have_at_most_4_decimals(tflite, decisive, tmp_path, capsys,
+                                                                       output_format):
+    import json
+
+    Image.fromarray(decisive["unsafe"]).save(tmp_path / "a.png")
+    _, out, _ = run_scan(capsys, tmp_path / "a.png", "--model", tflite, "--format", output_format,
+                         "--threshold", "0.6132812500000001", "--review-band", "0.30000000000000004", "0.7")
+    if output_format == "csv":
+        [row] = rows_of(out)
+        numbers = [row[key] for key in ("unsafe_probability", "threshold", "review_low", "review_high",
+                                        "p_normal", "p_sexual")]
+    else:
+        row = json.loads(out)
+        numbers = [str(row[key]) for key in ("unsafe_probability", "threshold", "review_low", "review_high")]
+        numbers += [str(p) for p in row["probabilities"].values()]
+    assert all(len(number.partition(".")[2]) <= 4 for number in numbers), numbers
+    assert numbers[1:4] == ["0.6133", "0.3", "0.7"]
+
+
+def test_a_scan_ends_with_one_summary_line_on_stderr_that_quiet_turns_off(tflite, decisive, tmp_path, capsys):
+    Image.fromarray(decisive["safe"]).save(tmp_path / "safe.png")
+    Image.fromarray(decisive["unsafe"]).save(tmp_path / "unsafe.png")
+    (tmp_path / "notes.txt").write_text("not a picture")
+    (tmp_path / "fifo").mkdir()
+    os.mkfifo(tmp_path / "fifo" / "pipe.jpg")
+    code = cli.main(["scan", str(tmp_path), "--model", str(tflite)])
+    summary = capsys.readouterr().err.rstrip("\n").splitlines()[-1]
+    assert code == exit_codes.EXIT_FLAGGED
+    assert re.fullmatch(r"nsfw-mobilenet scan: 4 inputs: 1 safe, 0 review, 1 unsafe, 1 error, 1 skipped in "
+                        r"\d+\.\d s", summary), summary
+    quiet_err = run_scan(capsys, tmp_path, "--model", tflite)[2]  # run_scan passes --quiet
+    assert "inputs:" not in quiet_err and quiet_err.count("\n") == 2  # the two unreadable files, as always
+
+
+def test_every_scan_option_has_a_help_line_and_backbone_lists_its_choices():
+    parser = cli.build_parser("scan")._subparsers._group_actions[0].choices["scan"]
+    assert all(action.help for action in parser._actions)
+    backbone = next(action for action in parser._actions if action.dest == "backbone")
+    assert sorted(backbone.choices) == sorted(backbones.BACKBONES)
 
 
 # ---------------------------------------------------------------- animations are judged on every frame

@@ -18,6 +18,11 @@ and full integer int8 (activations calibrated on representative training images)
 Given labelled data (`--data`), the exported graph divides its logits by a temperature fitted on the
 validation split (`calibrate`), and each card carries the operating point chosen there for a target
 false-positive rate and recall (`operating_point`), with the figures measured by running that file.
+
+Class names are the user's: the class folders the model was trained on (the results JSON `train` wrote
+beside the `.keras`, which also gives the card its backbone, config and weights), else those of `--data`,
+or `--classes`. The card names its unsafe classes (`--unsafe-class`; by default the thesis's where the
+folders are named like its taxonomies, else the last class, as training counts it), and `scan` reads them.
 """
 
 
@@ -31,37 +36,43 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from nsfw_mobilenet.app.litert import DEFAULT_THREADS, LiteRTModel
 from nsfw_mobilenet.app.model_card import (
     AGREEMENT_TARGET,
     CARD_FILE,
     CARD_MARKDOWN_FILE,
+    DECIMALS,
     LABELS_FILE,
     TEMPERATURE_APPLIED,
     build_model_card,
-    default_classes,
     model_card_markdown,
+    training_result,
 )
 from nsfw_mobilenet.core import backbones, native_output
+from nsfw_mobilenet.core.configs import FINAL_CONFIG_NAME, FINAL_TABLE
 from nsfw_mobilenet.core.exit_codes import EXIT_OK, EXIT_USAGE
+from nsfw_mobilenet.core.taxonomy import checked_unsafe_classes, default_unsafe_classes
 from nsfw_mobilenet.evaluation import calibrate
-from nsfw_mobilenet.evaluation.evaluate import evaluate_predictions, is_unsafe, per_class_metrics, unsafe_scores
+from nsfw_mobilenet.evaluation.evaluate import evaluate_predictions, per_class_metrics
 from nsfw_mobilenet.evaluation.operating_point import (
     DEFAULT_TARGET_FALSE_POSITIVE_RATE,
     DEFAULT_TARGET_RECALL,
+    OperatingPoint,
     Targets,
     choose_operating_point,
     decision_shares,
     policy_figures,
+    unsafe_probabilities,
 )
-from nsfw_mobilenet.evaluation.run_results import load_result
+from nsfw_mobilenet.evaluation.run_results import RunResult
 from nsfw_mobilenet.io import image_cache, image_files
 from nsfw_mobilenet.io.inference import predict
 from nsfw_mobilenet.io.model_files import check_keras_model_file
@@ -216,15 +227,22 @@ def _quantize_except(calibrated: bytes, float_ops: Sequence[str], disable_per_ch
                                         denylisted_ops=list(float_ops))
 
 
+def _silent(step: str) -> None:
+    """The library's progress: none (the command prints each step)."""
+
+
 def export_tflite(model: Any, out_dir: Path | str, variant: str, *, classes: Sequence[str],
                   pixel_scaling: tuple[float, float] | None,
                   representative_images: np.ndarray | None = None,
                   model_card: Mapping[str, Any] | None = None, float_ops: Sequence[str] = (),
-                  evidence: Evidence | None = None, reference_path: Path | None = None) -> ExportedModel:
+                  evidence: Evidence | None = None, reference_path: Path | None = None,
+                  unsafe_classes: Sequence[str] | None = None, say: Callable[[str], None] = _silent) -> ExportedModel:
     """Write `<out_dir>/<variant>/` with the `.tflite`, labels and model card.
 
     `model` takes preprocessed input (as trained); `pixel_scaling` (see `pixel_scaling_for`) is baked
-    in so the file takes 0..255 pixels. `representative_images` (uint8 training images) calibrate int8;
+    in so the file takes 0..255 pixels. `unsafe_classes`: what the card and its figures count as unsafe
+    (default: `taxonomy.default_unsafe_classes`); `say` is told each step (the command prints it).
+    `representative_images` (uint8 training images) calibrate int8;
     `float_ops` keeps those op types float in it (`INT8_FLOAT_MULTIPLICATIONS`: closer to float32, faster);
     hard-swish is always kept float (`INT8_FLOAT_HARD_SWISH`).
     With `evidence`, the temperature fitted on validation data is applied inside the graph and the card
@@ -235,19 +253,25 @@ def export_tflite(model: Any, out_dir: Path | str, variant: str, *, classes: Seq
         raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
     if model.output_shape[-1] != len(classes):
         raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(classes)} classes were given")
+    unsafe = checked_unsafe_classes(classes, unsafe_classes or default_unsafe_classes(classes))
     folder = Path(out_dir) / variant
     folder.mkdir(parents=True, exist_ok=True)
     network = calibrate.with_temperature(model, evidence.calibration.temperature) if evidence else model
     int8_notes = _int8_notes(model, float_ops) if variant == "int8" else {}
+    say(f"{variant}: converting to TensorFlow Lite")
     flatbuffer = convert(raw_pixel_model(network, pixel_scaling), variant, representative_images,
                          _int8_float_ops(model, float_ops) if variant == "int8" else ())
     exported = ExportedModel(variant, folder / MODEL_FILE, folder / LABELS_FILE, folder / CARD_FILE,
                              folder / CARD_MARKDOWN_FILE)
     exported.path.write_bytes(flatbuffer)
     exported.labels_path.write_text("\n".join(classes) + "\n")
-    measured = measured_fields(exported.path, classes, evidence, reference_path) if evidence else {}
+    if evidence:
+        say(f"{variant}: choosing the operating point and measuring the file on the data"
+            + (" (and its agreement with float32)" if reference_path else ""))
+    measured = measured_fields(exported.path, classes, evidence, reference_path, unsafe) if evidence else {}
+    say(f"{variant}: writing the model card")
     card = build_model_card(variant, classes, model.input_shape[1:], describe_scaling(pixel_scaling),
-                            len(flatbuffer), {**int8_notes, **measured, **(model_card or {})})
+                            len(flatbuffer), {**int8_notes, **measured, **(model_card or {})}, unsafe)
     exported.card_path.write_text(json.dumps(card, indent=2) + "\n")
     exported.card_markdown_path.write_text(model_card_markdown(card))
     return exported
@@ -313,10 +337,16 @@ def evidence_for(model: Any, backbone: str, run_data: RunData, benign_dirs: Sequ
     return gather_evidence(validation_probabilities, run_data.validation, run_data.test, benign, targets)
 
 
+def _roc_auc(is_unsafe: np.ndarray, unsafe_scores: np.ndarray) -> float | None:
+    """ROC AUC of the unsafe side; None unless both sides are present."""
+    return float(roc_auc_score(is_unsafe, unsafe_scores)) if is_unsafe.any() and not is_unsafe.all() else None
+
+
 def _test_metrics(probabilities: np.ndarray, labels: np.ndarray, classes: Sequence[str],
-                  reference: np.ndarray | None) -> dict[str, Any]:
+                  reference: np.ndarray | None, unsafe: Sequence[int]) -> dict[str, Any]:
     evaluation = evaluate_predictions(probabilities, labels, classes)
-    metrics = {"images": int(len(labels)), "accuracy": evaluation.accuracy, "roc_auc": evaluation.roc_auc,
+    roc_auc = _roc_auc(np.isin(labels, unsafe), unsafe_probabilities(probabilities, unsafe))  # the card's unsafe side
+    metrics = {"images": int(len(labels)), "accuracy": evaluation.accuracy, "roc_auc": roc_auc,
                "per_class": per_class_metrics(probabilities, labels, classes),
                "confusion_matrix": evaluation.confusion_matrix,
                "ece": calibrate.expected_calibration_error(probabilities, labels)}
@@ -325,36 +355,59 @@ def _test_metrics(probabilities: np.ndarray, labels: np.ndarray, classes: Sequen
     return metrics
 
 
+def on_card_grid(point: OperatingPoint) -> OperatingPoint:
+    """`point` at the card's DECIMALS, rounded so that the targets it was chosen for still hold: the threshold and
+    the review band's high end up (fewer images decided unsafe), its low end down (fewer decided safe); the images
+    between go to review. An empty band (the threshold alone meets the recall target) stays empty. The card's
+    figures are measured at this point, so a scan reproduces them."""
+    low, high = point.review_band
+    threshold, rounded_high = _on_grid(point.threshold, up=True), _on_grid(high, up=True)
+    rounded_low = rounded_high if low == high else _on_grid(low, up=False)
+    return replace(point, threshold=threshold, review_band=(rounded_low, rounded_high))
+
+
+def _on_grid(value: float, *, up: bool) -> float:
+    """The number of DECIMALS nearest `value` at or above it (`up`), else at or below it."""
+    nearest = round(value, DECIMALS)
+    if (nearest < value) if up else (nearest > value):
+        return round(nearest + (10 ** -DECIMALS if up else -(10 ** -DECIMALS)), DECIMALS)
+    return nearest
+
+
 def measured_fields(model_path: Path | str, classes: Sequence[str], evidence: Evidence,
-                    reference_path: Path | str | None = None) -> dict[str, Any]:
+                    reference_path: Path | str | None = None,
+                    unsafe_classes: Sequence[str] | None = None) -> dict[str, Any]:
     """`calibration`, `operating_point` and `metrics` of one exported file, run with LiteRT on `evidence`.
 
-    `reference_path`: the float32 export, for the top-1 agreement of this file with it.
+    `reference_path`: the float32 export, for the top-1 agreement of this file with it; `unsafe_classes`: the
+    card's (default: `taxonomy.default_unsafe_classes`).
     Raises `operating_point.OperatingPointError` when the targets cannot be met on validation data.
     """
+    unsafe = [list(classes).index(name) for name in unsafe_classes or default_unsafe_classes(classes)]
     lite = LiteRTModel(model_path)
-    validation = lite.predict(evidence.validation.images)
-    validation_unsafe = is_unsafe(evidence.validation.labels, classes)
-    point = choose_operating_point(unsafe_scores(validation, classes), validation_unsafe, evidence.targets)
+    validation_probabilities = lite.predict(evidence.validation.images)
+    validation = unsafe_probabilities(validation_probabilities, unsafe)
+    validation_unsafe = np.isin(evidence.validation.labels, unsafe)
+    point = on_card_grid(choose_operating_point(validation, validation_unsafe, evidence.targets))
     operating_point = {
         "threshold": point.threshold, "review_band": list(point.review_band),
         "target_false_positive_rate": evidence.targets.false_positive_rate,
         "target_recall": evidence.targets.recall, "chosen_on": evidence.calibration.fitted_on,
-        "validation": policy_figures(unsafe_scores(validation, classes), validation_unsafe, point).to_dict()}
+        "validation": policy_figures(validation, validation_unsafe, point).to_dict()}
     metrics: dict[str, Any] = {}
     if evidence.test is not None and len(evidence.test.labels):
         test = lite.predict(evidence.test.images)
         reference = LiteRTModel(reference_path).predict(evidence.test.images) if reference_path else None
-        operating_point["test"] = policy_figures(unsafe_scores(test, classes),
-                                                 is_unsafe(evidence.test.labels, classes), point).to_dict()
-        metrics["test"] = _test_metrics(test, evidence.test.labels, classes, reference)
+        operating_point["test"] = policy_figures(unsafe_probabilities(test, unsafe),
+                                                 np.isin(evidence.test.labels, unsafe), point).to_dict()
+        metrics["test"] = _test_metrics(test, evidence.test.labels, classes, reference, unsafe)
     if evidence.benign:
         metrics.setdefault("test", {})["benign"] = {
             folder.classes[0]: {"images": int(len(folder.labels)),
-                                **decision_shares(unsafe_scores(lite.predict(folder.images), classes), point)}
+                                **decision_shares(unsafe_probabilities(lite.predict(folder.images), unsafe), point)}
             for folder in evidence.benign}
     calibration = {**evidence.calibration.to_dict(), "applied": TEMPERATURE_APPLIED,
-                   "ece_this_file_validation": calibrate.expected_calibration_error(validation,
+                   "ece_this_file_validation": calibrate.expected_calibration_error(validation_probabilities,
                                                                                    evidence.validation.labels)}
     return {"calibration": calibration, "operating_point": operating_point, "metrics": metrics}
 
@@ -437,14 +490,25 @@ def representative_images(data_dir: Path | str, count: int = REPRESENTATIVE_LIMI
 def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="write TFLite variants with labels and model cards (listing 2.4)",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, type=Path, help="trained .keras model")
-    parser.add_argument("--backbone", required=True, help="its backbone, for the preprocessing baked into the graph")
+    parser.add_argument("--model", required=True, type=Path,
+                        help="trained .keras model; the results JSON `train` wrote beside it (same name) gives its "
+                             "backbone, class folders, config and weights")
+    parser.add_argument("--backbone", choices=sorted(backbones.BACKBONES),
+                        help="its backbone, for the preprocessing baked into the graph (default: the one in the "
+                             "results JSON beside the model)")
     parser.add_argument("--out", required=True, type=Path, help="one sub-folder per variant is written here")
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                        help="which TFLite files to write (default: all; int8 needs --data)")
     parser.add_argument("--data", type=Path,
                         help="the training data root (train/ and test/): int8 calibration images, and the validation "
                              "split (listing 4.4) the temperature and operating point are chosen on")
-    parser.add_argument("--classes", nargs="+", help="class names in output order (default: the thesis taxonomy)")
+    parser.add_argument("--classes", nargs="+", metavar="NAME",
+                        help="class names in output order (default: the class folders the model was trained on, from "
+                             "the results JSON beside it, else those of --data)")
+    parser.add_argument("--unsafe-class", action="append", metavar="NAME",
+                        help="a class the card, its figures and `scan` count as unsafe; repeat it for more (default: "
+                             "the thesis's where the classes are normal/sexual or its five classes, else the last "
+                             "class, as training counts it)")
     parser.add_argument("--target-false-positive-rate", type=float, default=DEFAULT_TARGET_FALSE_POSITIVE_RATE,
                         help="threshold: the lowest with at most this share of safe validation images decided "
                              "unsafe (default %(default)s)")
@@ -454,43 +518,96 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--benign", type=Path, action="append", default=[], metavar="DIR",
                         help="a folder of harmless photos: the card reports the share flagged or sent to review "
                              "(repeatable)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(func=run)
 
 
-def trained_from(model_path: Path | str) -> str:
-    """The weights a `.keras` model was fine-tuned from, read from the results JSON `train` writes beside it."""
-    results = Path(model_path).with_suffix(".json")
-    if not results.exists():
-        return f"unknown (no {results.name} beside the model)"
-    return load_result(results).weights_name
+def _results_name(model_path: Path | str) -> str:
+    return Path(model_path).with_suffix(".json").name
+
+
+def origin_fields(result: RunResult | None, model_path: Path | str, data: Path | None) -> dict[str, Any]:
+    """What a card says about where the model comes from: the results JSON `train` wrote beside it (weights,
+    config, training data, the Keras model's test accuracy), else only what the command was given."""
+    if result is None:
+        return {"weights": f"unknown (no {_results_name(model_path)} beside the model)",
+                "training_data": str(data) if data else "not given"}
+    config = result.config
+    name = FINAL_CONFIG_NAME if config.table == FINAL_TABLE else f"table_{config.table}/row_{config.row:02d}"
+    settings = ", ".join(f"{key} {value}" for key, value in config.to_dict().items()
+                         if key not in ("table", "row", "seed"))
+    smoke = " (SMOKE run)" if result.smoke else ""
+    return {"weights": result.weights_name, "config": f"{name}, seed {config.seed}: {settings}",
+            "training_data": f"{result.data.get('dir', 'folder not recorded')}: class folders "
+                             f"{result.data.get('classes')}, images {result.data.get('counts')}{smoke}",
+            "keras_test_accuracy": result.test.accuracy if result.test else None}
+
+
+def _backbone(given: str | None, result: RunResult | None, model_path: Path) -> str:
+    """--backbone, else the one the results JSON beside the model names; they must agree."""
+    trained = result.config.backbone if result else None
+    if given and trained and given != trained:
+        raise ValueError(f"--backbone {given}, but {result.path} says {model_path.name} was trained from {trained}: "
+                         "drop --backbone")
+    if not (given or trained):
+        raise ValueError(f"{model_path}: its backbone is unknown (no {_results_name(model_path)} beside it): "
+                         "pass --backbone")
+    return given or trained
+
+
+def _classes(given: Sequence[str] | None, result: RunResult | None, run_data: RunData | None,
+             model_path: Path) -> list[str]:
+    """--classes, else the class folders the model was trained on (results JSON), else those of --data: the
+    user's names, never the thesis's unless the folders are named so."""
+    classes = given or (result and result.data.get("classes")) or (run_data and run_data.classes)
+    if not classes:
+        raise ValueError(f"{model_path}: its class names are unknown (no {_results_name(model_path)} beside it and "
+                         "no --data): pass --classes in output order")
+    return list(classes)
+
+
+def _step(message: str) -> None:
+    print(f"nsfw-mobilenet export: {message}", file=sys.stderr, flush=True)
+
+
+def _checked_targets(args: argparse.Namespace) -> Targets:
+    """Usage errors found before anything is loaded."""
+    if "int8" in args.variants and args.data is None:
+        raise ValueError("int8 needs calibration images: pass --data with the training folder")
+    if args.benign and args.data is None:
+        raise ValueError("--benign is measured at the operating point chosen on --data: pass --data too")
+    return Targets(args.target_false_positive_rate, args.target_recall)
 
 
 def run(args: argparse.Namespace) -> int:
+    say = _silent if args.quiet else _step
     native_output.import_tensorflow_quietly()  # its native start-up lines are not this command's messages
     import keras
 
     try:
-        scaling = pixel_scaling_for(args.backbone)
-        if "int8" in args.variants and args.data is None:
-            raise ValueError("int8 needs calibration images: pass --data with the training folder")
-        if args.benign and args.data is None:
-            raise ValueError("--benign is measured at the operating point chosen on --data: pass --data too")
-        targets = Targets(args.target_false_positive_rate, args.target_recall)
+        targets = _checked_targets(args)
         check_keras_model_file(args.model)
+        result = training_result(args.model)
+        backbone = _backbone(args.backbone, result, args.model)
+        say(f"loading {args.model}")
         model = keras.models.load_model(args.model, compile=False)
-        classes = args.classes or default_classes(int(model.output_shape[-1]))
         size = tuple(model.input_shape[1:3])
+        if args.data:
+            say(f"reading {args.data} (validation and test splits, int8 calibration images)")
+        run_data = load_run_data(args.data, progress=False, image_size=size) if args.data else None
+        classes = _classes(args.classes, result, run_data, args.model)
+        unsafe = checked_unsafe_classes(classes, args.unsafe_class or default_unsafe_classes(classes))
         representative = representative_images(args.data, image_size=size) if args.data else None
-        evidence = (evidence_for(model, args.backbone, load_run_data(args.data, progress=False, image_size=size),
-                                 args.benign, targets) if args.data else None)
-        card = {"backbone": args.backbone, "source_model": str(args.model), "weights": trained_from(args.model),
-                "training_data": str(args.data) if args.data else "not given"}
-        exported = export_variants(model, args.out, args.variants, classes=classes, pixel_scaling=scaling,
-                                   representative_images=representative, model_card=card, evidence=evidence)
+        if run_data:
+            say("fitting the temperature on the validation split")
+        evidence = evidence_for(model, backbone, run_data, args.benign, targets) if run_data else None
+        card = {"backbone": backbone, "source_model": str(args.model), **origin_fields(result, args.model, args.data)}
+        exported = export_variants(model, args.out, args.variants, classes=classes, unsafe_classes=unsafe,
+                                   pixel_scaling=pixel_scaling_for(backbone), representative_images=representative,
+                                   model_card=card, evidence=evidence, say=say)
     except (ValueError, OSError) as error:  # OperatingPointError is a ValueError
         print(f"nsfw-mobilenet export: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     for variant in exported.values():
         print(f"{variant.path} ({variant.path.stat().st_size / 1e6:.2f} MB)")
     return EXIT_OK
-

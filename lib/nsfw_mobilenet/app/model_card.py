@@ -1,6 +1,6 @@
 """Model cards of exported models: what the file is, how well it does, and the operating point it carries.
 
-`model_card.json` is the source of truth, read by `scan` (labels, threshold, review band) and by app
+`model_card.json` is the source of truth, read by `scan` (labels, unsafe classes, threshold, review band) and by app
 code; `model_card.md` is generated from it in the usual sections (Mitchell et al., 2019). The measured
 fields (calibration, operating point, metrics) come from `export.measured_fields`, which runs the
 exported file itself. Reading a card imports neither TensorFlow nor scikit-learn, so `scan` starts fast.
@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import nsfw_mobilenet
-from nsfw_mobilenet.core.taxonomy import TAXONOMIES, taxonomy_or_proxy
+from nsfw_mobilenet.core.taxonomy import TAXONOMIES, checked_unsafe_classes, default_unsafe_classes
 from nsfw_mobilenet.evaluation.operating_point import DEFAULT_OPERATING_POINT, OperatingPoint
+from nsfw_mobilenet.evaluation.run_results import BadResultFile, RunResult, load_result
 
 LABELS_FILE = "labels.txt"
 CARD_FILE = "model_card.json"
 CARD_MARKDOWN_FILE = "model_card.md"
 AGREEMENT_TARGET = 0.99  # top-1 agreement of every exported variant with float32 (and Keras) an export must reach
+DECIMALS = 4  # of every probability, threshold and figure a card or a scan row writes
 TEMPERATURE_APPLIED = "inside the graph: the classifier's logits are divided by the temperature before its softmax"
 
 INTENDED_USE = (
@@ -57,6 +59,29 @@ def default_classes(num_outputs: int) -> list[str]:
     return list(matches[0])
 
 
+def training_result(model_path: Path | str) -> RunResult | None:
+    """The results JSON `train` writes beside its `.keras` model (same name), or None when there is none."""
+    path = Path(model_path).with_suffix(".json")
+    if not path.is_file():
+        return None
+    try:
+        return load_result(path)
+    except BadResultFile as error:
+        raise ValueError(f"{error}; it sits beside {Path(model_path).name}, where `train` writes the model's "
+                         "results: move or rename it") from None
+
+
+def rounded(value: Any) -> Any:
+    """`value` with every float in it rounded to DECIMALS (dicts and lists walked)."""
+    if isinstance(value, float):
+        return round(value, DECIMALS)
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(item) for item in value]
+    return value
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -78,6 +103,15 @@ def check_card(card: Any, card_path: Path) -> dict[str, Any]:
     if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) and c.strip()
                                                                       for c in classes)):
         raise _field_error(card_path, "classes", "a list of class names", card, "classes")
+    unsafe = card.get("unsafe_classes")
+    if unsafe is not None and not (isinstance(unsafe, list) and all(isinstance(c, str) for c in unsafe)):
+        raise _field_error(card_path, "unsafe_classes", "a list of class names", card, "unsafe_classes")
+    if unsafe is not None and classes is not None:
+        try:
+            checked_unsafe_classes(classes, unsafe)
+        except ValueError as error:
+            raise ValueError(f"{card_path}: field `unsafe_classes`: {error}; re-export the model or correct the "
+                             "field") from None
     if card.get("backbone") is not None and not isinstance(card["backbone"], str):
         raise _field_error(card_path, "backbone", "a backbone name", card, "backbone")
     point = card.get("operating_point")
@@ -155,10 +189,12 @@ def default_fields() -> dict[str, Any]:
 
 
 def build_model_card(variant: str, classes: Sequence[str], input_shape: Sequence[int], preprocessing: str,
-                     size_bytes: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Everything an app developer needs to use the file correctly; `extra` adds or overrides fields
-    such as `backbone`, `training_data` and the `measured_fields`."""
-    unsafe = sorted(taxonomy_or_proxy(list(classes)).unsafe_classes)  # the classes the card's figures count as unsafe
+                     size_bytes: int, extra: Mapping[str, Any] | None = None,
+                     unsafe_classes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Everything an app developer needs to use the file correctly, floats rounded to DECIMALS; `extra` adds or
+    overrides fields such as `backbone`, `training_data` and the `measured_fields`. `unsafe_classes`: the classes
+    the card's figures and `scan` count as unsafe (default: `taxonomy.default_unsafe_classes`)."""
+    unsafe = checked_unsafe_classes(classes, unsafe_classes or default_unsafe_classes(classes))
     height, width = input_shape[0], input_shape[1]
     card: dict[str, Any] = {
         "format": "tflite",
@@ -181,7 +217,7 @@ def build_model_card(variant: str, classes: Sequence[str], input_shape: Sequence
         "versions": library_versions(),
     }
     card.update(extra or {})
-    return card
+    return rounded(card)
 
 
 # ---------------------------------------------------------------- model_card.md

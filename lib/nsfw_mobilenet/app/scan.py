@@ -3,9 +3,10 @@
 The thesis's future work (§6.2) is an app that deletes what the model is sure about and asks a
 person when it is not ("less than 70%"). `Detector` is that decision for app code; the
 `nsfw-mobilenet scan` command runs it over files and writes one CSV or JSON-lines row per image,
-per sampled video frame and per video.
+per sampled video frame, per video and per file that is neither (kind `other`, an error row), its
+probabilities and thresholds rounded to `model_card.DECIMALS`.
 
-Decision for an unsafe probability p (the sum over the taxonomy's unsafe classes, §5.1):
+Decision for an unsafe probability p (the sum over the unsafe classes, §5.1, which the model card names):
     review  if low <= p < high   (the review band; low == high disables it)
     unsafe  if p >= threshold    (outside the band)
     safe    otherwise
@@ -55,13 +56,15 @@ from nsfw_mobilenet.app.model_card import (
     operating_point_of,
     read_card,
     read_labels,
+    training_result,
 )
 from nsfw_mobilenet.app.scan_listing import ERROR, SKIPPED, Entry, Shard, find_inputs
 from nsfw_mobilenet.app.scan_output import path_text
 from nsfw_mobilenet.core import backbones, native_output
 from nsfw_mobilenet.core.exit_codes import EXIT_FLAGGED, EXIT_OK, EXIT_UNREADABLE
-from nsfw_mobilenet.core.taxonomy import Taxonomy, taxonomy_for_classes
+from nsfw_mobilenet.core.taxonomy import checked_unsafe_classes, default_unsafe_classes
 from nsfw_mobilenet.evaluation.operating_point import REVIEW, UNSAFE, check_policy, decide, unsafe_probabilities
+from nsfw_mobilenet.evaluation.run_results import RunResult
 from nsfw_mobilenet.io import image_files
 from nsfw_mobilenet.io.inference import predict
 from nsfw_mobilenet.io.model_files import check_keras_model_file
@@ -83,6 +86,7 @@ FRAMES_AT_ONCE = 32  # video or animation frames held at once: a 5,000-frame GIF
 # LiteRT threads of the `scan` command: the decoding threads keep every core busy, and a second LiteRT thread
 # costs almost twice the CPU per image at batch 1 (XNNPACK's workers wait spinning), time the decoders need.
 SCAN_MODEL_THREADS = 1
+OTHER = "other"  # a row's kind for a file that is neither an image nor a video (notes.txt, a .heic Pillow cannot read)
 
 
 class ModelError(Exception):
@@ -103,18 +107,20 @@ class Detector:
     """A trained classifier (.keras or .tflite) plus the safe/review/unsafe policy.
 
     `.tflite` files from `export` take raw pixels and carry their labels, and their model card the
-    threshold and review band chosen on validation data: those are used unless `threshold` or
-    `review_band` are given (§6.2's defaults without a card). A Keras model takes preprocessed
-    pixels, so give its `backbone` (the name) unless a model card next to the file names it.
+    unsafe classes and the threshold and review band chosen on validation data: those are used unless
+    `unsafe_classes`, `threshold` or `review_band` are given (§6.2's defaults without a card; unsafe classes
+    by `taxonomy.default_unsafe_classes`). A Keras model takes preprocessed pixels, so give its `backbone`
+    (the name) unless a model card or the results JSON of `train` next to the file names it.
     """
 
     def __init__(self, model: Any, *, classes: Sequence[str] | None = None, backbone: str | None = None,
                  threshold: float | None = None, review_band: tuple[float, float] | None = None,
-                 num_threads: int = DEFAULT_THREADS):
+                 num_threads: int = DEFAULT_THREADS, unsafe_classes: Sequence[str] | None = None):
         path = None if hasattr(model, "predict") else Path(model)
         if path is not None and not path.is_file():
             raise ModelError(f"{path}: no such model file")
-        self._set_policy(read_card(path) if path is not None else None, threshold, review_band)
+        card = read_card(path) if path is not None else None
+        self._set_policy(card, threshold, review_band)
         if path is not None and path.suffix == TFLITE_SUFFIX:
             self._runner = self._load_tflite(path, num_threads)
         else:
@@ -122,16 +128,24 @@ class Detector:
         self.classes = self._classes(classes, path)
         if len(self.classes) != self.num_outputs:
             raise ModelError(f"{path or 'model'}: {self.num_outputs} outputs but classes {self.classes}")
+        self.unsafe_classes = self._unsafe_classes(unsafe_classes, card, path)
+        self._unsafe = [self.classes.index(name) for name in self.unsafe_classes]
+
+    def _unsafe_classes(self, given: Sequence[str] | None, card: dict[str, Any] | None, path: Path | None) -> list[str]:
+        """Given, else the model card's, else `default_unsafe_classes` (the rule export and training follow)."""
+        unsafe = given or (card or {}).get("unsafe_classes") or default_unsafe_classes(self.classes)
         try:
-            self.taxonomy: Taxonomy = taxonomy_for_classes(self.classes)
+            return checked_unsafe_classes(self.classes, unsafe)
         except ValueError as error:
-            raise ModelError(f"{path or 'model'}: {error}") from None
-        self._unsafe = self.taxonomy.unsafe_indices()
+            source = "--unsafe-class" if given else f"{CARD_FILE} next to it"
+            raise ModelError(f"{path or 'model'}: {error} ({source}); name it with --unsafe-class") from None
 
     def _classes(self, classes: Sequence[str] | None, path: Path | None) -> list[str]:
         """Given classes, else the exported file's labels (required for .tflite: never a silent guess), else
-        a Keras model's thesis taxonomy by its number of outputs."""
-        labels = classes or (path and read_labels(path))
+        a Keras model's training folders (the results JSON of `train` beside it), else the thesis taxonomy of
+        its number of outputs."""
+        trained = _training_result(path) if path is not None and not classes else None
+        labels = classes or (path and read_labels(path)) or (trained and trained.data.get("classes"))
         if labels:
             return list(labels)
         if path is not None and path.suffix == TFLITE_SUFFIX:
@@ -185,7 +199,8 @@ class Detector:
             except Exception as error:  # Keras raises many types for a bad file
                 raise ModelError(f"{path}: Keras cannot load it ({error})") from None
             if backbone is None:
-                backbone = (read_card(path) or {}).get("backbone")
+                trained = _training_result(path)
+                backbone = (read_card(path) or {}).get("backbone") or (trained and trained.config.backbone)
         if backbone is None:
             raise ModelError(f"{path or 'Keras model'}: its preprocessing is unknown; pass the backbone "
                              "(--backbone mobilenet_v3_small, or backbone=...)")
@@ -228,6 +243,17 @@ class Detector:
                        probabilities={c: float(p) for c, p in zip(self.classes, probabilities)})
 
 
+def _training_result(path: Path) -> RunResult | None:
+    """The results JSON of `train` beside a Keras model (None for a .tflite or without one), for its classes and
+    backbone."""
+    if path.suffix == TFLITE_SUFFIX:
+        return None
+    try:
+        return training_result(path)
+    except ValueError as error:
+        raise ModelError(str(error)) from None
+
+
 # ---------------------------------------------------------------- scanning files
 
 
@@ -254,7 +280,7 @@ class DecodedInput:
     """One input ready for the model: its frames at the model's size (one for a still image), or why it has none."""
 
     path: Path
-    kind: str  # "image" | "animation" | "video" | "input" (a problem found before reading: missing, link...)
+    kind: str  # "image" | "animation" | "video" | OTHER | "input" (a problem found before reading: missing, link...)
     frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 3), np.uint8))  # uint8 [1, H, W, 3]
     stream: FrameStream | None = None  # a video's or animation's frames, decoded as the model takes them
     note: str = ""
@@ -292,8 +318,9 @@ def decode_input(detector: Detector, path: Path, *, fps: float = 1.0,
         with image_files.pillow_warnings_as_notes() as notes:  # e.g. corrupt EXIF, met while checking for frames
             decoded = _decoded_image_file(detector, path, fps, max_frames)
     except image_files.CorruptImage as error:
-        unknown = path.suffix.lower() not in image_files.IMAGE_EXTENSIONS and str(error).startswith("not an image")
-        return DecodedInput(path, "image", error="not an image or video" if unknown else str(error))
+        if path.suffix.lower() not in image_files.IMAGE_EXTENSIONS and str(error).startswith("not an image"):
+            return DecodedInput(path, OTHER, error="not an image or video")
+        return DecodedInput(path, "image", error=str(error))
     return replace(decoded, note=_joined_notes(decoded.note, *notes))
 
 

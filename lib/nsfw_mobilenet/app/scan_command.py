@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ from nsfw_mobilenet.app.scan import (
     exit_code,
     scan_inputs,
 )
-from nsfw_mobilenet.app.scan_listing import Shard, find_inputs
+from nsfw_mobilenet.app.scan_listing import ERROR, SKIPPED, Shard, find_inputs
 from nsfw_mobilenet.app.scan_output import PATH_ESCAPING, OutputError, RowOutput, RowWriter
+from nsfw_mobilenet.core.backbones import BACKBONES
 from nsfw_mobilenet.core.exit_codes import EXIT_INTERRUPTED, EXIT_OUTPUT_FAILED, EXIT_USAGE
-from nsfw_mobilenet.evaluation.operating_point import DEFAULT_OPERATING_POINT
+from nsfw_mobilenet.evaluation.operating_point import DECISIONS, DEFAULT_OPERATING_POINT
 from nsfw_mobilenet.io import image_files
 from nsfw_mobilenet.io.video import DEFAULT_MAX_FRAMES, VIDEO_EXTENSIONS
 
@@ -30,19 +32,27 @@ from nsfw_mobilenet.io.video import DEFAULT_MAX_FRAMES, VIDEO_EXTENSIONS
 def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "scan", help="classify images, folders and videos as safe / review / unsafe",
-        description=__doc__.split("\n\n")[0],
+        description="Classify images, folders and videos as safe / review / unsafe, one CSV or JSON-lines row each.",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images, folders (recursive) or videos")
     parser.add_argument("--model", required=True, type=Path, help=".tflite (from `export`) or .keras model")
-    parser.add_argument("--backbone", help="preprocessing of a .keras model, e.g. mobilenet_v3_small")
-    parser.add_argument("--classes", nargs="+", help="class names in output order (default: labels.txt next to the model)")
+    parser.add_argument("--backbone", choices=sorted(BACKBONES),
+                        help="preprocessing of a .keras model (default: its model card's, else the one in the results "
+                             "JSON beside it)")
+    parser.add_argument("--classes", nargs="+", metavar="NAME",
+                        help="class names in output order (default: labels.txt next to the model; for a .keras "
+                             "model the class folders in the results JSON beside it)")
+    parser.add_argument("--unsafe-class", action="append", metavar="NAME",
+                        help="a class whose probability counts as unsafe; repeat it for more (default: the model "
+                             "card's, else the thesis's for its class names, else the last class)")
     parser.add_argument("--threshold", type=float,
                         help="unsafe when the unsafe probability is at least this (default: the model card's, "
                              f"else {DEFAULT_OPERATING_POINT.threshold})")
     parser.add_argument("--review-band", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="unsafe probabilities in [LOW, HIGH) go to human review, §6.2 (default: the model "
                              f"card's, else {list(DEFAULT_OPERATING_POINT.review_band)}; equal values disable it)")
-    parser.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    parser.add_argument("--format", choices=("csv", "jsonl"), default="csv",
+                        help="CSV (one p_<class> column per class) or JSON lines (default %(default)s)")
     parser.add_argument("--output", type=Path,
                         help="write rows to this file (folders created, locked while written, left out of the scan) "
                              f"instead of stdout; paths are {PATH_ESCAPING}")
@@ -59,7 +69,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard", metavar="I/N",
                         help="scan only part I of N (0 <= I < N) of the inputs, chosen by a stable hash of each "
                              "file's path relative to the folder given: the N parts together are the whole scan")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line on stderr")
     parser.set_defaults(func=run)
 
 
@@ -93,18 +103,27 @@ def _check_output(output: Path, paths: Sequence[Path]) -> None:
                              "destroy it before it is read; write them to another file")
 
 
+def summary_line(rows: Sequence[dict[str, Any]], seconds: float) -> str:
+    """The line that ends a scan: how many inputs got each decision (skipped ones when any), and the time taken."""
+    counts = [f"{sum(row['decision'] == decision for row in rows)} {decision}" for decision in (*DECISIONS, ERROR)]
+    skipped = sum(row["decision"] == SKIPPED for row in rows)
+    return (f"nsfw-mobilenet scan: {len(rows)} inputs: {', '.join(counts)}{f', {skipped} skipped' if skipped else ''} "
+            f"in {seconds:.1f} s")
+
+
 def _error(message: Any, code: int) -> int:
     print(f"nsfw-mobilenet scan: error: {message}", file=sys.stderr)
     return code
 
 
 def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
     try:
         _check_options(args)
         shard = Shard.parse(args.shard) if args.shard is not None else None
         detector = Detector(args.model, classes=args.classes, backbone=args.backbone,
                             threshold=args.threshold, review_band=args.review_band and tuple(args.review_band),
-                            num_threads=args.threads)
+                            num_threads=args.threads, unsafe_classes=args.unsafe_class)
         output = RowOutput(args.output)
     except (ModelError, ValueError, OSError) as error:
         return _error(error, EXIT_USAGE)
@@ -126,5 +145,7 @@ def run(args: argparse.Namespace) -> int:
         return _error(error, EXIT_OUTPUT_FAILED)
     finally:
         output.close()
+    if not args.quiet:
+        print(summary_line(judged, time.monotonic() - started), file=sys.stderr)
     return exit_code(judged)
 

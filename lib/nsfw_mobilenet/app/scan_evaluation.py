@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nsfw_mobilenet.app.scan import DEFAULT_THREADS, Detector, scan
+from nsfw_mobilenet.app.scan import DEFAULT_THREADS, OTHER, Detector, scan
 from nsfw_mobilenet.app.scan_listing import ERROR, SKIPPED
 from nsfw_mobilenet.app.scan_output import path_bytes
-from nsfw_mobilenet.core.taxonomy import taxonomy_for_classes
+from nsfw_mobilenet.core.taxonomy import default_unsafe_classes
 from nsfw_mobilenet.evaluation.operating_point import DECISIONS, REVIEW, SAFE, UNSAFE, OperatingPoint, fixed_policies
 from nsfw_mobilenet.io import image_cache, image_files
 
@@ -58,7 +58,7 @@ def scan_confusion(rows: Iterable[Mapping[str, Any]], root: Path | str, classes:
     decisions = np.zeros((len(classes), len(DECISIONS)), int)
     unreadable = 0
     for row in rows:
-        if row["kind"] not in ("image", "input"):
+        if row["kind"] not in ("image", OTHER, "input"):
             continue
         if row["decision"] in (ERROR, SKIPPED):
             unreadable += 1
@@ -70,10 +70,12 @@ def scan_confusion(rows: Iterable[Mapping[str, Any]], root: Path | str, classes:
     return ScanConfusion(labels, matrix.tolist(), decisions.tolist(), unreadable)
 
 
-def decisions_by_side(confusion: ScanConfusion, classes: Sequence[str]) -> dict[str, dict[str, int]]:
+def decisions_by_side(confusion: ScanConfusion, classes: Sequence[str],
+                      unsafe_classes: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
     """The scan's decisions summed over the safe and over the unsafe true classes: the form of a model card's
-    `operating_point.test.decisions`, so a scan of the test folder can be checked against its card."""
-    unsafe = set(taxonomy_for_classes(list(classes)).unsafe_indices())
+    `operating_point.test.decisions`, so a scan of the test folder can be checked against its card.
+    `unsafe_classes`: the card's (default: `taxonomy.default_unsafe_classes`)."""
+    unsafe = {list(classes).index(name) for name in unsafe_classes or default_unsafe_classes(classes)}
     return {side: {decision: sum(row[column] for i, row in enumerate(confusion.decisions) if (i in unsafe) == is_unsafe)
                    for column, decision in enumerate(DECISIONS)}
             for side, is_unsafe in ((SAFE, False), (UNSAFE, True))}

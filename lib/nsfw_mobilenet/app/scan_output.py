@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from nsfw_mobilenet.app.model_card import rounded
 from nsfw_mobilenet.io import image_files
 
 ROW_FIELDS = ("path", "kind", "time_s", "label", "unsafe_probability", "decision", "error", "note", "threshold",
@@ -45,7 +46,7 @@ def path_bytes(text: str) -> bytes:
 
 class RowWriter:
     """CSV (fixed columns: ROW_FIELDS, then one `p_<class>` per class) or JSON lines, each row one `write` of
-    `output` (a `RowOutput`, or any text stream)."""
+    `output` (a `RowOutput`, or any text stream); probabilities and thresholds rounded to `model_card.DECIMALS`."""
 
     def __init__(self, output: RowOutput | TextIO, output_format: str, classes: Sequence[str]):
         self.output, self.format, self.classes = output, output_format, list(classes)
@@ -59,6 +60,7 @@ class RowWriter:
         return line.getvalue()
 
     def write(self, row: dict[str, Any]) -> None:
+        row = rounded(row)
         if self.format == "jsonl":
             self.output.write(json.dumps(row) + "\n")
             return
