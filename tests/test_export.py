@@ -352,7 +352,8 @@ def test_the_card_fills_training_config_weights_and_data_from_the_results_beside
 
 def test_a_model_without_results_beside_it_has_a_card_that_says_what_is_unknown(tmp_path):
     fields = export.origin_fields(None, tmp_path / "mine.keras", None)
-    assert fields == {"weights": "unknown (no mine.json beside the model)", "training_data": "not given"}
+    unknown = "unknown (no mine.json beside the model)"
+    assert fields == {"weights": unknown, "config": unknown, "training_data": "not given"}
 
 
 def test_export_says_each_step_on_stderr(trained_on_roses):

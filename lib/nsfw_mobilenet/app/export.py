@@ -530,8 +530,8 @@ def origin_fields(result: RunResult | None, model_path: Path | str, data: Path |
     """What a card says about where the model comes from: the results JSON `train` wrote beside it (weights,
     config, training data, the Keras model's test accuracy), else only what the command was given."""
     if result is None:
-        return {"weights": f"unknown (no {_results_name(model_path)} beside the model)",
-                "training_data": str(data) if data else "not given"}
+        unknown = f"unknown (no {_results_name(model_path)} beside the model)"
+        return {"weights": unknown, "config": unknown, "training_data": str(data) if data else "not given"}
     config = result.config
     name = FINAL_CONFIG_NAME if config.table == FINAL_TABLE else f"table_{config.table}/row_{config.row:02d}"
     settings = ", ".join(f"{key} {value}" for key, value in config.to_dict().items()
