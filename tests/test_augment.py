@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from random_weights import random_init
 from scipy import stats
 
 from nsfw_mobilenet.core.configs import table_configs, thesis_reference, thesis_row
@@ -99,7 +100,7 @@ def test_augmentation_reaches_training_batches_only(monkeypatch, tmp_path):
         return real_make_dataset(images, labels, *args, **kwargs)
 
     monkeypatch.setattr(input_pipeline, "make_dataset", spy)
-    config = table_configs("4.11")[0].with_overrides(epochs=1, weights=None, batch_size=8)
+    config = random_init(table_configs("4.11")[0].with_overrides(epochs=1, batch_size=8))
     train.train(config, run_data, checkpoint_dir=tmp_path, verbose=0)
     sizes = run_data.counts()
     augmented = [size for size, layer in calls if layer is not None]
@@ -117,7 +118,7 @@ def test_training_with_the_reference_layers_is_one_argument_away(tmp_path):
         built.append(letters)
         return augment.keras_augmentation(letters, seed=seed)
 
-    config = table_configs("4.11")[0].with_overrides(epochs=1, weights=None, batch_size=8)
+    config = random_init(table_configs("4.11")[0].with_overrides(epochs=1, batch_size=8))
     train.train(config, run_data, checkpoint_dir=tmp_path, verbose=0, augmentation_builder=layers)
     assert built == [config.augmentation]
 

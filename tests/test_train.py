@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 import json
 import logging
@@ -9,11 +10,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
+from random_weights import random_init
 from run_result_factory import result_dict
 
 from nsfw_mobilenet import cli
 from nsfw_mobilenet.core.configs import LITERAL_LEARNING_RATE, ExperimentConfig, final_config, table_configs, thesis_row
+from nsfw_mobilenet.core.exit_codes import EXIT_USAGE
 from nsfw_mobilenet.core.paths import PROJECT_ROOT
+from nsfw_mobilenet.core.settings import WEIGHTS_ENV
 from nsfw_mobilenet.evaluation import run_results, thesis_comparison
 from nsfw_mobilenet.evaluation.run_results import RunResult
 from nsfw_mobilenet.io import image_files, standin
@@ -39,7 +43,7 @@ def test_every_row_of_tables_4_1_4_5_4_9_4_13_has_a_config():
 
 @pytest.mark.parametrize("table", sorted(THESIS_TABLES) + ["4.9-4epochs"])
 def test_every_thesis_config_runs_in_smoke_mode(table, smoke_data, tmp_path):
-    results = [train.run_experiment(c.with_overrides(epochs=1), "standin", tmp_path, smoke=True,
+    results = [train.run_experiment(random_init(c.with_overrides(epochs=1)), "standin", tmp_path, smoke=True,
                                     run_data=smoke_data, checkpoint_dir=tmp_path / "ckpt", verbose=0)
                for c in table_configs(table)]
     for result in results:
@@ -53,7 +57,7 @@ def test_every_thesis_config_runs_in_smoke_mode(table, smoke_data, tmp_path):
 
 
 def test_finished_run_is_reused_not_retrained(smoke_data, tmp_path):
-    config = table_configs("4.1")[0].with_overrides(epochs=1)
+    config = random_init(table_configs("4.1")[0].with_overrides(epochs=1))
     first = train.run_experiment(config, "standin", tmp_path, run_data=smoke_data, checkpoint_dir=tmp_path, verbose=0)
     again = train.run_experiment(config, "standin", tmp_path, run_data=None, verbose=0)
     assert (again.history, again.time_min, again.path) == (first.history, first.time_min, first.path)
@@ -61,7 +65,7 @@ def test_finished_run_is_reused_not_retrained(smoke_data, tmp_path):
 
 
 def test_a_smoke_result_is_never_reused_for_a_different_run(smoke_data, tmp_path):
-    config = table_configs("4.1")[0].with_overrides(epochs=1)
+    config = random_init(table_configs("4.1")[0].with_overrides(epochs=1))
     smoke = train.run_experiment(config, "standin", tmp_path, smoke=True, run_data=smoke_data,
                                  checkpoint_dir=tmp_path / "a", verbose=0)
     longer = train.run_experiment(config.with_overrides(epochs=2), "standin", tmp_path, smoke=True,
@@ -73,7 +77,7 @@ def test_a_smoke_result_is_never_reused_for_a_different_run(smoke_data, tmp_path
 
 
 def test_a_smoke_run_never_overwrites_a_full_result_in_the_same_folder(smoke_data, tmp_path):
-    config = table_configs("4.1")[0].with_overrides(epochs=1)
+    config = random_init(table_configs("4.1")[0].with_overrides(epochs=1))
     full = train.run_experiment(config, "standin", tmp_path, run_data=smoke_data, checkpoint_dir=tmp_path / "a",
                                 verbose=0)
     train.run_experiment(config, "standin", tmp_path, smoke=True, run_data=smoke_data,
@@ -83,7 +87,7 @@ def test_a_smoke_run_never_overwrites_a_full_result_in_the_same_folder(smoke_dat
 
 
 def test_cached_features_give_the_same_training_as_recomputing(smoke_data, tmp_path):
-    config = table_configs("4.1")[5].with_overrides(epochs=2)  # N=4, SGD
+    config = random_init(table_configs("4.1")[5].with_overrides(epochs=2))  # N=4, SGD
     cached = train.train(config, smoke_data, checkpoint_dir=tmp_path / "a", feature_cache=True, verbose=0)
     full = train.train(config, smoke_data, checkpoint_dir=tmp_path / "b", feature_cache=False, verbose=0)
     assert cached.result["feature_cache"] and not full.result["feature_cache"]
@@ -119,7 +123,7 @@ def test_a_killed_run_never_resumes_into_a_different_run(smoke_data):
 
 
 def test_a_notebook_finds_the_run_made_from_the_repository_root(smoke_data, tmp_path, monkeypatch):
-    config = table_configs("4.1")[0].with_overrides(epochs=1)
+    config = random_init(table_configs("4.1")[0].with_overrides(epochs=1))
     monkeypatch.chdir(PROJECT_ROOT)
     first = train.run_experiment(config, "data/some_dataset", tmp_path, smoke=True, run_data=smoke_data,
                                  checkpoint_dir=tmp_path / "ckpt", verbose=0)
@@ -129,20 +133,24 @@ def test_a_notebook_finds_the_run_made_from_the_repository_root(smoke_data, tmp_
     assert again.data["dir"] == "data/some_dataset"
 
 
-def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_path):
-    final = final_model.final_model(standin.ensure_standin() / "binary", tmp_path, smoke=True)
+def test_final_model_in_smoke_mode_is_the_final_config_trained_one_epoch(tmp_path, offline_weights_dir):
+    final = final_model.final_model(standin.ensure_standin() / "binary", tmp_path, smoke=True,
+                                    weights_dir=offline_weights_dir)
     assert final.result.config.to_dict() == final_config().with_overrides(epochs=1).to_dict()
     assert (tmp_path / "smoke" / "table_final_row_01_seed_1.keras").exists()
     assert final.test_probabilities().shape == (len(final.data.test.labels), 2)
     assert "MobileNetV3-Small" in final.describe() and "SMOKE" in final.describe()
     card = final.model_card(["normal", "sexual"])
     assert card["config"] == "final/two_classes with {'epochs': 1}"
-    assert card["training_data"].endswith("(SMOKE run)") and "as ['normal', 'sexual']" in card["training_data"]
+    assert card["training_data"].endswith("(SMOKE run)") and "class folders ['normal', 'sexual'], " in card["training_data"]
+    assert "as ['safe', 'unsafe']" in final.model_card(["safe", "unsafe"])["training_data"]  # renamed on export
 
 
-def test_final_model_with_the_thesis_head_has_its_own_folder_and_says_so_on_its_card(tmp_path, monkeypatch):
+def test_final_model_with_the_thesis_head_has_its_own_folder_and_says_so_on_its_card(tmp_path, monkeypatch,
+                                                                                     offline_weights_dir):
     monkeypatch.setattr(final_model, "RUNS_DIR", tmp_path)
-    thesis_head = final_model.final_model(standin.ensure_standin() / "binary", smoke=True, head="thesis")
+    thesis_head = final_model.final_model(standin.ensure_standin() / "binary", smoke=True, head="thesis",
+                                          weights_dir=offline_weights_dir)
     assert (tmp_path / "final_thesis_head" / "binary" / "smoke" / "table_final_row_01_seed_1.keras").exists()
     assert thesis_head.result.config.head == "thesis" and "thesis head" in thesis_head.describe()
     assert "'head': 'thesis'" in thesis_head.model_card(["normal", "sexual"])["config"]
@@ -152,7 +160,7 @@ def test_final_model_with_the_thesis_head_has_its_own_folder_and_says_so_on_its_
 # ---------------------------------------------------------------- bad inputs and faults (issue 10)
 
 RNG = np.random.default_rng(0)
-TINY_CONFIG = table_configs("4.1")[0].with_overrides(epochs=1)
+TINY_CONFIG = random_init(table_configs("4.1")[0].with_overrides(epochs=1))
 
 
 def _image(path: Path) -> Path:
@@ -178,11 +186,11 @@ class _UnsavedModel:
 
 @pytest.fixture
 def trainings(monkeypatch):
-    """`train.train` replaced by a stub counting its calls: reuse is decided before any training."""
+    """`train.train` replaced by a stub recording the configs it trains: reuse is decided before any training."""
     calls = []
 
     def record(config, run_data, **options):
-        calls.append(run_data.counts())
+        calls.append(config)
         result = result_dict() | {"config": config.to_dict(), "data": {}}
         return train.TrainedRun(_UnsavedModel(), result, None)
 
@@ -300,14 +308,19 @@ def test_a_result_without_a_fingerprint_is_reused_as_committed_results_are(train
     assert len(trainings) == 1
 
 
-def test_the_data_fingerprint_follows_files_config_and_weights_not_where_the_folder_lies(tmp_path):
+def test_the_data_fingerprint_follows_file_contents_config_and_weights_not_where_or_when_the_files_were_made(
+        tmp_path, offline_weights_dir):
     root = _tiny_dataset(tmp_path / "data")
     fingerprint = train.data_fingerprint(TINY_CONFIG, root)
     assert train.data_fingerprint(TINY_CONFIG, shutil.copytree(root, tmp_path / "moved")) == fingerprint
     assert train.data_fingerprint(TINY_CONFIG.with_overrides(epochs=2), root) != fingerprint
     assert train.data_fingerprint(TINY_CONFIG.with_overrides(weights="other.weights.h5"), root) != fingerprint
+    imagenet = TINY_CONFIG.with_overrides(weights="imagenet")
+    assert train.data_fingerprint(imagenet, root, weights_dir=offline_weights_dir) != fingerprint
     test_image = root / "test" / "normal" / "0.png"
-    os.utime(test_image, ns=(0, test_image.stat().st_mtime_ns + 1))
+    os.utime(test_image, ns=(0, test_image.stat().st_mtime_ns + 10**9))  # re-provisioned: same bytes, new time
+    assert train.data_fingerprint(TINY_CONFIG, root) == fingerprint
+    test_image.write_bytes(test_image.read_bytes() + b"\0")  # rewritten
     assert train.data_fingerprint(TINY_CONFIG, root) != fingerprint
     assert train.data_fingerprint(TINY_CONFIG, tmp_path / "not_here") is None
 
@@ -394,7 +407,7 @@ def test_a_class_missing_from_test_is_a_warning_in_the_results_and_in_the_per_cl
     with caplog.at_level(logging.WARNING):
         run_data = load_run_data(root, progress=False, cache_dir=None)
     assert "test/ has no usable image of class sexual" in caplog.text
-    config = TINY_CONFIG.with_overrides(weights=None)
+    config = TINY_CONFIG
     run = train.train(config, run_data, checkpoint_dir=tmp_path / "ckpt", verbose=0)
     assert run.result["warnings"] == ["test/ has no usable image of class sexual: the test figures leave it out (see "
                                       "test.per_class)"]
@@ -408,3 +421,76 @@ def test_a_training_image_whose_name_is_not_utf8_is_a_bad_file_and_the_run_goes_
     run_data = load_run_data(root, progress=False, cache_dir=tmp_path / "cache", image_size=(32, 32))
     assert any(bad.startswith(str(odd)) and "not valid UTF-8" in bad for bad in run_data.bad_files())
     assert run_data.counts()["training"] + run_data.counts()["validation"] == 10
+
+
+# ---------------------------------------------------------------- weights, reuse and the train command's sources
+
+
+def test_train_without_imagenet_weights_stops_before_decoding_in_one_line_naming_the_variable(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(models, "imagenet_weights_available", lambda name, weights_dir=None: False)
+    monkeypatch.setattr(train, "load_run_data", lambda *args, **kwargs: pytest.fail("data decoded"))
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    code = cli.main(["train", "--table", "final", "--data", str(_tiny_dataset(tmp_path / "data")),
+                     "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err
+    assert code == EXIT_USAGE and error.count("\n") == 1
+    assert error.startswith("nsfw-mobilenet train: error: MobileNetV3-Small: no ImageNet weights: "
+                            f"{WEIGHTS_ENV} is not set")
+    assert "--weights random" in error
+
+
+def test_v3_large_without_offline_weights_starts_from_random_ones_and_says_so_before_decoding(monkeypatch):
+    monkeypatch.setattr(models, "imagenet_weights_available", lambda name, weights_dir=None: False)
+    large = dataclasses.replace(TINY_CONFIG, backbone="mobilenet_v3_large", weights="imagenet")
+    [note] = train.starting_weights_notes([large, TINY_CONFIG])
+    assert note.startswith("WARNING MobileNetV3-Large") and "NOT transfer learning" in note
+
+
+def test_weights_random_is_asked_for_and_recorded_in_the_config(trainings, tmp_path):
+    assert cli.main(["train", "--table", "4.1", "--row", "1", "--weights", "random", "--data",
+                     str(_tiny_dataset(tmp_path / "data")), "--out", str(tmp_path / "out")]) == 0
+    assert [c.weights for c in trainings] == [None]
+    assert run_results.find_results(tmp_path / "out")[0].config.weights is None
+
+
+def test_a_result_is_reused_only_from_the_same_starting_weights(trainings, tmp_path, monkeypatch):
+    root, imagenet = _tiny_dataset(tmp_path / "data"), TINY_CONFIG.with_overrides(weights="imagenet")
+    monkeypatch.setattr(models, "weights_for_run", lambda name, weights_dir=None: (None, "offline: random"))
+    train.run_experiment(imagenet, root, tmp_path / "out")
+    train.run_experiment(imagenet, root, tmp_path / "out")
+    assert len(trainings) == 1  # the same random start: reused
+    monkeypatch.setattr(models, "weights_for_run", lambda name, weights_dir=None: ("imagenet", "downloaded"))
+    train.run_experiment(imagenet, root, tmp_path / "out")
+    assert len(trainings) == 2  # ImageNet weights now load: the random-start result is not reused
+
+
+def test_force_trains_again_where_a_result_could_be_reused(trainings, tmp_path):
+    command = ["train", "--table", "4.1", "--row", "1", "--weights", "random", "--data",
+               str(_tiny_dataset(tmp_path / "data")), "--out", str(tmp_path / "out")]
+    assert cli.main(command) == cli.main(command) == 0 and len(trainings) == 1
+    assert cli.main([*command, "--force"]) == 0 and len(trainings) == 2
+
+
+def test_a_config_file_trains_directly_and_prints_its_model_file(trainings, tmp_path, capsys):
+    config = tmp_path / "mine.yaml"
+    config.write_text("table: mine\nrow: 1\nbackbone: mobilenet_v3_small\ntrainable_layers: 10\noptimizer: adam\n"
+                      "head: standard\nweights: null\n")
+    assert cli.main(["train", "--config", str(config), "--data", str(_tiny_dataset(tmp_path / "data")),
+                     "--out", str(tmp_path / "out")]) == 0
+    assert [(c.table, c.optimizer, c.head) for c in trainings] == [("mine", "adam", "standard")]
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("table_mine_row_01 seed 1: validation accuracy ")
+    assert line.endswith(str(tmp_path / "out" / "table_mine_row_01_seed_1.keras"))
+
+
+def test_a_config_file_with_an_unknown_key_is_refused_naming_the_file(tmp_path, capsys):
+    config = tmp_path / "typo.yaml"
+    config.write_text("table: mine\nrow: 1\nbackbone: mobilenet_v3_small\ntrainable_layers: 10\nepoch: 3\n")
+    assert cli.main(["train", "--config", str(config), "--data", str(tmp_path), "--out", str(tmp_path)]) == EXIT_USAGE
+    assert f"{config}: unknown keys ['epoch']" in capsys.readouterr().err
+
+
+def test_train_help_lists_the_tables_and_the_final_model():
+    help_text = " ".join(cli.build_parser("train")._subparsers._group_actions[0].choices["train"].format_help().split())
+    assert "4.1, 4.3, 4.5, 4.7, 4.9" in help_text and "4.17, final" in help_text and "--weights" in help_text

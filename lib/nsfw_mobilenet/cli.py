@@ -23,10 +23,13 @@ from nsfw_mobilenet.core.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR
 from nsfw_mobilenet.core.settings import settings_from_environment
 
 COMMAND_MODULES = {"make-standin": "io.standin", "train": "training.train_command", "scan": "app.scan_command",
-                   "export": "app.export", "kangas": "app.kangas_grid"}  # command name: the module defining it
+                   "export": "app.export", "kangas": "app.kangas_command"}  # command name: the module defining it
 DEBUG_ENV = "NSFW_MOBILENET_DEBUG"  # "1": tracebacks of internal errors, as --debug
 DEBUG_HELP = f"show the traceback of an internal error (also {DEBUG_ENV}=1)"
 MESSAGE_LIMIT = 300  # characters of an internal error's message on its one line
+# TensorFlow's C++ INFO lines ("XLA service ... initialized", "Compiled cluster using XLA!") are not a command's
+# output; set before TensorFlow is imported, unless the caller chose a level.
+NATIVE_LOG_LEVEL = {"TF_CPP_MIN_LOG_LEVEL": "1"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -38,10 +41,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, module in COMMAND_MODULES.items():
         if command in (None, name):
             importlib.import_module(f"nsfw_mobilenet.{module}").add_command(subparsers)
-    for subparser in subparsers.choices.values():  # --debug after the command too; exit codes in every --help
+    for subparser in _command_parsers(subparsers):  # --debug after the command too; exit codes in every --help
         subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
         subparser.epilog, subparser.formatter_class = exit_codes_help(), argparse.RawDescriptionHelpFormatter
     return parser
+
+
+def _command_parsers(subparsers: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    """The parser of every command and sub-command (`kangas build`, `kangas serve`)."""
+    found = []
+    for parser in subparsers.choices.values():
+        found.append(parser)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found += _command_parsers(action)
+    return found
 
 
 def internal_error_line(command: str, error: BaseException) -> str:
@@ -63,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     words = [word for word in argv if not word.startswith("-")]
     command = words[0] if words else "?"
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV) == "1"
+    for name, level in NATIVE_LOG_LEVEL.items():
+        os.environ.setdefault(name, level)
     try:
         args = build_parser(command if command in COMMAND_MODULES else None).parse_args(argv)
         args.settings = settings_from_environment(os.environ)

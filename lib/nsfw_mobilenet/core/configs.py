@@ -98,9 +98,16 @@ def table_configs(table: str, experiments_dir: Path = EXPERIMENTS_DIR) -> list[E
     folder = experiments_dir / f"table_{table}"
     files = sorted(folder.glob("row_*.yaml"))
     if not files:
-        tables = sorted(f.name.removeprefix("table_") for f in experiments_dir.glob("table_*"))
-        raise FileNotFoundError(f"no configs for table {table} in {folder}; tables with configs: {tables + [FINAL_TABLE]}")
+        raise FileNotFoundError(f"no configs for table {table} in {folder}; tables with configs: "
+                                f"{', '.join(table_names(experiments_dir))}")
     return [load_config(f) for f in files]
+
+
+def table_names(experiments_dir: Path = EXPERIMENTS_DIR) -> list[str]:
+    """The tables `table_configs` knows, in the thesis's order (4.1, 4.3, …, 4.9, 4.9-steps, …, 4.17), then
+    "final"."""
+    tables = [f.name.removeprefix("table_") for f in experiments_dir.glob("table_*")]
+    return sorted(tables, key=lambda t: ([int(n) for n in t.split("-")[0].split(".")], t)) + [FINAL_TABLE]
 
 
 def final_config() -> ExperimentConfig:

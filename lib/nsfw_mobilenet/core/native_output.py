@@ -25,9 +25,13 @@ def native_stderr_discarded():
 
 def import_tensorflow_quietly():
     """Import TensorFlow without its native start-up lines (TF_CPP_MIN_LOG_LEVEL does not stop them) and with its
-    Python logger at ERROR (no "triggered tf.function retracing" advice when many models predict); return it."""
+    Python logger at ERROR (no "triggered tf.function retracing" advice when many models predict); return it.
+    Listing the devices here too keeps CUDA's "failed call to cuInit" line of a machine without a GPU out of the
+    output (it comes with the first device query, not the import); it does not start TensorFlow's runtime."""
     with native_stderr_discarded():
         import tensorflow
+
+        tensorflow.config.list_physical_devices()
     tensorflow.get_logger().setLevel("ERROR")
     return tensorflow
 

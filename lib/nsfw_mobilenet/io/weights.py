@@ -9,6 +9,8 @@ from pathlib import Path
 from nsfw_mobilenet.core.backbones import IMAGENET, RANDOM_INIT, get_backbone
 from nsfw_mobilenet.core.settings import WEIGHTS_ENV
 
+RANDOM = "random"  # `train --weights random`: random initialisation, asked for
+
 
 class WeightsUnavailable(RuntimeError):
     """ImageNet weights were asked for but cannot be had; says what to set."""
@@ -75,4 +77,18 @@ def weights_source(name: str, weights: str | Path | None, include_top: bool = Tr
     if weights != "imagenet":
         return str(weights)
     return get_backbone(name).offline_source if local_weights_path(name, include_top, weights_dir) else IMAGENET
+
+
+def weights_identity(name: str, weights: str | Path | None, include_top: bool = True,
+                     weights_dir: Path | str | None = None) -> str:
+    """Which weights a run actually starts from, for deciding whether a stored result can be reused:
+    "random", the md5 of the offline ImageNet file (checked on reading) or of the file given, or
+    "imagenet download" (Keras's own file for this Keras version)."""
+    if weights is None:
+        return RANDOM
+    if weights != "imagenet":
+        path = Path(weights)
+        return f"md5 {file_md5(path)}" if path.is_file() else str(weights)
+    local = local_weights_path(name, include_top, weights_dir)
+    return f"md5 {get_backbone(name).offline_file(include_top).md5}" if local else "imagenet download"
 

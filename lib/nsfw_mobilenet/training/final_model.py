@@ -71,7 +71,8 @@ class FinalModel:
         changed = {key: value for key, value in self.result.config.to_dict().items() if final[key] != value}
         return {"backbone": self.result.config.backbone, "weights": self.result.weights_name,
                 "config": FINAL_CONFIG_NAME + (f" with {changed}" if changed else ""),
-                "training_data": f"{data_info['dir']}: class folders {data_info['classes']} as {list(classes)}, "
+                "training_data": f"{data_info['dir']}: class folders {data_info['classes']}"
+                                 f"{'' if list(classes) == data_info['classes'] else f' as {list(classes)}'}, "
                                  f"{data_info['counts']}{' (SMOKE run)' if self.result.smoke else ''}",
                 "keras_test_accuracy": self.result.test.accuracy if self.result.test else None}
 

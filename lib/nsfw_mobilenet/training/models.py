@@ -60,16 +60,26 @@ def build_backbone(name: str, weights: str | Path | None = "imagenet", include_t
 
 
 def weights_for_run(name: str, weights_dir: Path | str | None = None) -> tuple[str | None, str]:
-    """("imagenet" or None, a sentence for the notebook output) for a run that prefers ImageNet.
+    """("imagenet" or None, a sentence for the output) for a run that asks for ImageNet weights.
 
-    Without ImageNet weights (offline V3-Large) the run uses random initialisation and the sentence
-    says so, so no result is mistaken for transfer learning.
+    Raises `WeightsUnavailable` (one line naming WEIGHTS_ENV and the folder) when the backbone has ImageNet
+    weights but they can be neither read from `weights_dir` nor downloaded: random weights only when asked
+    for (`train --weights random`). V3-Large, for which no offline file exists, starts from random weights
+    offline, and the sentence says so loudly, so no result is mistaken for transfer learning.
     """
-    title = get_backbone(name).title
+    backbone = get_backbone(name)
     if imagenet_weights_available(name, weights_dir):
-        return "imagenet", f"{title}: {weights_source(name, 'imagenet', weights_dir=weights_dir)} weights loaded."
-    return None, (f"{title}: ImageNet weights are not available offline (set {WEIGHTS_ENV} or go online); "
-                  "this run uses random initialisation (weights=None), so it is NOT transfer learning.")
+        return "imagenet", f"{backbone.title}: {weights_source(name, 'imagenet', weights_dir=weights_dir)} weights loaded."
+    expected = backbone.offline_file(backbone.classifier_needs_top)
+    if expected is not None:
+        missing = f"{expected.name} is not in {weights_dir}" if weights_dir else f"{WEIGHTS_ENV} is not set"
+        raise WeightsUnavailable(
+            f"{backbone.title}: no ImageNet weights: {missing} and the download failed; set {WEIGHTS_ENV} to a "
+            f"folder holding {expected.name} (e.g. ../shared/weights), go online, or pass --weights random to "
+            "train from random initialisation")
+    return None, (f"WARNING {backbone.title}: ImageNet weights are not available offline (none exist for it; "
+                  "go online to download them); this run uses random initialisation (weights=None), so it is NOT "
+                  "transfer learning.")
 
 
 # --- Thesis heads (§4.2) -------------------------------------------------------------------

@@ -13,6 +13,7 @@ augmentation orders.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,15 +21,18 @@ import math
 import os
 import platform
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nsfw_mobilenet.core.backbones import get_backbone
 from nsfw_mobilenet.core.configs import DEFAULT_SEED, KERAS_DEFAULT_LEARNING_RATES, ExperimentConfig, table_configs
 from nsfw_mobilenet.core.paths import DEFAULT_CACHE_DIR, repo_relative
 from nsfw_mobilenet.evaluation.evaluate import evaluate_predictions, per_class_metrics
@@ -36,7 +40,7 @@ from nsfw_mobilenet.evaluation.run_results import RESULT_KEYS, RunResult
 from nsfw_mobilenet.io import input_pipeline
 from nsfw_mobilenet.io.inference import predict, predict_to_file
 from nsfw_mobilenet.io.run_data import RunData, load_run_data, run_files
-from nsfw_mobilenet.io.weights import weights_source
+from nsfw_mobilenet.io.weights import weights_identity, weights_source
 from nsfw_mobilenet.training import augment, distribute, models
 
 SMOKE_EPOCHS = 1  # a smoke run: this many epochs on `subsets.SMOKE_IMAGES_PER_CLASS`, a check, never a result
@@ -225,6 +229,13 @@ def enable_determinism() -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def _configured_weights_note(config: ExperimentConfig) -> str:
+    if config.weights is None:
+        return (f"{get_backbone(config.backbone).title}: random initialisation, as asked (weights=None, "
+                "--weights random): NOT transfer learning.")
+    return f"{get_backbone(config.backbone).title}: weights from {config.weights}, as configured."
+
+
 @dataclass
 class TrainedRun:
     """A finished run: the trained model and its results (also saved as JSON)."""
@@ -247,7 +258,7 @@ def train(config: ExperimentConfig, run_data: RunData, *, weights_dir: Path | No
     cpu_started = time.process_time()
     distribution = distribution or distribute.distribution()
     weights, weights_note = (models.weights_for_run(config.backbone, weights_dir) if config.weights == "imagenet"
-                             else (config.weights, f"weights={config.weights!r} as configured"))
+                             else (config.weights, _configured_weights_note(config)))
     keras.utils.set_random_seed(config.seed)  # after the weights probe, which builds a model of its own
     enable_determinism()
     with distribution.scope():  # its variables on every replica, its layers in the run's precision
@@ -321,26 +332,34 @@ def result_path(config: ExperimentConfig, out_dir: Path | str, smoke: bool = Fal
     return Path(out_dir) / ("smoke" if smoke else "") / f"{config.name}_seed_{config.seed}.json"
 
 
-def _size_and_mtime(path: Path) -> list[int | None]:
+@lru_cache(maxsize=None)
+def _content_digest(path: Path, size: int, mtime_ns: int) -> str:
+    """sha256 of a file's bytes; asked once per process for each (path, size, time) a table's runs share."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+
+
+def _size_and_content(path: Path) -> list[int | str | None]:
     try:
         stat = path.stat()
+        return [stat.st_size, _content_digest(path, stat.st_size, stat.st_mtime_ns)]
     except OSError:  # e.g. a broken symlink: listed, reported as unreadable when decoded
         return [None, None]
-    return [stat.st_size, stat.st_mtime_ns]
 
 
 def data_fingerprint(config: ExperimentConfig, data_dir: Path | str, *, smoke: bool = False,
                      weights_dir: Path | None = None) -> str | None:
-    """Changes when a file the run reads is added, removed, moved or rewritten, or the config or its
-    weights change; from `os.stat` only. None when `data_dir` is not here (nothing to compare)."""
+    """Changes when a file the run reads is added, removed, moved or its bytes change, or the config or the
+    weights it starts from change (`weights_identity`: the file's md5, or "random"); copying or re-provisioning
+    the same files keeps it. None when `data_dir` is not here (nothing to compare)."""
     root = Path(data_dir)
     if not root.is_dir():
         return None
-    files = [[subset, item.path.relative_to(root).as_posix(), *_size_and_mtime(item.path)]
+    files = [[subset, item.path.relative_to(root).as_posix(), *_size_and_content(item.path)]
              for subset, items in run_files(root, smoke=smoke).items() for item in items]
-    weights = [weights_source(config.backbone, config.weights, weights_dir=weights_dir)]
-    if config.weights not in ("imagenet", None):
-        weights += _size_and_mtime(Path(config.weights))
+    loaded = models.weights_for_run(config.backbone, weights_dir)[0] if config.weights == "imagenet" else config.weights
+    needs_top = get_backbone(config.backbone).classifier_needs_top
+    weights = weights_identity(config.backbone, loaded, needs_top, weights_dir=weights_dir)
     identity = json.dumps([config.to_dict(), weights, files])
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
@@ -419,22 +438,43 @@ def seed_list(seeds: int | list[int] | None) -> list[int] | None:
     return list(range(DEFAULT_SEED, DEFAULT_SEED + seeds))
 
 
-def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: list[int] | None = None,
-              seeds: int | list[int] | None = None, smoke: bool = False, progress: bool = True,
-              weights_dir: Path | None = None, cache_dir: Path | None = DEFAULT_CACHE_DIR,
-              distribution: distribute.Distribution | None = None, **overrides: Any) -> list[RunResult]:
-    """Every row of a thesis table (or the chosen rows), once per seed (`seed_list`; each seed its own results
-    JSON), decoding the dataset once into `cache_dir`; `distribution`: the devices and precision of every row
-    (None: one device, float32)."""
+def starting_weights_notes(configs: list[ExperimentConfig], weights_dir: Path | None = None) -> list[str]:
+    """Check, before any data is decoded, that every config asking for ImageNet weights gets them
+    (`models.weights_for_run` raises `WeightsUnavailable` otherwise); the warnings of those that start from
+    random weights without having asked (V3-Large offline)."""
+    backbones = sorted({c.backbone for c in configs if c.weights == "imagenet"})
+    return [note for weights, note in (models.weights_for_run(name, weights_dir) for name in backbones)
+            if weights is None]
+
+
+def run_configs(configs: list[ExperimentConfig], data_dir: Path | str, out_dir: Path | str, *,
+                seeds: int | list[int] | None = None, smoke: bool = False, progress: bool = True,
+                weights_dir: Path | None = None, cache_dir: Path | None = DEFAULT_CACHE_DIR,
+                distribution: distribute.Distribution | None = None, force: bool = False,
+                random_weights: bool = False, label: str = "configs", **overrides: Any) -> list[RunResult]:
+    """Train `configs` (with `overrides`), once per seed (`seed_list`; each seed its own results JSON),
+    decoding the dataset once into `cache_dir`. Weights are checked first, so a run that cannot have its
+    ImageNet weights stops before decoding anything; `random_weights` starts every config from random ones
+    (`train --weights random`). `force` trains again even where a finished result could be reused;
+    `distribution`: the devices and precision of every run (None: one device, float32)."""
     from tqdm import tqdm
 
-    every_row = table_configs(table)
-    configs = [c.with_overrides(**overrides) for c in every_row if rows is None or c.row in rows]
-    if not configs:
-        raise ValueError(f"table {table} has no row {rows}; choose --row from {[c.row for c in every_row]}")
+    configs = [dataclasses.replace(c.with_overrides(**overrides), weights=None if random_weights else c.weights)
+               for c in configs]
     configs = [c.with_overrides(seed=seed) for c in configs for seed in (seed_list(seeds) or [c.seed])]
+    for note in starting_weights_notes(configs, weights_dir):
+        tqdm.write(note, file=sys.stderr)
     run_data = load_run_data(data_dir, smoke=smoke, progress=progress, cache_dir=cache_dir)
     return [run_experiment(config, data_dir, out_dir, smoke=smoke, run_data=run_data, weights_dir=weights_dir,
-                           distribution=distribution, verbose=0)
-            for config in tqdm(configs, desc=f"table {table}", unit="run", disable=not progress)]
+                           distribution=distribution, force=force, verbose=0)
+            for config in tqdm(configs, desc=label, unit="run", disable=not progress)]
 
+
+def run_table(table: str, data_dir: Path | str, out_dir: Path | str, *, rows: list[int] | None = None,
+              **options: Any) -> list[RunResult]:
+    """Every row of a thesis table (or the chosen `rows`), as `run_configs` trains them."""
+    every_row = table_configs(table)
+    configs = [c for c in every_row if rows is None or c.row in rows]
+    if not configs:
+        raise ValueError(f"table {table} has no row {rows}; choose --row from {[c.row for c in every_row]}")
+    return run_configs(configs, data_dir, out_dir, label=f"table {table}", **options)
