@@ -21,3 +21,9 @@ def offline_weights_dir():
     if folder is None or not folder.is_dir():
         pytest.skip("needs the offline weights of ../shared/weights (NSFW_MOBILENET_WEIGHTS_DIR)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def environment():
+    """The process environment, for the child processes the code under test starts (Kangas)."""
+    return settings_from_environment(os.environ).environment

@@ -22,10 +22,8 @@ ALLOWED = {
     "app": {"core", "io", "evaluation"},
     "studies": {"core", "io", "evaluation", "training", "app"},
 }
-# cli hands os.environ to `settings_from_environment`. Kangas reads its telemetry switch (KANGAS_VERSION_CHECK) from
-# the process environment while `import kangas` runs, so `app.kangas_grid` sets it for that import alone and
-# gives its server process an env= of its own: the one module below cli that touches the environment.
-ENVIRONMENT_EDGES = {"cli", "app.kangas_grid"}
+# cli hands os.environ to `settings_from_environment`; the child processes of Kangas get `Settings.environment`.
+ENVIRONMENT_EDGES = {"cli"}
 
 
 def module_name(path: Path) -> str:

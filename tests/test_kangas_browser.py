@@ -30,7 +30,7 @@ def rendered_dom(url: str, profile: Path) -> str:
     return result.stdout
 
 
-def test_error_grid_rows_render_in_headless_chromium(tmp_path):
+def test_error_grid_rows_render_in_headless_chromium(tmp_path, environment):
     truths = ["drawings", "neutral", "porn", "sexy"]
     guesses = ["neutral", "porn", "porn", "neutral"]  # errors: neutral→porn and sexy→neutral
     paths = []
@@ -41,9 +41,9 @@ def test_error_grid_rows_render_in_headless_chromium(tmp_path):
         paths.append(path)
     probabilities = np.eye(5)[[FIVE_CLASS.index(g) for g in guesses]]
     grid = kangas_grid.save_grid(kangas_grid.build_error_grid(paths, probabilities, truths, FIVE_CLASS),
-                                 tmp_path / "grids" / "errors.datagrid")
+                                 tmp_path / "grids" / "errors.datagrid", environment)
 
-    with kangas_grid.serve_grid(grid, port=None) as server:
+    with kangas_grid.serve_grid(grid, environment, port=None) as server:
         dom = rendered_dom(server.url, tmp_path / "chromium-profile")
     cells = re.findall(r'class="Cell_cell-content[^"]*"[^>]*>([^<]+)<', dom)
     assert str(paths[1]) in cells and str(paths[3]) in cells

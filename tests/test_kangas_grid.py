@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -42,8 +43,14 @@ def binary_split(tmp_path: Path) -> tuple[list[Path], np.ndarray, list[str]]:
     return write_images(tmp_path, labels), probabilities, labels
 
 
-def rows(grid) -> list[list]:
-    return [grid[i] for i in range(grid.nrows)]
+def saved_rows(path: Path) -> list[list]:
+    """The rows Kangas reads back from a saved grid, in a child process (no version check, as save_grid)."""
+    code = ("import json, sys, kangas\ngrid = kangas.DataGrid(sys.argv[1])\n"
+            "print(json.dumps([[str(value) for value in grid[i]] for i in range(grid.nrows)]))")
+    environment = {**os.environ, kangas_grid.VERSION_CHECK_ENV: "0"}
+    read = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=environment)
+    assert read.returncode == 0, read.stderr
+    return json.loads(read.stdout.splitlines()[-1])
 
 
 def test_grid_has_listing_5_1_columns_with_one_probability_column_per_class():
@@ -54,8 +61,8 @@ def test_grid_has_listing_5_1_columns_with_one_probability_column_per_class():
 def test_binary_grid_holds_only_the_mismatches(binary_split):
     paths, probabilities, labels = binary_split
     grid = kangas_grid.build_error_grid(paths, probabilities, labels, BINARY)
-    assert grid.get_columns() == ["Image", "Guess", "normal", "sexual", "True class", "Path"]
-    assert [row[1:] for row in rows(grid)] == [
+    assert grid.columns == ["Image", "Guess", "normal", "sexual", "True class", "Path"]
+    assert grid.rows == [
         ["sexual", 0.2, 0.8, "normal", str(paths[1])],
         ["normal", 0.7, 0.3, "sexual", str(paths[2])],
     ]
@@ -64,21 +71,21 @@ def test_binary_grid_holds_only_the_mismatches(binary_split):
 def test_all_images_are_kept_when_only_errors_is_false(binary_split):
     paths, probabilities, labels = binary_split
     grid = kangas_grid.build_error_grid(paths, probabilities, labels, BINARY, only_errors=False)
-    assert [row[-1] for row in rows(grid)] == [str(p) for p in paths]
+    assert [row[-1] for row in grid.rows] == [str(p) for p in paths]
 
 
 def test_true_labels_may_be_class_indices(binary_split):
     paths, probabilities, _ = binary_split
     grid = kangas_grid.build_error_grid(paths, probabilities, [0, 0, 1, 1], BINARY)
-    assert [row[-2] for row in rows(grid)] == ["normal", "sexual"]
+    assert [row[-2] for row in grid.rows] == ["normal", "sexual"]
 
 
 def test_proxy_class_folders_name_the_columns_and_every_mismatch_is_an_error(tmp_path):
     paths = write_images(tmp_path, ["roses", "roses", "tulips"])
     proxy = taxonomy_or_proxy(["roses", "tulips"])
     grid = kangas_grid.build_error_grid(paths, np.array([[0.6, 0.4], [0.4, 0.6], [0.6, 0.4]]), [0, 0, 1], proxy)
-    assert grid.get_columns() == ["Image", "Guess", "roses", "tulips", "True class", "Path"]
-    assert [row[1] for row in rows(grid)] == ["tulips", "roses"]
+    assert grid.columns == ["Image", "Guess", "roses", "tulips", "True class", "Path"]
+    assert [row[0] for row in grid.rows] == ["tulips", "roses"]
     assert proxy.unsafe_classes == {"tulips"} and taxonomy_or_proxy(["sexual", "normal"]) is BINARY
 
 
@@ -90,14 +97,15 @@ def test_five_class_errors_follow_the_safety_rule_of_listing_4_8():
     assert kangas_grid.selected_rows(probabilities, truths, FIVE_CLASS) == [3, 4]
 
 
-def test_unreadable_image_is_left_out_with_a_warning_naming_it(tmp_path, binary_split):
+def test_unreadable_image_is_left_out_of_the_saved_grid_with_a_warning_naming_it(tmp_path, binary_split, environment):
     paths, probabilities, labels = binary_split
     broken = tmp_path / "normal" / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
     paths[1] = broken
-    with pytest.warns(UserWarning, match="broken.jpg"):
-        grid = kangas_grid.build_error_grid(paths, probabilities, labels, BINARY)
-    assert [row[-1] for row in rows(grid)] == [str(paths[2])]
+    grid = kangas_grid.build_error_grid(paths, probabilities, labels, BINARY)
+    with pytest.warns(UserWarning, match="broken.jpg: cannot be read as an image"):
+        saved = kangas_grid.save_grid(grid, tmp_path / "errors.datagrid", environment)
+    assert [row[-1] for row in saved_rows(saved)] == [str(paths[2])]
 
 
 def test_mismatched_lengths_are_reported(binary_split):
@@ -106,33 +114,35 @@ def test_mismatched_lengths_are_reported(binary_split):
         kangas_grid.build_error_grid(paths, probabilities[:3], labels, BINARY)
 
 
-def test_kangas_posts_no_version_check_and_the_environment_is_left_as_it_was():
+def test_kangas_is_imported_only_by_a_child_process_told_to_post_no_version_check(tmp_path, binary_split, environment,
+                                                                                  monkeypatch):
     """Kangas posts its version to stats.comet.com when imported, unless KANGAS_VERSION_CHECK is 0 then."""
-    code = ("import os, numpy, requests\n"
-            "posts = []\n"
-            "requests.request = lambda *args, **kwargs: posts.append(args)\n"
-            "from nsfw_mobilenet.app import kangas_grid\nfrom nsfw_mobilenet.core import taxonomy\n"
-            "kangas_grid.build_error_grid([], numpy.zeros((0, 2)), [], taxonomy.BINARY)\n"
-            "print(posts, os.environ.get('KANGAS_VERSION_CHECK'))\n")
-    environment = {name: value for name, value in os.environ.items() if name != "KANGAS_VERSION_CHECK"}
-    completed = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True)
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.split() == ["[]", "None"]
+    started = []
+    run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda command, **options: started.append(options["env"]) or run(
+        command, **options))
+    kangas_grid.save_grid(kangas_grid.build_error_grid(*binary_split, BINARY), tmp_path / "e.datagrid", environment)
+    assert [env[kangas_grid.VERSION_CHECK_ENV] for env in started] == ["0"]
+    assert started[0]["PATH"] == environment["PATH"]  # the caller's environment, plus the switch
+    code = ("import os, sys, numpy\nfrom nsfw_mobilenet.app import kangas_grid\nfrom nsfw_mobilenet.core import taxonomy\n"
+            "grid = kangas_grid.build_error_grid([], numpy.zeros((0, 2)), [], taxonomy.BINARY)\n"
+            "kangas_grid.save_grid(grid, sys.argv[1], dict(os.environ))\nprint('kangas' in sys.modules)\n")
+    caller = subprocess.run([sys.executable, "-c", code, str(tmp_path / "empty.datagrid")], capture_output=True,
+                            text=True, env=environment)
+    assert caller.stdout.split() == ["False"], caller.stderr
 
 
-def test_saved_grid_reopens_with_the_same_rows(tmp_path, binary_split):
-    import kangas
-
+def test_saved_grid_reopens_with_the_same_rows(tmp_path, binary_split, environment):
     paths, probabilities, labels = binary_split
     grid = kangas_grid.build_error_grid(paths, probabilities, labels, BINARY)
-    saved = kangas_grid.save_grid(grid, tmp_path / "grids" / "errors.datagrid")
-    reopened = kangas.DataGrid(str(saved))
-    assert reopened.nrows == 2 and reopened[0][-1] == str(paths[1])
+    saved = kangas_grid.save_grid(grid, tmp_path / "grids" / "errors.datagrid", environment)
+    reopened = saved_rows(saved)
+    assert len(reopened) == 2 and reopened[0][1:] == ["sexual", "0.2", "0.8", "normal", str(paths[1])]
 
 
-def test_grid_file_must_end_in_datagrid(tmp_path, binary_split):
+def test_grid_file_must_end_in_datagrid(tmp_path, binary_split, environment):
     with pytest.raises(ValueError, match="must end in .datagrid"):
-        kangas_grid.save_grid(kangas_grid.build_error_grid(*binary_split, BINARY), tmp_path / "errors.db")
+        kangas_grid.save_grid(kangas_grid.build_error_grid(*binary_split, BINARY), tmp_path / "errors.db", environment)
 
 
 def not_a_datagrid(kind: str, folder: Path) -> Path:
@@ -157,10 +167,10 @@ NOT_DATAGRIDS = ["missing", "folder", "text_file_renamed", "zero_bytes", "sqlite
 
 
 @pytest.mark.parametrize("kind", NOT_DATAGRIDS)
-def test_serving_a_file_that_is_not_a_datagrid_raises_naming_the_file(kind, tmp_path):
+def test_serving_a_file_that_is_not_a_datagrid_raises_naming_the_file(kind, tmp_path, environment):
     bad = not_a_datagrid(kind, tmp_path)
     with pytest.raises(kangas_grid.NotADataGrid, match=re.escape(f"{bad}: not a Kangas DataGrid")):
-        kangas_grid.serve_grid(bad)
+        kangas_grid.serve_grid(bad, environment)
 
 
 def non_loopback_address() -> str | None:
@@ -174,11 +184,11 @@ def non_loopback_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def test_server_serves_the_grid_on_localhost_only_and_stops(tmp_path, binary_split):
+def test_server_serves_the_grid_on_localhost_only_and_stops(tmp_path, binary_split, environment):
     paths, probabilities, labels = binary_split
     saved = kangas_grid.save_grid(kangas_grid.build_error_grid(paths, probabilities, labels, BINARY),
-                                  tmp_path / "errors.datagrid")
-    with kangas_grid.serve_grid(saved, port=None) as server:
+                                  tmp_path / "errors.datagrid", environment)
+    with kangas_grid.serve_grid(saved, environment, port=None) as server:
         assert server.url.startswith("http://127.0.0.1:")
         page = urllib.request.urlopen(server.url, timeout=30).read().decode()
         assert str(paths[1]) in page and str(paths[0]) not in page
@@ -192,7 +202,7 @@ def test_server_serves_the_grid_on_localhost_only_and_stops(tmp_path, binary_spl
 
 
 def test_command_serves_on_127_0_0_1_by_default():
-    assert cli.build_parser().parse_args(["kangas", "errors.datagrid"]).host == "127.0.0.1"
+    assert cli.build_parser().parse_args(["kangas", "serve", "errors.datagrid"]).host == "127.0.0.1"
 
 
 @pytest.mark.parametrize("kind", NOT_DATAGRIDS)
@@ -203,9 +213,9 @@ def test_command_refuses_a_file_that_is_not_a_datagrid_in_one_line_with_exit_2_b
 
     monkeypatch.setattr(subprocess, "Popen", start_nothing)
     bad = not_a_datagrid(kind, tmp_path)
-    assert cli.main(["kangas", str(bad)]) == EXIT_USAGE
+    assert cli.main(["kangas", "serve", str(bad)]) == EXIT_USAGE
     error = capsys.readouterr().err
-    assert error.startswith(f"nsfw-mobilenet kangas: error: {bad}: not a Kangas DataGrid (")
+    assert error.startswith(f"nsfw-mobilenet kangas serve: error: {bad}: not a Kangas DataGrid (")
     assert error.count("\n") == 1 and "Traceback" not in error
 
 
@@ -252,11 +262,13 @@ def wait_until(condition, timeout: float) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the server processes in Linux /proc")
-def test_kangas_servers_and_their_children_end_within_seconds_when_the_command_is_sigkilled(tmp_path, binary_split):
-    grid = kangas_grid.save_grid(kangas_grid.build_error_grid(*binary_split, BINARY), tmp_path / "errors.datagrid")
+def test_kangas_servers_and_their_children_end_within_seconds_when_the_command_is_sigkilled(tmp_path, binary_split,
+                                                                                           environment):
+    grid = kangas_grid.save_grid(kangas_grid.build_error_grid(*binary_split, BINARY), tmp_path / "errors.datagrid",
+                                 environment)
     port, errors = kangas_grid.free_port_pair(), tmp_path / "stderr.txt"
     with open(errors, "wb") as stderr:
-        command = subprocess.Popen([sys.executable, "-m", "nsfw_mobilenet", "kangas", str(grid),
+        command = subprocess.Popen([sys.executable, "-m", "nsfw_mobilenet", "kangas", "serve", str(grid),
                                     "--port", str(port)], stdout=subprocess.DEVNULL, stderr=stderr)
     servers: set[int] = set()
     try:

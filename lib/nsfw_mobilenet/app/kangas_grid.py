@@ -11,7 +11,8 @@ the group also ends by itself when the Python process that started it dies, even
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -23,7 +24,7 @@ import threading
 import time
 import urllib.parse
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from nsfw_mobilenet.core.exit_codes import EXIT_USAGE
 from nsfw_mobilenet.core.taxonomy import Taxonomy
 
 GRID_NAME = "Images"  # listing 5.1
@@ -44,6 +44,8 @@ GRID_SUFFIX = ".datagrid"
 GRID_TABLES = {"datagrid", "metadata"}  # written by every `DataGrid.save`
 VERSION_CHECK_ENV = "KANGAS_VERSION_CHECK"  # "0": kangas does not post its version check to stats.comet.com
 
+# The grid writer's process: argv[1] is the JSON order file (`save_grid`).
+GRID_WRITER_CODE = "import sys; from nsfw_mobilenet.app.kangas_grid import _write_grid; _write_grid(sys.argv[1])"
 # The server process: argv[1] is the parent's pid, the rest `kangas server` arguments.
 SERVER_PROCESS_CODE = ("import sys; from nsfw_mobilenet.app.kangas_grid import _serve_while_parent_lives; "
                        "_serve_while_parent_lives(int(sys.argv[1]), sys.argv[2:])")
@@ -69,22 +71,24 @@ class NotADataGrid(ValueError):
     """A file given to serve is not a Kangas DataGrid; the message names it and says what it is instead."""
 
 
-def _kangas() -> Any:
-    """Import kangas without its version check, which posts telemetry to stats.comet.com.
+@dataclass(frozen=True)
+class ErrorGrid:
+    """The rows of a listing-5.1 grid, before Kangas writes them (`save_grid`): per image its guess, one
+    probability per class, its true class and its path (the image itself is read from the path)."""
 
-    Kangas reads KANGAS_VERSION_CHECK only while it is imported, so it is set for the import alone
-    (the server process gets it in its own environment, `serve_grid`).
-    """
-    before = os.environ.get(VERSION_CHECK_ENV)
-    os.environ[VERSION_CHECK_ENV] = "0"
-    try:
-        import kangas
-    finally:
-        if before is None:
-            del os.environ[VERSION_CHECK_ENV]
-        else:
-            os.environ[VERSION_CHECK_ENV] = before
-    return kangas
+    taxonomy: Taxonomy
+    rows: list[list[Any]]
+    name: str = GRID_NAME
+
+    @property
+    def columns(self) -> list[str]:
+        return grid_columns(self.taxonomy)
+
+    def to_dataframe(self) -> Any:
+        """The rows as a table, without the image column."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns[1:])
 
 
 def grid_columns(taxonomy: Taxonomy) -> list[str]:
@@ -108,42 +112,67 @@ def selected_rows(probabilities: np.ndarray, true_labels: Sequence[str | int], t
 
 
 def build_error_grid(paths: Sequence[str | Path], probabilities: np.ndarray, true_labels: Sequence[str | int],
-                     taxonomy: Taxonomy, only_errors: bool = True, name: str = GRID_NAME) -> Any:
-    """A `kangas.DataGrid` of the test images the model got wrong (or all, `only_errors=False`).
+                     taxonomy: Taxonomy, only_errors: bool = True, name: str = GRID_NAME) -> ErrorGrid:
+    """The grid of the test images the model got wrong (or all, `only_errors=False`).
 
     `probabilities` is the model output (N × classes, in `taxonomy.classes` order), `true_labels`
-    class names or indices. Images that cannot be read are left out with a warning naming them.
+    class names or indices.
     """
-    kangas = _kangas()
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.shape != (len(paths), taxonomy.num_classes) or len(true_labels) != len(paths):
         raise ValueError(f"expected {len(paths)} paths, labels and probability rows of {taxonomy.num_classes} "
                          f"{taxonomy.name} classes; got probabilities {probabilities.shape}, "
                          f"{len(true_labels)} labels")
-    grid = kangas.DataGrid(name=name, columns=grid_columns(taxonomy))
-    for i in selected_rows(probabilities, true_labels, taxonomy, only_errors):
-        path = str(paths[i])
-        try:
-            image = kangas.Image(data=path)
-        except Exception as error:  # kangas re-raises PIL's errors as plain exceptions
-            warnings.warn(f"{path}: cannot be read as an image ({error}); left out of the grid", stacklevel=2)
-            continue
-        guess = taxonomy.classes[int(probabilities[i].argmax())]
-        grid.append([image, guess, *(float(p) for p in probabilities[i]),
-                     _label(true_labels[i], taxonomy), path])
-    return grid
+    rows = [[taxonomy.classes[int(probabilities[i].argmax())], *(float(p) for p in probabilities[i]),
+             _label(true_labels[i], taxonomy), str(paths[i])]
+            for i in selected_rows(probabilities, true_labels, taxonomy, only_errors)]
+    return ErrorGrid(taxonomy, rows, name)
 
 
-def save_grid(grid: Any, path: str | Path) -> Path:
-    """Write the grid to a `.datagrid` file (an SQLite database Kangas opens); returns its path."""
+def save_grid(grid: ErrorGrid, path: str | Path, environment: Mapping[str, str]) -> Path:
+    """Write the grid to a `.datagrid` file (an SQLite database Kangas opens); returns its path.
+
+    Kangas writes it in a child process started from `environment` (the caller's: `Settings.environment`)
+    with KANGAS_VERSION_CHECK=0, because importing kangas otherwise posts a version check to stats.comet.com;
+    this process never imports it. Images that cannot be read are left out with a warning naming them.
+    """
     path = Path(path)
     if path.suffix != GRID_SUFFIX:
         raise ValueError(f"{path}: a Kangas grid file must end in {GRID_SUFFIX}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    grid.save(str(path))
+    with tempfile.TemporaryDirectory(prefix="kangas-grid-") as folder:
+        order = Path(folder) / "grid.json"
+        order.write_text(json.dumps({"name": grid.name, "columns": grid.columns, "rows": grid.rows,
+                                     "path": str(path)}))
+        written = subprocess.run([sys.executable, "-c", GRID_WRITER_CODE, str(order)], capture_output=True,
+                                 text=True, env={**environment, VERSION_CHECK_ENV: "0"})
+    if written.returncode != 0:
+        raise RuntimeError(f"{path}: Kangas could not write the grid:\n{written.stderr[-2000:]}")
+    for problem in json.loads(written.stdout.splitlines()[-1]):
+        warnings.warn(f"{problem}; left out of the grid", stacklevel=2)
     return path
+
+
+def _write_grid(order_file: str) -> None:
+    """The grid writer's process: build the `kangas.DataGrid` of the order and save it; print, as a JSON list on
+    the last line, the images left out because they cannot be read."""
+    import kangas
+
+    order = json.loads(Path(order_file).read_text())
+    grid, left_out = kangas.DataGrid(name=order["name"], columns=order["columns"]), []
+    for row in order["rows"]:
+        try:
+            image = kangas.Image(data=row[-1])
+        except Exception as error:  # kangas re-raises PIL's errors as plain exceptions
+            left_out.append(f"{row[-1]}: cannot be read as an image ({error})")
+            continue
+        grid.append([image, *row])
+    target = Path(order["path"])
+    if target.exists():
+        target.unlink()
+    with contextlib.redirect_stdout(sys.stderr):  # Kangas's "Saving datagrid…" progress is not the answer
+        grid.save(str(target))
+    print(json.dumps(left_out))
 
 
 def _sqlite_problem(grid: Path) -> str | None:
@@ -259,15 +288,15 @@ def _serve_while_parent_lives(parent_pid: int, server_arguments: list[str]) -> N
     main(server_arguments)
 
 
-def serve_grid(path: str | Path, host: str = LOCALHOST, port: int | None = DEFAULT_PORT,
-               timeout: float = SERVER_START_TIMEOUT) -> KangasServer:
+def serve_grid(path: str | Path, environment: Mapping[str, str], host: str = LOCALHOST,
+               port: int | None = DEFAULT_PORT, timeout: float = SERVER_START_TIMEOUT) -> KangasServer:
     """Start `kangas server` for the grid at `path`, listening on `host` only; wait until it answers.
 
-    Runs `kangas.cli.server` in its own process group (so `stop()` ends exactly it), with the
-    grid's folder as KANGAS_ROOT, no browser, the backend on port + 1 and the Next.js frontend
-    bound to `host` via a node preload. The group ends within a second of this process dying,
-    however it dies. `port=None` picks a free pair. Raises NotADataGrid before starting anything
-    if `path` is not a grid. Use as a context manager, or call `.stop()`.
+    Runs `kangas.cli.server` from `environment` (the caller's: `Settings.environment`) in its own process
+    group (so `stop()` ends exactly it), with the grid's folder as KANGAS_ROOT, no browser, the backend on
+    port + 1 and the Next.js frontend bound to `host` via a node preload. The group ends within a second of
+    this process dying, however it dies. `port=None` picks a free pair. Raises NotADataGrid before starting
+    anything if `path` is not a grid. Use as a context manager, or call `.stop()`.
     """
     grid = check_datagrid(path)
     port = free_port_pair(host) if port is None else port
@@ -278,9 +307,8 @@ def serve_grid(path: str | Path, host: str = LOCALHOST, port: int | None = DEFAU
     preload = Path(workdir.name) / "bind_host.js"
     preload.write_text(NODE_BIND_PRELOAD)
     log = Path(workdir.name) / "server.log"
-    env = {**os.environ, "KANGAS_ROOT": str(grid.parent), VERSION_CHECK_ENV: "0",
-           "KANGAS_LISTEN_HOST": host,
-           "NODE_OPTIONS": f"{os.environ.get('NODE_OPTIONS', '')} --require {preload}".strip()}
+    env = {**environment, "KANGAS_ROOT": str(grid.parent), VERSION_CHECK_ENV: "0", "KANGAS_LISTEN_HOST": host,
+           "NODE_OPTIONS": f"{environment.get('NODE_OPTIONS', '')} --require {preload}".strip()}
     command = [sys.executable, "-c", SERVER_PROCESS_CODE, str(os.getpid()), "--frontend-port", str(port),
                "--backend-port", str(port + 1), "--host", host, "--backend-host", host, "--open", "no"]
     with open(log, "wb") as output:
@@ -295,42 +323,3 @@ def serve_grid(path: str | Path, host: str = LOCALHOST, port: int | None = DEFAU
             raise RuntimeError(f"Kangas server for {grid} did not start on {host}:{port}:\n{message}")
         time.sleep(0.2)
     return server
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("grid", metavar="GRID", type=Path, help=f"a {GRID_SUFFIX} file written by save_grid")
-    parser.add_argument("--host", default=LOCALHOST, help=f"address to listen on (default {LOCALHOST} only)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"frontend port; the backend uses port + 1 (default {DEFAULT_PORT})")
-    parser.set_defaults(func=_run_command)
-
-
-def _run_command(args: argparse.Namespace) -> int:
-    """Serve the grid until Ctrl-C, then stop both Kangas processes."""
-    try:
-        server = serve_grid(args.grid, host=args.host, port=args.port)
-    except (ValueError, OSError, RuntimeError) as error:  # NotADataGrid is a ValueError
-        print(f"nsfw-mobilenet kangas: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops the server too, not only Ctrl-C
-    with server:
-        print(f"Kangas grid {server.grid.name}: open {server.url}  (Ctrl-C stops the server)")
-        try:
-            server.process.wait()
-        except KeyboardInterrupt:
-            pass
-    return 0
-
-
-def add_command(subparsers: argparse._SubParsersAction) -> None:
-    """Register `nsfw-mobilenet kangas GRID`: browse a saved error grid on 127.0.0.1 (§5.2)."""
-    _add_arguments(subparsers.add_parser("kangas", help="browse a saved Kangas error grid in the browser",
-                                         description=__doc__.splitlines()[0]))
-
-
-if __name__ == "__main__":  # python -m nsfw_mobilenet.app.kangas_grid GRID
-    _parser = argparse.ArgumentParser(prog="python -m nsfw_mobilenet.app.kangas_grid", description=__doc__.splitlines()[0])
-    _add_arguments(_parser)
-    _arguments = _parser.parse_args()
-    sys.exit(_arguments.func(_arguments))
-
