@@ -134,6 +134,6 @@ def test_table_5_1_of_a_result_reads_its_wrong_counts_and_test_set_sizes():
 
 
 def test_committed_table_5_1_results_each_have_a_note_and_wrong_counts():
-    committed = cross_dataset.committed_results()
+    committed = cross_dataset.committed_table_5_1_runs()
     assert committed and all(name.startswith(cross_dataset.TABLE_5_1_RESULTS) for name in committed)
     assert all({"note", "wrong"} <= set(result) for result in committed.values())

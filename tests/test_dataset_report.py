@@ -115,3 +115,11 @@ def test_an_unreadable_file_is_reported_not_skipped_silently(tmp_path: Path) -> 
     (tmp_path / "a" / "gone.png").symlink_to(tmp_path / "deleted.png")
     [bad] = dataset_report.validate_dataset(tmp_path, progress=False).bad_files
     assert bad.path.name == "gone.png" and bad.reason.startswith("unreadable")
+
+
+def test_the_report_samples_as_many_training_images_as_there_are_when_fewer_than_asked(tmp_path):
+    for i in range(3):
+        write(tmp_path / "train" / "cats" / f"{i}.png", encoded(noise(), "PNG"))
+    sample = dataset_report.sample_training_images(tmp_path, count=10, seed=0)
+    assert sorted(item.path.name for item in sample) == ["0.png", "1.png", "2.png"]
+    assert dataset_report.sample_training_images(tmp_path, count=10, seed=0) == sample  # same seed, same sample

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nsfw_mobilenet.core import paths
 from nsfw_mobilenet.core.taxonomy import FIVE_CLASS
-from nsfw_mobilenet.evaluation import plots
 from nsfw_mobilenet.evaluation.evaluate import evaluate_safety, wrong_predictions
 from nsfw_mobilenet.io.image_files import LabeledImage
 from nsfw_mobilenet.studies import five_classes
@@ -135,10 +135,10 @@ def synthetic_result(well_predicted: int = 3) -> dict:
     return {"runs": {run: {"safety": safety} for run in best_runs().values()}}
 
 
-def test_committed_results_are_read_by_file_stem_and_only_with_the_prefix(tmp_path):
+def test_committed_summaries_are_read_by_file_stem_and_only_with_the_prefix(tmp_path):
     (tmp_path / "section_4_4_a.json").write_text(json.dumps({"note": "a"}))
     (tmp_path / "table_5_1_b.json").write_text(json.dumps({"note": "b"}))
-    assert five_classes.committed_results(five_classes.SECTION_4_4_RESULTS, tmp_path) == {"section_4_4_a": {"note": "a"}}
+    assert five_classes.committed_summaries(five_classes.SECTION_4_4_RESULTS, tmp_path) == {"section_4_4_a": {"note": "a"}}
 
 
 def test_safety_matrices_plot_one_figure_per_dataset_titled_with_the_detail_and_well_predicted_count():
@@ -149,7 +149,7 @@ def test_safety_matrices_plot_one_figure_per_dataset_titled_with_the_detail_and_
 
 
 def test_saved_safety_matrices_are_named_after_figure_run_and_result_without_its_prefix(tmp_path, monkeypatch):
-    monkeypatch.setattr(plots, "SMOKE_FIGURES_DIR", tmp_path)
+    monkeypatch.setattr(paths, "SMOKE_FIGURES_DIR", tmp_path)
     saved = five_classes.save_safety_matrices(synthetic_result(), "section_4_4_proxy_v1", smoke=True)
     first_run = best_runs()["dataset_1"]
     assert saved[0] == tmp_path / f"fig_4_18_confusion_{first_run}_proxy_v1.png" and all(p.is_file() for p in saved)

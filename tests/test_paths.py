@@ -19,3 +19,11 @@ def test_every_output_folder_lies_in_the_project_root():
     for folder in (paths.RESULTS_DIR, paths.FIGURES_DIR, paths.SMOKE_FIGURES_DIR, paths.RUNS_DIR, paths.DATA_DIR,
                    paths.DEFAULT_CACHE_DIR):
         assert folder.is_relative_to(paths.PROJECT_ROOT)
+
+
+def test_only_a_full_run_on_the_default_data_writes_figures_and_a_users_dataset_writes_under_runs(tmp_path):
+    assert paths.figures_folder(smoke=False) == paths.FIGURES_DIR
+    assert paths.figures_folder(smoke=True) == paths.figures_folder(smoke=True, data_dir=tmp_path) == \
+        paths.SMOKE_FIGURES_DIR
+    mine = tmp_path / "my_photos"
+    assert paths.figures_folder(smoke=False, data_dir=str(mine)) == paths.RUNS_DIR / "figures" / "my_photos"

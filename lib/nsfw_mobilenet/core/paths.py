@@ -43,3 +43,12 @@ SHARED_DATASETS_DIR = PROJECT_ROOT.parent / "shared" / "datasets"  # ../shared/d
 LATENCY_FILE = PROJECT_ROOT / "benchmarks" / "results" / "latency.json"  # written by benchmarks/latency.py
 ARTIFACTS_DIR = PROJECT_ROOT / "artifacts"  # git-ignored notebook products: .tflite exports, Kangas grids
 
+OWN_DATA_FIGURES_DIR = RUNS_DIR / "figures"  # figures of a notebook run on a user's dataset, never over figures/
+
+
+def figures_folder(smoke: bool, data_dir: str | Path | None = None) -> Path:
+    """Where a notebook's figures go: figures/ only for a full run on the default data (`make figures`);
+    runs/smoke_figures/ for a smoke run; runs/figures/<dataset folder name>/ for a run on a user's `data_dir`."""
+    if smoke:
+        return SMOKE_FIGURES_DIR
+    return OWN_DATA_FIGURES_DIR / Path(data_dir).resolve().name if data_dir else FIGURES_DIR

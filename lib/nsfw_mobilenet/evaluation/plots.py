@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from nsfw_mobilenet.core.backbones import RANDOM_INIT
-from nsfw_mobilenet.core.paths import FIGURES_DIR, SMOKE_FIGURES_DIR
+from nsfw_mobilenet.core.paths import figures_folder
 
 FIGURE_DPI = 80
 PANEL_INCHES = 2.6
@@ -65,11 +65,12 @@ def plot_class_heatmaps(image: np.ndarray, heatmaps: Mapping[str, np.ndarray],
     return fig
 
 
-def save_class_heatmaps(examples: Sequence[Any], name: str, title: str = "test image", *, smoke: bool) -> list[Any]:
+def save_class_heatmaps(examples: Sequence[Any], name: str, title: str = "test image", *, smoke: bool,
+                        data_dir: str | Path | None = None) -> list[Any]:
     """Figures 5.2–5.17, one per `explain.ImageHeatmaps`, saved as `<name>_<n>` (n from 1; see `save_figure`)."""
     return [save_figure(plot_class_heatmaps(example.image, example.heatmaps, example.probabilities,
                                             title=f"{title} {n}, true class {example.true_class}"), f"{name}_{n}",
-                        smoke=smoke)
+                        smoke=smoke, data_dir=data_dir)
             for n, example in enumerate(examples, start=1)]
 
 
@@ -145,25 +146,23 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str
     return fig
 
 
-def save_figure(fig: Any, name: str, *, smoke: bool) -> Path:
-    """Write `fig` to figures/<name>.png of the project; a `smoke` run writes to runs/smoke_figures/ instead.
-
-    Figures are outputs of the notebooks; a seconds-long smoke run must not overwrite the
-    figure of a real run.
-    """
-    folder = SMOKE_FIGURES_DIR if smoke else FIGURES_DIR
+def save_figure(fig: Any, name: str, *, smoke: bool, data_dir: str | Path | None = None) -> Path:
+    """Write `fig` as <name>.png to `core.paths.figures_folder(smoke, data_dir)`: figures/ only for a full run on
+    the default data, so that neither a seconds-long smoke run nor a run on a user's dataset (`data_dir`)
+    overwrites a committed figure."""
+    folder = figures_folder(smoke, data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
     return path
 
 
-def save_run_figures(run: Any, title: str, name: str, *, smoke: bool) -> list[Path]:
+def save_run_figures(run: Any, title: str, name: str, *, smoke: bool, data_dir: str | Path | None = None) -> list[Path]:
     """A run's loss and accuracy curves and its test confusion matrix (figures 4.3–4.16), as <name>_curves and
-    <name>_confusion; `run` is an `evaluation.run_results.RunResult`."""
-    curves = save_figure(plot_history(run.history, title), f"{name}_curves", smoke=smoke)
+    <name>_confusion (where: `save_figure`); `run` is an `evaluation.run_results.RunResult`."""
+    curves = save_figure(plot_history(run.history, title), f"{name}_curves", smoke=smoke, data_dir=data_dir)
     matrix = plot_confusion_matrix(run.test.confusion_matrix, run.data["classes"], f"{title}, test hold-out")
-    return [curves, save_figure(matrix, f"{name}_confusion", smoke=smoke)]
+    return [curves, save_figure(matrix, f"{name}_confusion", smoke=smoke, data_dir=data_dir)]
 
 
 # --- Architectures (chapter 3, notebook 01) ------------------------------------------------------

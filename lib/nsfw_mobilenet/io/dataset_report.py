@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from nsfw_mobilenet.core.paths import repo_relative
@@ -23,6 +24,7 @@ from nsfw_mobilenet.io.image_files import (
     SPLIT_FOLDERS,
     BadFile,
     CorruptImage,
+    LabeledImage,
     class_names,
     has_split_folders,
     identify,
@@ -184,6 +186,14 @@ def validate_dataset(root: Path | str, *, progress: bool = True) -> DatasetRepor
         taxonomy=_taxonomy_name(classes),
     )
 
+
+
+def sample_training_images(root: Path | str, count: int = 10, seed: int = 0) -> list[LabeledImage]:
+    """Up to `count` files of the training images (root/train/ or root's class folders), drawn without repeats
+    with `seed`: the thumbnails of a dataset report."""
+    items = list_images(root, "train" if has_split_folders(root) else None)
+    drawn = np.random.default_rng(seed).choice(len(items), min(count, len(items)), replace=False)
+    return [items[k] for k in drawn]
 
 
 def make_broken_dataset(out_dir: Path | str, good_images: Path | str) -> Path:

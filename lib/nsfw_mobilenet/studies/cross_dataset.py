@@ -64,9 +64,9 @@ def table_5_1_of(result: Mapping[str, Any]) -> Any:
     return table_5_1(result["wrong"], result["data"]["test_images"])
 
 
-def committed_results() -> dict[str, dict[str, Any]]:
+def committed_table_5_1_runs() -> dict[str, dict[str, Any]]:
     """The committed full runs of table 5.1 (results/five_class/table_5_1_*.json), by file stem."""
-    return five_classes.committed_results(TABLE_5_1_RESULTS)
+    return five_classes.committed_summaries(TABLE_5_1_RESULTS)
 
 
 def video_verdict_table(result: Mapping[str, Any]) -> Any:

@@ -221,7 +221,7 @@ TWO_CLASS_RUN = "two_classes_CDE"  # §5.1: the table 4.17 winner, the first col
 SECTION_4_4_RESULTS = "section_4_4_"  # file names of the committed §4.4 results start so
 
 
-def committed_results(prefix: str = SECTION_4_4_RESULTS, folder: Path = FIVE_CLASS_RESULTS_DIR) -> dict[str, dict[str, Any]]:
+def committed_summaries(prefix: str = SECTION_4_4_RESULTS, folder: Path = FIVE_CLASS_RESULTS_DIR) -> dict[str, dict[str, Any]]:
     """The committed full runs in `folder` (results/five_class/) whose file names start with `prefix`, by file stem."""
     return {path.stem: json.loads(path.read_text()) for path in sorted(Path(folder).glob(f"{prefix}*.json"))}
 
@@ -309,15 +309,17 @@ def plot_safety_matrices(result: Mapping[str, Any], detail: str = "") -> list[An
     return figures
 
 
-def save_safety_matrices(result: Mapping[str, Any], name: str, *, smoke: bool) -> list[Path]:
+def save_safety_matrices(result: Mapping[str, Any], name: str, *, smoke: bool,
+                         data_dir: str | Path | None = None) -> list[Path]:
     """Save (and close) figures 4.18–4.20 of the committed result `name` (its file stem) as
-    fig_4_18_confusion_<run>_<name without section_4_4_>.png; smoke runs write to runs/smoke_figures/."""
+    fig_4_18_confusion_<run>_<name without section_4_4_>.png (where: `plots.save_figure`)."""
     import matplotlib.pyplot as plt
 
     saved = []
     for (figure, run, _), drawn in zip(safety_matrices(result), plot_safety_matrices(result)):
         dataset = name.removeprefix(SECTION_4_4_RESULTS)
-        saved.append(plots.save_figure(drawn, f"fig_{figure.replace('.', '_')}_confusion_{run}_{dataset}", smoke=smoke))
+        saved.append(plots.save_figure(drawn, f"fig_{figure.replace('.', '_')}_confusion_{run}_{dataset}", smoke=smoke,
+                                       data_dir=data_dir))
         plt.close(drawn)
     return saved
 
