@@ -16,10 +16,15 @@ export NSFW_MOBILENET_WEIGHTS_DIR ?= $(if $(wildcard $(SHARED)/weights),$(SHARED
 $(VENV)/bin/python:
 	python3 -m venv --system-site-packages $(VENV)
 
-# The .venv is made only when it is the interpreter in use.
-install: $(filter $(VENV)/bin/python,$(PYTHON))
+# The .venv is made only when it is the interpreter in use. pip runs again only when requirements.txt or
+# pyproject.toml changed since the last install (the stamp file beside the interpreter's environment).
+INSTALLED := $(dir $(PYTHON))../.nsfw-mobilenet-installed
+install: $(INSTALLED)
+
+$(INSTALLED): requirements.txt pyproject.toml | $(filter $(VENV)/bin/python,$(PYTHON))
 	$(PYTHON) -m pip install -q -r requirements.txt
 	$(PYTHON) -m pip install -q --no-deps -e .
+	touch $@
 
 # The main job: generate the stand-in data, run every row of table 4.1, print thesis vs. this run.
 run: install

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -86,3 +87,24 @@ def test_the_command_line_hands_each_command_the_settings_of_the_environment(tmp
     monkeypatch.setattr(cli, "build_parser", lambda command=None: parser)
     assert cli.main(["record"]) == 0
     assert seen == [Settings(weights_dir=tmp_path, smoke=False)]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_runs_pip_again_only_when_the_requirements_or_pyproject_changed(tmp_path):
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        shutil.copy2(CHECKOUT / name, tmp_path / name)
+    (tmp_path / "env" / "bin").mkdir(parents=True)
+    planned = ["make", "-n", "install", f"VIRTUAL_ENV={tmp_path / 'env'}"]
+
+    def pip_runs() -> bool:
+        return "pip install" in subprocess.run(planned, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+    assert pip_runs()
+    stamp, installed = tmp_path / "env" / ".nsfw-mobilenet-installed", time.time() - 60
+    stamp.touch()  # what the install's last step does, a minute ago
+    os.utime(stamp, (installed, installed))
+    for name in ("requirements.txt", "pyproject.toml"):
+        os.utime(tmp_path / name, (installed - 60, installed - 60))
+    assert not pip_runs()
+    os.utime(tmp_path / "requirements.txt")  # a requirement changed since
+    assert pip_runs()
