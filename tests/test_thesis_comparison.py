@@ -24,6 +24,15 @@ def test_seeds_of_one_config_make_one_row_with_mean_and_interval():
     assert table.loc[0, "steps [thesis]"] == 3910 and table.loc[0, "steps [run]"] == 80
 
 
+def test_the_compact_table_shows_thesis_and_run_side_by_side_in_nine_columns_and_the_csv_keeps_every_column(tmp_path):
+    results = [run_result("4.9", 4, seed=seed, correct=[True] * 16 + [False] * 4) for seed in (1, 2)]
+    compact = thesis_comparison.compact_seeds_vs_thesis(results)
+    assert list(compact.columns) == ["row", "N", "opt. lr", "DA", "seeds", "steps", "train loss", "val acc", "test acc"]
+    assert compact.loc[0, "steps"] == "3910 | 80" and compact.loc[0, "test acc"].startswith("– | 0.800 ± ")
+    saved = thesis_comparison.save_seeds_vs_thesis(results, tmp_path / "wide" / "table.csv")
+    assert saved.read_text().splitlines()[0].count(",") + 1 == len(thesis_comparison.seeds_vs_thesis(results).columns)
+
+
 def test_a_single_run_shows_its_wilson_interval():
     table = thesis_comparison.seeds_vs_thesis([run_result("4.9", 4, correct=[True] * 8 + [False] * 2)])
     assert table.loc[0, "test acc [run]"] == "0.800 [0.49, 0.94]"

@@ -14,6 +14,7 @@ from nsfw_mobilenet.core.backbones import RANDOM_INIT
 from nsfw_mobilenet.core.paths import figures_folder
 
 FIGURE_DPI = 80
+README_FIGURE_DPI = 160  # the README's figures: at least 1200 px wide
 PANEL_INCHES = 2.6
 
 
@@ -74,21 +75,28 @@ def save_class_heatmaps(examples: Sequence[Any], name: str, title: str = "test i
             for n, example in enumerate(examples, start=1)]
 
 
+SHAP_SMOOTHING_PIXELS = 3.0  # Gaussian sigma of the SHAP maps as drawn: per-pixel values are too sparse to see
+
+
 def plot_shap(values: np.ndarray, images: np.ndarray, labels: Sequence[Sequence[str]], title: str = "") -> Any:
     """Figure 2.12 (listing 2.1's `shap.image_plot`): each image, then its SHAP map per ranked class.
 
-    `values` is `ShapExplanation.values` (N, H, W, C, ranked); `labels` one row of names per image.
+    `values` is `ShapExplanation.values` (N, H, W, C, ranked); `labels` one row of names per image. The maps are
+    drawn smoothed (Gaussian, sigma `SHAP_SMOOTHING_PIXELS` pixels, as the title says): expected-gradient values
+    are scattered single pixels that vanish at a page's size; their sums over regions are what the figure shows.
     """
     import matplotlib.pyplot as plt
     import shap
+    from scipy.ndimage import gaussian_filter
 
     ranked = values.shape[-1]
-    shap.image_plot([values[..., i] for i in range(ranked)], np.asarray(images), np.asarray(labels),
-                    width=(1 + ranked) * 2.0, show=False)
+    sigma = (0, SHAP_SMOOTHING_PIXELS, SHAP_SMOOTHING_PIXELS, 0)
+    maps = [gaussian_filter(np.asarray(values[..., i], dtype=np.float64), sigma) for i in range(ranked)]
+    shap.image_plot(maps, np.asarray(images), np.asarray(labels), width=(1 + ranked) * 2.4, show=False)
     fig = plt.gcf()
     fig.set_dpi(FIGURE_DPI)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    smoothing = f"SHAP values smoothed over {SHAP_SMOOTHING_PIXELS:g} px (Gaussian sigma)"
+    fig.suptitle(f"{title}\n{smoothing}" if title else smoothing, fontsize=10)
     return fig
 
 
@@ -146,14 +154,15 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str
     return fig
 
 
-def save_figure(fig: Any, name: str, *, smoke: bool, data_dir: str | Path | None = None) -> Path:
+def save_figure(fig: Any, name: str, *, smoke: bool, data_dir: str | Path | None = None,
+                dpi: int = FIGURE_DPI) -> Path:
     """Write `fig` as <name>.png to `core.paths.figures_folder(smoke, data_dir)`: figures/ only for a full run on
     the default data, so that neither a seconds-long smoke run nor a run on a user's dataset (`data_dir`)
-    overwrites a committed figure."""
+    overwrites a committed figure. The README's figures pass `README_FIGURE_DPI`."""
     folder = figures_folder(smoke, data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
-    fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
 
 
@@ -313,23 +322,29 @@ def plot_accuracy_vs_steps(curves: Mapping[str, tuple[Sequence[int], Sequence[fl
 
 def plot_selection(table: Any, accuracy_column: str, title: str = "") -> Any:
     """§4.2.5 redone: test accuracy against LiteRT latency (float32 hollow, int8 filled), marker area ∝ int8 MB;
-    random-init backbones are marked as such."""
+    random-init backbones are marked as such. Sized for the README (save at `README_FIGURE_DPI`)."""
     import matplotlib.pyplot as plt
 
-    fig, axis = plt.subplots(figsize=(2 * PANEL_INCHES, PANEL_INCHES + 0.4), dpi=FIGURE_DPI)
+    fig, axis = plt.subplots(figsize=(7.6, 4.4), dpi=FIGURE_DPI)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     measured = table.dropna(subset=[accuracy_column, "float32 ms", "int8 ms"])
     for color, (backbone, row) in zip(colors, measured.iterrows()):
         random_init = row["weights"] == RANDOM_INIT
         label = f"{backbone} ({row['int8 MB']:.1f} MB int8)" + (" RANDOM INIT" if random_init else "")
         hollow = {"color": color} if random_init else {"facecolors": "none", "edgecolors": color}
-        axis.scatter(row["float32 ms"], row[accuracy_column], s=20 * row["float32 MB"],
+        axis.scatter(row["float32 ms"], row[accuracy_column], s=40 * row["float32 MB"],
                      marker="x" if random_init else "o", **hollow)
-        axis.scatter(row["int8 ms"], row[accuracy_column], s=20 * row["int8 MB"], color=color,
+        axis.scatter(row["int8 ms"], row[accuracy_column], s=40 * row["int8 MB"], color=color,
                      marker="x" if random_init else "o", label=label)
-        axis.plot([row["float32 ms"], row["int8 ms"]], [row[accuracy_column]] * 2, color=color, lw=0.8)
-    return _finish_accuracy_axes(fig, axis, "LiteRT ms per image (batch 1, 2 threads): hollow float32, filled int8",
-                                 accuracy_column, title, bottom=0.2)
+        axis.plot([row["float32 ms"], row["int8 ms"]], [row[accuracy_column]] * 2, color=color, lw=1.2)
+    axis.set_xlabel("LiteRT milliseconds per image (batch 1, 2 threads): hollow float32, filled int8", fontsize=10)
+    axis.set_ylabel(accuracy_column.replace("DA", "data augmentation"), fontsize=10)
+    axis.set_ylim(0.2, 1.02)
+    axis.tick_params(labelsize=9)
+    axis.legend(fontsize=9, loc="lower right")
+    axis.set_title(title, fontsize=11)
+    fig.tight_layout()
+    return fig
 
 
 # --- Calibration and operating point (notebook 07) ---------------------------------------------

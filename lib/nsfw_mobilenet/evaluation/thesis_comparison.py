@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from nsfw_mobilenet.core.configs import DEFAULT_SEED, thesis_reference, thesis_row, thesis_steps
@@ -133,6 +134,31 @@ def seeds_vs_thesis(results: Sequence[RunResult]) -> Any:
                      "test acc [run]": _accuracy_shown(runs, lambda r: r.test.accuracy, counts.get("test", 0)),
                      "CPU min": sum(float("nan") if run.cpu_min is None else run.cpu_min for run in runs)})
     return pd.DataFrame(rows)
+
+
+COMPACT_COLUMNS = ("steps", "train loss", "val acc", "test acc")  # shown as "thesis | run"
+
+
+def compact_seeds_vs_thesis(results: Sequence[RunResult]) -> Any:
+    """`seeds_vs_thesis` in nine columns for a notebook page: row, N, optimizer and learning rate, seeds, and
+    steps, training loss, validation and test accuracy as "thesis | run" (the wide table keeps every column)."""
+    wide = seeds_vs_thesis(results)
+    if wide.empty:
+        return wide
+    compact = wide[["row", "N"]].assign(**{"opt. lr": [f"{o} {lr:g}" for o, lr in zip(wide["optimizer"], wide["lr"])]},
+                                        DA=wide["DA"], seeds=wide["seeds"])
+    for name in COMPACT_COLUMNS:
+        thesis = ["–" if value is None or value != value else f"{value:g}" for value in wide[f"{name} [thesis]"]]
+        compact[name] = [f"{t} | {r}" for t, r in zip(thesis, wide[f"{name} [run]"])]
+    return compact
+
+
+def save_seeds_vs_thesis(results: Sequence[RunResult], path: Path | str) -> Path:
+    """Write the wide `seeds_vs_thesis` table (every column) as CSV to `path`; returns it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seeds_vs_thesis(results).to_csv(path, index=False)
+    return path
 
 
 def detectable_difference_note(results: Sequence[RunResult]) -> str:
