@@ -52,13 +52,13 @@ def test_build_writes_a_grid_of_every_test_image_or_only_the_errors_and_reports_
     assert cli.main(["kangas", "build", "--model", str(keras_model), "--data", str(data), "--backbone",
                      "mobilenet_v2", "--out", str(everything), "--all"]) == EXIT_OK
     output = capsys.readouterr()
-    assert f"wrote {everything}: 12 images of 12 test images" in output.out
+    assert f"wrote {everything}: 12 of 12 test images (all)" in output.out
     assert f"nsfw-mobilenet kangas serve {everything}" in output.out
     assert "broken.png" in output.err and len(grid_paths(everything)) == 12
     errors = tmp_path / "errors.datagrid"
     assert cli.main(["kangas", "build", "--model", str(keras_model), "--data", str(data), "--backbone",
                      "mobilenet_v2", "--out", str(errors)]) == EXIT_OK
-    kept = int(capsys.readouterr().out.split(": ")[1].split()[0])
+    kept = int(capsys.readouterr().out.split(": ")[1].split()[0])  # "wrote <grid>: K of 12 test images (the errors…"
     assert len(grid_paths(errors)) == kept < 12  # the tiny classifier gets most of its colour rule right
 
 

@@ -71,8 +71,8 @@ def _build(args: argparse.Namespace) -> int:
                                         taxonomy_or_proxy(detector.classes), only_errors=not args.all)
     out = args.out or args.model.with_name(f"{args.data.resolve().name}_errors{kangas_grid.GRID_SUFFIX}")
     saved = kangas_grid.save_grid(grid, out, args.settings.environment)
-    kept = "images" if args.all else "errors"
-    print(f"wrote {saved}: {len(grid.rows)} {kept} of {len(readable)} test images; browse it with: "
+    kept = "all" if args.all else "the errors, listing 4.8"
+    print(f"wrote {saved}: {len(grid.rows)} of {len(readable)} test images ({kept}); browse it with: "
           f"{PROGRAM} serve {saved}")
     return EXIT_OK
 
