@@ -108,3 +108,15 @@ def test_make_runs_pip_again_only_when_the_requirements_or_pyproject_changed(tmp
     assert not pip_runs()
     os.utime(tmp_path / "requirements.txt")  # a requirement changed since
     assert pip_runs()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_points_the_weights_variable_at_the_shared_weights_beside_the_clone_unless_it_is_set(environment):
+    show = ["make", "-s", "--eval", "show-weights: ; @echo $$NSFW_MOBILENET_WEIGHTS_DIR", "show-weights"]
+    unset = {name: value for name, value in environment.items() if name != "NSFW_MOBILENET_WEIGHTS_DIR"}
+    shared = CHECKOUT.parent / "shared" / "weights"
+    shown = subprocess.run(show, cwd=CHECKOUT, env=unset, capture_output=True, text=True, check=True).stdout.strip()
+    assert shown == (str(shared) if shared.is_dir() else "")
+    chosen = subprocess.run(show, cwd=CHECKOUT, env={**unset, "NSFW_MOBILENET_WEIGHTS_DIR": "/elsewhere"},
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert chosen == "/elsewhere"
