@@ -65,3 +65,17 @@ def test_a_reader_closing_the_pipe_ends_the_scan_quietly_with_141(classifier, tm
     process.stdout.close()  # as `| head -1` does
     assert process.wait(timeout=120) == exit_codes.EXIT_BROKEN_PIPE
     assert process.stderr.read() == b""
+
+
+def test_every_command_and_option_has_a_help_line_and_a_description():
+    import argparse
+
+    parser = cli.build_parser()
+    commands = cli._command_parsers(parser._subparsers._group_actions[0])
+    assert {command.prog.removeprefix("nsfw-mobilenet ") for command in commands} >= {
+        "make-standin", "train", "scan", "export", "kangas", "kangas build", "kangas serve"}
+    for command in commands:
+        assert command.description, command.prog
+        for action in command._actions:
+            if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                assert action.help, f"{command.prog} {action.option_strings or action.dest}"

@@ -426,11 +426,14 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Register `nsfw-mobilenet make-standin OUT_DIR`."""
     parser = subparsers.add_parser("make-standin", help="generate the procedural stand-in dataset (seconds)",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", metavar="OUT_DIR", type=Path)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("out_dir", metavar="OUT_DIR", type=Path,
+                        help="folder to write: binary/ and five_class/ (train/ and test/ each) and videos/")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help="the same seed makes the same images, byte for byte (default %(default)s)")
     parser.add_argument("--images-per-class", type=int, default=DEFAULT_IMAGES_PER_CLASS,
                         help="train+test images per class (default %(default)s)")
-    parser.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION)
+    parser.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION,
+                        help="share of each class's images that go to test/ (default %(default)s)")
     parser.add_argument("--no-videos", action="store_true", help="skip the short video clips")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run_command)
