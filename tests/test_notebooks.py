@@ -1,5 +1,5 @@
-"""Specifications for the notebooks' parameters cells, as papermill reads them, and where a run on a user's data
-writes its figures."""
+"""Specifications for the notebooks as files: their parameters cells as papermill reads them, their stored outputs,
+and where a run on a user's data writes its figures."""
 
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ def test_papermill_reads_every_name_the_parameters_cell_assigns(notebook):
     assigned = [target.id for node in ast.parse(parameters_cell(notebook)).body if isinstance(node, ast.Assign)
                 for target in node.targets if isinstance(target, ast.Name)]
     assert list(papermill.inspect_notebook(str(notebook))) == assigned
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_no_stored_output_is_a_stderr_block_of_progress_bars_or_native_lines(notebook):
+    cells = json.loads(notebook.read_text())["cells"]
+    stderr = ["".join(output.get("text", ""))[:120] for cell in cells for output in cell.get("outputs", [])
+              if output.get("name") == "stderr"]
+    assert stderr == []
 
 
 def figures_digest() -> dict[str, str]:
