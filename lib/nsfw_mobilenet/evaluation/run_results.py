@@ -88,6 +88,7 @@ class RunResult:
     versions: dict[str, Any] = field(default_factory=dict)
     smoke: bool = False
     model_file: str | None = None  # the .keras beside the results JSON (not committed)
+    feedback: dict[str, Any] | None = None  # a model fine-tuned on reviews (`training.feedback`): what it learned from
     path: Path | None = None  # the file it was read from
 
     @property
@@ -126,7 +127,8 @@ class RunResult:
                    training_images_per_second=result.get("training_images_per_second"),
                    trainable_layers_with_weights=list(result.get("trainable_layers_with_weights", [])),
                    distribution=dict(result.get("distribution", {})), versions=dict(result.get("versions", {})),
-                   smoke=bool(result.get("smoke", False)), model_file=result.get("model_file"), path=path)
+                   smoke=bool(result.get("smoke", False)), model_file=result.get("model_file"),
+                   feedback=result.get("feedback"), path=path)
 
 
 def load_result(path: Path | str) -> RunResult:
