@@ -217,6 +217,15 @@ def test_card_carries_the_operating_point_chosen_for_the_targets_with_validation
                                   "error_rate_of_automatic_decisions", "decisions"}
 
 
+def test_card_gives_precision_and_review_load_at_the_default_prevalences_from_the_test_rates(exported_with_evidence):
+    point = card_of(exported_with_evidence, "int8")["operating_point"]
+    assert [row["prevalence"] for row in point["at_prevalence"]] == [0.01, 0.05, 0.2]
+    assert point["at_prevalence_from"] == "test"
+    review = [row["sent_to_review"] for row in point["at_prevalence"]]
+    text = (exported_with_evidence / "out" / "int8" / model_card.CARD_MARKDOWN_FILE).read_text()
+    assert "| 1.0% |" in text and "precision of unsafe decisions" in text and len(review) == 3
+
+
 def test_card_test_metrics_hold_accuracy_per_class_figures_auc_confusion_agreement_and_harmless_rate(
         exported_with_evidence):
     test = card_of(exported_with_evidence, "int8")["metrics"]["test"]

@@ -139,3 +139,16 @@ def test_fixed_policies_are_the_section_6_2_band_and_the_plain_classifier_at_the
 def test_mirrored_targets_pair_each_false_positive_rate_with_recall_one_minus_it():
     targets = mirrored_targets([0.01, 0.05, 0.10])
     assert targets == [Targets(0.01, 0.99), Targets(0.05, 0.95), Targets(0.10, 0.90)]
+
+
+def test_at_a_low_prevalence_the_same_rates_give_a_lower_precision_and_the_review_load_follows_the_safe_side():
+    from nsfw_mobilenet.evaluation.operating_point import PolicyFigures, at_prevalence
+
+    decisions = {"safe": {"safe": 90, "review": 8, "unsafe": 2}, "unsafe": {"safe": 0, "review": 10, "unsafe": 90}}
+    figures = PolicyFigures(200, 1.0, 0.02, 0.91, 0.01, decisions)
+    rare, common = at_prevalence(figures, 0.01), at_prevalence(figures, 0.5)
+    assert rare["precision_of_unsafe_decisions"] == pytest.approx(0.01 * 0.9 / (0.01 * 0.9 + 0.99 * 0.02))
+    assert common["precision_of_unsafe_decisions"] == pytest.approx(0.9 / 0.92)
+    assert rare["sent_to_review"] == pytest.approx(0.01 * 0.1 + 0.99 * 0.08)
+    with pytest.raises(ValueError, match="prevalences"):
+        Targets(prevalences=(0.0,))

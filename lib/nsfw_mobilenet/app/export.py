@@ -63,10 +63,12 @@ from nsfw_mobilenet.core.taxonomy import checked_unsafe_classes, default_unsafe_
 from nsfw_mobilenet.evaluation import calibrate
 from nsfw_mobilenet.evaluation.evaluate import evaluate_predictions, per_class_metrics
 from nsfw_mobilenet.evaluation.operating_point import (
+    DEFAULT_PREVALENCES,
     DEFAULT_TARGET_FALSE_POSITIVE_RATE,
     DEFAULT_TARGET_RECALL,
     OperatingPoint,
     Targets,
+    at_prevalence,
     choose_operating_point,
     decision_shares,
     policy_figures,
@@ -395,12 +397,15 @@ def measured_fields(model_path: Path | str, classes: Sequence[str], evidence: Ev
         "target_recall": evidence.targets.recall, "chosen_on": evidence.calibration.fitted_on,
         "validation": policy_figures(validation, validation_unsafe, point).to_dict()}
     metrics: dict[str, Any] = {}
+    measured_on = policy_figures(validation, validation_unsafe, point)
     if evidence.test is not None and len(evidence.test.labels):
         test = lite.predict(evidence.test.images)
         reference = LiteRTModel(reference_path).predict(evidence.test.images) if reference_path else None
-        operating_point["test"] = policy_figures(unsafe_probabilities(test, unsafe),
-                                                 np.isin(evidence.test.labels, unsafe), point).to_dict()
+        measured_on = policy_figures(unsafe_probabilities(test, unsafe), np.isin(evidence.test.labels, unsafe), point)
+        operating_point["test"] = measured_on.to_dict()
         metrics["test"] = _test_metrics(test, evidence.test.labels, classes, reference, unsafe)
+    operating_point["at_prevalence"] = [at_prevalence(measured_on, p) for p in evidence.targets.prevalences]
+    operating_point["at_prevalence_from"] = "test" if "test" in operating_point else "validation"
     if evidence.benign:
         metrics.setdefault("test", {})["benign"] = {
             folder.classes[0]: {"images": int(len(folder.labels)),
@@ -515,6 +520,10 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target-recall", type=float, default=DEFAULT_TARGET_RECALL,
                         help="review band: from the highest threshold keeping at least this share of unsafe "
                              "validation images out of 'safe' (default %(default)s)")
+    parser.add_argument("--prevalence", type=float, action="append", metavar="P",
+                        help="a share of unsafe images the app will see, at which the card gives the precision of "
+                             "its unsafe decisions and the share sent to review (repeatable; default "
+                             f"{' '.join(map(str, DEFAULT_PREVALENCES))})")
     parser.add_argument("--benign", type=Path, action="append", default=[], metavar="DIR",
                         help="a folder of harmless photos: the card reports the share flagged or sent to review "
                              "(repeatable)")
@@ -576,7 +585,7 @@ def _checked_targets(args: argparse.Namespace) -> Targets:
         raise ValueError("int8 needs calibration images: pass --data with the training folder")
     if args.benign and args.data is None:
         raise ValueError("--benign is measured at the operating point chosen on --data: pass --data too")
-    return Targets(args.target_false_positive_rate, args.target_recall)
+    return Targets(args.target_false_positive_rate, args.target_recall, tuple(args.prevalence or DEFAULT_PREVALENCES))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -298,7 +298,20 @@ def _operating_point(card: Mapping[str, Any]) -> list[str]:
               f"{_percent(point['target_recall'])}", "",
               "| data | images | recall (unsafe not passed as safe) | false-positive rate (safe decided unsafe) | "
               "decided automatically | errors among automatic decisions |", "|---|---:|---:|---:|---:|---:|"]
-    return lines + [_figures_row(name, point[name]) for name in ("validation", "test") if name in point]
+    return lines + [_figures_row(name, point[name]) for name in ("validation", "test") if name in point] + \
+        _prevalence_lines(point)
+
+
+def _prevalence_lines(point: Mapping[str, Any]) -> list[str]:
+    """Precision and review load where unsafe images are rare or common, from the measured rates."""
+    if not point.get("at_prevalence"):
+        return []
+    return ["", f"At other prevalences of the unsafe class (from the {point['at_prevalence_from']} rates on each "
+                "side):", "", "| unsafe share of images | precision of unsafe decisions | decided unsafe | "
+                "sent to review |", "|---:|---:|---:|---:|",
+            *(f"| {_percent(row['prevalence'])} | {_percent(row['precision_of_unsafe_decisions'])} | "
+              f"{_percent(row['decided_unsafe'])} | {_percent(row['sent_to_review'])} |"
+              for row in point["at_prevalence"])]
 
 
 def limitations(card: Mapping[str, Any]) -> list[str]:

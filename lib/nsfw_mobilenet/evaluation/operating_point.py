@@ -63,18 +63,25 @@ def check_policy(threshold: float, review_band: tuple[float, float]) -> None:
         raise ValueError(f"threshold {threshold} must lie inside the review band {review_band}")
 
 
+DEFAULT_PREVALENCES = (0.01, 0.05, 0.20)  # shares of unsafe images an app may see: rare, uncommon, frequent
+
+
 @dataclass(frozen=True)
 class Targets:
-    """What the operating point promises on validation data."""
+    """What the operating point promises on validation data, and the prevalences of the unsafe class at which a
+    card reports what the promise means for an app (`at_prevalence`)."""
 
     false_positive_rate: float = DEFAULT_TARGET_FALSE_POSITIVE_RATE
     recall: float = DEFAULT_TARGET_RECALL
+    prevalences: tuple[float, ...] = DEFAULT_PREVALENCES
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.false_positive_rate < 1.0:
             raise ValueError(f"target false-positive rate {self.false_positive_rate} must be within [0, 1)")
         if not 0.0 < self.recall <= 1.0:
             raise ValueError(f"target recall {self.recall} must be within (0, 1]")
+        if not all(0.0 < p < 1.0 for p in self.prevalences):
+            raise ValueError(f"prevalences {list(self.prevalences)} must each be within (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,19 @@ def policy_figures(unsafe_probabilities: np.ndarray, is_unsafe: np.ndarray, poin
         error_rate_of_automatic_decisions=_share(counts[SAFE][UNSAFE] + counts[UNSAFE][SAFE], automatic),
         decisions=counts,
     )
+
+
+def at_prevalence(figures: PolicyFigures, prevalence: float) -> dict[str, float]:
+    """What an operating point means where unsafe images are `prevalence` of all, from its rates on each side
+    (a test split's own mix is not the world's): the precision of its automatic `unsafe` decisions, the share of
+    images it decides unsafe and the share it sends to a person."""
+    per_side = {side: sum(figures.decisions[side].values()) for side in (SAFE, UNSAFE)}
+    rate = {(side, d): _share(figures.decisions[side][d], per_side[side]) for side in (SAFE, UNSAFE) for d in DECISIONS}
+    flagged = prevalence * rate[UNSAFE, UNSAFE] + (1 - prevalence) * rate[SAFE, UNSAFE]
+    return {"prevalence": prevalence,
+            "precision_of_unsafe_decisions": prevalence * rate[UNSAFE, UNSAFE] / flagged if flagged else float("nan"),
+            "decided_unsafe": flagged,
+            "sent_to_review": prevalence * rate[UNSAFE, REVIEW] + (1 - prevalence) * rate[SAFE, REVIEW]}
 
 
 def decision_shares(unsafe_probabilities: Sequence[float], point: OperatingPoint) -> dict[str, float]:
