@@ -77,3 +77,18 @@ def write_corpus(root: Path) -> Path:
     write(root / "test" / "neutral" / "leaked.jpg", (root / "train" / "neutral" / "rgb.jpg").read_bytes())
     write(root / "test" / "drawings" / "t0.png", encoded(noise(), "PNG"))
     return root
+
+
+def shared_datasets_miniature(root: Path) -> Path:
+    """A miniature ../shared/datasets: the four sources with five tiny photos per category, forty tulips (the
+    open-world proxy's concept: enough for a validation split that holds some)."""
+    folders = {"flower_photos": ["daisy", "dandelion", "roses", "sunflowers", "tulips"],
+               "caltech101_objects": ["bonsai", "joshua_tree", "strawberry", "background_google",
+                                      *(f"object_{i:02d}" for i in range(16))],
+               "caltech101_faces": ["faces"], "caltech101_airplanes_motorbikes": ["airplanes", "motorbikes"]}
+    for source, categories in folders.items():
+        for category in categories:
+            (root / source / category).mkdir(parents=True)
+            for i in range(40 if category == "tulips" else 5):
+                noise().save(root / source / category / f"image_{i}.jpg")
+    return root

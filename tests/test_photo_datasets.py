@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from image_corpus import noise
+from image_corpus import noise, shared_datasets_miniature
 
 from nsfw_mobilenet.io import photo_datasets
 
@@ -37,23 +37,9 @@ def test_two_class_data_is_the_flower_proxy_when_flower_photos_exists_else_the_s
     assert photo_datasets.two_class_data(tmp_path / "no_such_folder", tmp_path / "other") == tmp_path / "standin" / "binary"
 
 
-def _shared_datasets(root: Path) -> Path:
-    """A miniature ../shared/datasets: the four sources with a few tiny photos per category."""
-    folders = {"flower_photos": ["daisy", "dandelion", "roses", "sunflowers", "tulips"],
-               "caltech101_objects": ["bonsai", "joshua_tree", "strawberry", "background_google",
-                                      *(f"object_{i:02d}" for i in range(16))],
-               "caltech101_faces": ["faces"], "caltech101_airplanes_motorbikes": ["airplanes", "motorbikes"]}
-    for source, categories in folders.items():
-        for category in categories:
-            (root / source / category).mkdir(parents=True)
-            for i in range(5):
-                noise().save(root / source / category / f"image_{i}.jpg")
-    return root
-
-
 def test_the_open_world_proxy_keeps_unseen_categories_out_of_train_and_test_and_names_each_images_category(
         tmp_path: Path) -> None:
-    datasets = _shared_datasets(tmp_path / "datasets")
+    datasets = shared_datasets_miniature(tmp_path / "datasets")
     proxy = photo_datasets.open_world_proxy(datasets, tmp_path / "proxy")
     assert sorted(p.name for p in (proxy.root / "train").iterdir()) == ["everything_else", "tulips"]  # tulips last
     seen = {photo_datasets.category_of(p) for split in ("train", "test") for p in (proxy.root / split).rglob("*.jpg")}
@@ -62,12 +48,12 @@ def test_the_open_world_proxy_keeps_unseen_categories_out_of_train_and_test_and_
     assert proxy.unseen_categories[:4] == ["flower_photos/sunflowers", "caltech101_objects/bonsai",
                                            "caltech101_objects/joshua_tree", "caltech101_objects/strawberry"]
     assert proxy.unseen_categories[4:] == ["caltech101_objects/object_07", "caltech101_objects/object_15"]
-    assert proxy.counts["test"]["tulips"] == 1 and proxy.counts["train"]["tulips"] == 4  # 20 % of each category
-    assert 0 < proxy.prevalence < 0.1 and "unseen/" in (proxy.root / "README.md").read_text()
+    assert proxy.counts["test"]["tulips"] == 8 and proxy.counts["train"]["tulips"] == 32  # 20 % of each category
+    assert proxy.prevalence == 40 / (40 + 5 * 21) and "unseen/" in (proxy.root / "README.md").read_text()
 
 
 def test_the_open_world_proxy_is_the_same_files_every_time(tmp_path: Path) -> None:
-    datasets = _shared_datasets(tmp_path / "datasets")
+    datasets = shared_datasets_miniature(tmp_path / "datasets")
     made = [photo_datasets.open_world_proxy(datasets, tmp_path / name).root for name in ("a", "b")]
     listed = [sorted(str(p.relative_to(root)) for p in root.rglob("*.jpg")) for root in made]
-    assert listed[0] == listed[1] and len(listed[0]) == 5 * 28  # every photo once: train, test or unseen
+    assert listed[0] == listed[1] and len(listed[0]) == 5 * 27 + 40  # every photo once: train, test or unseen

@@ -48,17 +48,17 @@ def feedback_items(items: Sequence[Feedback], classes: Sequence[str]) -> list[La
     return [LabeledImage(Path(item.path), unsafe if item.verdict == UNSAFE else safe) for item in items]
 
 
-def replay_items(data_dir: Path | str, count: int, seed: int) -> list[LabeledImage]:
+def replay_items(data_dir: Path | str, count: int, seed: int, smoke: bool = False) -> list[LabeledImage]:
     """`count` images of the model's training split (listing 4.4's, not its validation part), drawn with `seed`."""
-    training = run_files(data_dir)["training"]
+    training = run_files(data_dir, smoke=smoke)["training"]
     drawn = np.random.default_rng(seed).choice(len(training), min(count, len(training)), replace=False)
     return [training[k] for k in sorted(drawn)]
 
 
-def _test_figures(model: Any, data_dir: Path, classes: list[str], backbone: str,
-                  cache_dir: Path | None) -> dict[str, Any] | None:
+def _test_figures(model: Any, data_dir: Path, classes: list[str], backbone: str, cache_dir: Path | None,
+                  smoke: bool = False) -> dict[str, Any] | None:
     """The model's test figures on `data_dir`'s test/ folder (None without one): the recall the replay keeps."""
-    files = run_files(data_dir)
+    files = run_files(data_dir, smoke=smoke)
     if "test" not in files:
         return None
     test = load_images(files["test"], classes, cache_dir=cache_dir, progress=False)
@@ -74,9 +74,10 @@ def _agreement(model: Any, images: Any, labels: np.ndarray, backbone: str) -> fl
 def finetune(model_file: Path | str, reviews: Sequence[Feedback], data_dir: Path | str, out_dir: Path | str, *,
              replay: int = REPLAY_PER_REVIEW, epochs: int = FINETUNE_EPOCHS,
              learning_rate: float = FINETUNE_LEARNING_RATE, seed: int = 1,
-             cache_dir: Path | None = DEFAULT_CACHE_DIR) -> RunResult:
+             cache_dir: Path | None = DEFAULT_CACHE_DIR, smoke: bool = False) -> RunResult:
     """Fine-tune the model `train` saved at `model_file` on `reviews` plus replay from `data_dir` (the data it was
-    trained on); write `<out_dir>/<model>_feedback.keras` and its results JSON; return the result."""
+    trained on); write `<out_dir>/<model>_feedback.keras` and its results JSON; return the result. `smoke` replays
+    and tests on a few images per class."""
     import keras
 
     model_file, data_dir, out_dir = Path(model_file), Path(data_dir), Path(out_dir)
@@ -85,11 +86,11 @@ def finetune(model_file: Path | str, reviews: Sequence[Feedback], data_dir: Path
     if not reviews:
         raise ValueError("the feedback set is empty: review some scanned images first (nsfw-mobilenet review)")
     reviewed = load_images(feedback_items(reviews, classes), classes, progress=False)
-    mixed = load_images(feedback_items(reviews, classes) + replay_items(data_dir, replay * len(reviews), seed),
-                        classes, progress=False)
+    replayed = replay_items(data_dir, replay * len(reviews), seed, smoke)
+    mixed = load_images(feedback_items(reviews, classes) + replayed, classes, progress=False)
     keras.utils.set_random_seed(seed)
     model = keras.saving.load_model(model_file)
-    before = {"test": _test_figures(model, data_dir, classes, config.backbone, cache_dir),
+    before = {"test": _test_figures(model, data_dir, classes, config.backbone, cache_dir, smoke),
               "reviewed_agreement": _agreement(model, reviewed.images, reviewed.labels, config.backbone)}
     models.freeze_all_but_last(model, config.backbone, config.trainable_layers)
     compile_for_training(model, config.with_overrides(optimizer="adam", learning_rate=learning_rate, momentum=0.0))
@@ -97,7 +98,7 @@ def finetune(model_file: Path | str, reviews: Sequence[Feedback], data_dir: Path
     history = model.fit(input_pipeline.make_dataset(mixed.images, mixed.labels, len(classes), config.backbone,
                                                     batch_size=FINETUNE_BATCH_SIZE, shuffle=True, seed=seed),
                         epochs=epochs, shuffle=False, verbose=0).history  # the dataset shuffles itself
-    after_test = _test_figures(model, data_dir, classes, config.backbone, cache_dir)
+    after_test = _test_figures(model, data_dir, classes, config.backbone, cache_dir, smoke)
     feedback_record = {"reviews": len(reviews), "unsafe_verdicts": sum(r.verdict == UNSAFE for r in reviews),
                        "replay_images": len(mixed.labels) - len(reviewed.labels), "epochs": epochs,
                        "learning_rate": learning_rate, "seed": seed, "from_model": str(model_file),
