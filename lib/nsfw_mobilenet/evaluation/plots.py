@@ -320,6 +320,35 @@ def plot_accuracy_vs_steps(curves: Mapping[str, tuple[Sequence[int], Sequence[fl
                                  legend="lower left")
 
 
+REVIEW_LOOP_CURVES = {"lookalike_false_positive_rate": "look-alike unseen categories: decided unsafe",
+                      "lookalike_flagged": "look-alike unseen categories: unsafe or review",
+                      "unseen_false_positive_rate": "all unseen categories: decided unsafe",
+                      "unseen_flagged": "all unseen categories: unsafe or review"}
+
+
+def plot_review_loop(table: Any, title: str = "") -> Any:
+    """§6.2's loop simulated: false alarms on held-back photos of never-seen safe categories against the number of
+    reviews (left), and test recall with the test false-positive rate (right); `table` is
+    `studies.review_loop.rounds_table`."""
+    import matplotlib.pyplot as plt
+
+    fig, (alarms, test) = plt.subplots(1, 2, figsize=(3 * PANEL_INCHES, PANEL_INCHES + 0.4), dpi=FIGURE_DPI)
+    for column, label in REVIEW_LOOP_CURVES.items():
+        alarms.plot(table["reviews"], table[column], marker="o", ms=3, label=label,
+                    ls="-" if column.endswith("rate") else "--")
+    alarms.set_ylabel("share of held-back unseen photos", fontsize=8)
+    test.plot(table["reviews"], table["test_recall"], marker="o", ms=3, label="test recall (not passed as safe)")
+    test.plot(table["reviews"], table["test_false_positive_rate"], marker="o", ms=3, label="test false-positive rate")
+    for axis in (alarms, test):
+        axis.set_xlabel("reviews", fontsize=8)
+        axis.set_ylim(-0.02, 1.02)
+        axis.tick_params(labelsize=7)
+        axis.legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def plot_selection(table: Any, accuracy_column: str, title: str = "") -> Any:
     """§4.2.5 redone: test accuracy against LiteRT latency (float32 hollow, int8 filled), marker area ∝ int8 MB;
     random-init backbones are marked as such. Sized for the README (save at `README_FIGURE_DPI`)."""

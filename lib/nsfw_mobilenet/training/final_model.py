@@ -45,6 +45,11 @@ class FinalModel:
     def backbone(self) -> str:
         return self.result.config.backbone
 
+    @property
+    def model_file(self) -> Path:
+        """The `.keras` beside the run's results JSON (what `finetune` and `export` take)."""
+        return self.result.path.with_suffix(".keras")
+
     def test_probabilities(self) -> np.ndarray:
         """Class probabilities of the test images, in `data.test` order."""
         return predict(self.model, self.data.test.images, self.backbone)
