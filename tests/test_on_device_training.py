@@ -119,3 +119,12 @@ def test_a_classifier_without_a_softmax_dense_on_top_is_refused():
     logits = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(inputs))
     with pytest.raises(on_device_training.UnsupportedClassifier, match="is not a softmax Dense"):
         on_device_training.trainable_module(keras.Model(inputs, logits))
+
+
+def test_the_file_converts_with_builtin_ops_also_under_op_determinism_which_training_turns_on(classifier, tmp_path):
+    import tensorflow as tf
+    import tiny_classifier
+
+    tf.config.experimental.enable_op_determinism()  # process-wide, as `training.train` leaves it
+    path = on_device_training.export_trainable(classifier, tmp_path / "t.tflite", tiny_classifier.PIXEL_SCALING)
+    assert on_device_training.HeadTrainer(path).infer(tiny_classifier.images(2)[0].astype("float32")).shape == (2, 2)
