@@ -8,13 +8,14 @@ import tiny_classifier
 from run_result_factory import result_dict
 
 from nsfw_mobilenet import cli
-from nsfw_mobilenet.app import export, model_card, scan_evaluation
+from nsfw_mobilenet.app import card_evidence, export, export_command, model_card, scan_evaluation
 from nsfw_mobilenet.app.litert import LiteRTModel
-from nsfw_mobilenet.evaluation.operating_point import DEFAULT_OPERATING_POINT
+from nsfw_mobilenet.app.parity import parity_markdown, parity_report
+from nsfw_mobilenet.evaluation.operating_point import DEFAULT_OPERATING_POINT, OperatingPoint
 from nsfw_mobilenet.io.input_pipeline import preprocess_for
 
 # Measured on the tiny classifier's 64-image batch: all variants agree on 100%; the bar is 99%.
-MIN_TOP1_AGREEMENT = export.AGREEMENT_TARGET
+MIN_TOP1_AGREEMENT = model_card.AGREEMENT_TARGET
 MAX_PROBABILITY_DIFF = {"float32": 1e-4, "float16": 5e-3, "dynamic_range": 2e-2, "int8": 5e-2}
 
 
@@ -30,7 +31,7 @@ def exported(classifier, tmp_path_factory):
 @pytest.fixture(scope="module")
 def parity(classifier, exported):
     images, labels = tiny_classifier.images(64, seed=2)
-    rows = export.parity_report(classifier, {v: e.path for v, e in exported.items()}, images, labels,
+    rows = parity_report(classifier, {v: e.path for v, e in exported.items()}, images, labels,
                                 "mobilenet_v1", num_threads=1)
     return {row.variant: row for row in rows}
 
@@ -88,19 +89,19 @@ def test_export_writes_labels_and_a_model_card_an_app_developer_can_follow(expor
 
 def test_parity_reports_top1_agreement_of_every_variant_with_float32(parity):
     assert parity["float32"].float32_agreement == 1.0
-    assert parity["int8"].float32_agreement >= export.AGREEMENT_TARGET
+    assert parity["int8"].float32_agreement >= model_card.AGREEMENT_TARGET
 
 
 def test_parity_without_a_float32_export_has_no_float32_agreement(classifier, exported):
     images, labels = tiny_classifier.images(4, seed=2)
-    [row] = export.parity_report(classifier, {"int8": exported["int8"].path}, images, labels, "mobilenet_v1")
-    assert row.float32_agreement is None and "| – |" in export.parity_markdown([row])
+    [row] = parity_report(classifier, {"int8": exported["int8"].path}, images, labels, "mobilenet_v1")
+    assert row.float32_agreement is None and "| – |" in parity_markdown([row])
 
 
 def test_parity_markdown_has_one_row_per_variant_and_marks_agreement_below_the_target(parity):
-    table = export.parity_markdown(list(parity.values()))
+    table = parity_markdown(list(parity.values()))
     assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == list(export.VARIANTS)
-    assert "✗" not in table and "✗" in export.parity_markdown(list(parity.values()), target=1.01)
+    assert "✗" not in table and "✗" in parity_markdown(list(parity.values()), target=1.01)
 
 
 @pytest.mark.parametrize("backbone", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"])
@@ -150,7 +151,7 @@ def test_int8_with_float_multiplications_keeps_uint8_input_and_runs_every_mul_in
     assert model._input["dtype"] == np.uint8
     assert muls and all(tensors[op["outputs"][0]] == np.float32 for op in muls)
     images, labels = tiny_classifier.images(32, seed=2)
-    row = export.parity_report(classifier, {"int8": exported.path}, images, labels, "mobilenet_v1")[0]
+    row = parity_report(classifier, {"int8": exported.path}, images, labels, "mobilenet_v1")[0]
     assert row.top1_agreement >= MIN_TOP1_AGREEMENT
     assert json.loads(exported.card_path.read_text())["float_ops"] == ["MUL"]
 
@@ -360,7 +361,7 @@ def test_the_card_fills_training_config_weights_and_data_from_the_results_beside
 
 
 def test_a_model_without_results_beside_it_has_a_card_that_says_what_is_unknown(tmp_path):
-    fields = export.origin_fields(None, tmp_path / "mine.keras", None)
+    fields = export_command.origin_fields(None, tmp_path / "mine.keras", None)
     unknown = "unknown (no mine.json beside the model)"
     assert fields == {"weights": unknown, "config": unknown, "training_data": "not given"}
 
@@ -467,7 +468,7 @@ def test_every_number_on_the_card_has_at_most_4_decimals(exported_with_evidence)
     ((0.7, (0.3, 0.7)), (0.7, (0.3, 0.7))),
 ])
 def test_the_operating_point_is_rounded_to_4_decimals_away_from_what_its_targets_guard(chosen, on_the_grid):
-    point = export.on_card_grid(export.OperatingPoint(chosen[0], chosen[1]))
+    point = card_evidence.on_card_grid(OperatingPoint(chosen[0], chosen[1]))
     assert (point.threshold, point.review_band) == on_the_grid
 
 

@@ -23,7 +23,8 @@ from image_corpus import BAD_EXIF
 from PIL import Image
 
 from nsfw_mobilenet import cli
-from nsfw_mobilenet.app import export, scan, scan_evaluation, scan_listing, scan_output
+from nsfw_mobilenet.app import scan, scan_evaluation, scan_listing, scan_output
+from nsfw_mobilenet.app.parity import VariantParity
 from nsfw_mobilenet.core import exit_codes
 from nsfw_mobilenet.core.taxonomy import FIVE_CLASS
 from nsfw_mobilenet.io import image_files
@@ -266,8 +267,8 @@ def test_app_summary_puts_int8_parity_next_to_the_decisions_on_the_test_and_harm
     for folder, kind in (("normal", "safe"), ("sexual", "unsafe")):
         (test / folder).mkdir(parents=True)
         Image.fromarray(decisive[kind]).save(test / folder / "x.png")
-    parity = [export.VariantParity("float32", 10, 1.0, 1.0, 0.0, 0.9, 0.9),
-              export.VariantParity("int8", 5, 0.8, 0.75, 0.2, 0.85, 0.9)]
+    parity = [VariantParity("float32", 10, 1.0, 1.0, 0.0, 0.9, 0.9),
+              VariantParity("int8", 5, 0.8, 0.75, 0.2, 0.85, 0.9)]
     unsure = scan.Detector(models["tflite"], review_band=(0.0, 1.0))
     summary = scan_evaluation.app_summary(scan.Detector(models["tflite"]), parity, test, [harmless])
     assert summary["Keras test accuracy"] == 0.9 and summary["int8 test accuracy"] == 0.85

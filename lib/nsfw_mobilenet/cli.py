@@ -23,7 +23,7 @@ from nsfw_mobilenet.core.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR
 from nsfw_mobilenet.core.settings import settings_from_environment
 
 COMMAND_MODULES = {"make-standin": "io.standin", "train": "training.train_command", "scan": "app.scan_command",
-                   "export": "app.export", "kangas": "app.kangas_command", "review": "app.review_command",
+                   "export": "app.export_command", "kangas": "app.kangas_command", "review": "app.review_command",
                    "finetune": "training.finetune_command"}  # command name: the module defining it
 DEBUG_ENV = "NSFW_MOBILENET_DEBUG"  # "1": tracebacks of internal errors, as --debug
 DEBUG_HELP = f"show the traceback of an internal error (also {DEBUG_ENV}=1)"

@@ -2,7 +2,7 @@
 
 `model_card.json` is the source of truth, read by `scan` (labels, unsafe classes, threshold, review band) and by app
 code; `model_card.md` is generated from it in the usual sections (Mitchell et al., 2019). The measured
-fields (calibration, operating point, metrics) come from `export.measured_fields`, which runs the
+fields (calibration, operating point, metrics) come from `card_evidence.measured_fields`, which runs the
 exported file itself. Reading a card imports neither TensorFlow nor scikit-learn, so `scan` starts fast.
 """
 

@@ -19,8 +19,8 @@ from nsfw_mobilenet.core.taxonomy import default_unsafe_classes
 from nsfw_mobilenet.evaluation.operating_point import DECISIONS, REVIEW, SAFE, UNSAFE, OperatingPoint, fixed_policies
 from nsfw_mobilenet.io import image_cache, image_files
 
-if TYPE_CHECKING:  # export imports TensorFlow-side modules; the scanner does not need them
-    from nsfw_mobilenet.app.export import VariantParity
+if TYPE_CHECKING:  # parity imports export, which imports TensorFlow-side modules; the scanner does not need them
+    from nsfw_mobilenet.app.parity import VariantParity
 
 
 @dataclass(frozen=True)
