@@ -284,7 +284,7 @@ def stuck_on_c(detector, path, **options):  # c.png decodes on a thread until th
         while output.read_text().count("\\n") < 3:
             time.sleep(0.01)
         print("c is decoding", file=sys.stderr, flush=True)
-        threading.Event().wait(timeout=5)
+        threading.Event().wait(timeout=8)  # long enough for SIGINT to arrive on a loaded machine
     return real_decode_input(detector, path, **options)
 
 scan.decode_input = stuck_on_c
