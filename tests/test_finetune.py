@@ -4,9 +4,11 @@ and a model that `scan` takes like any trained one (thesis §6.2)."""
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from image_corpus import noise
 from random_weights import random_init
 
 from nsfw_mobilenet import cli
@@ -17,7 +19,7 @@ from nsfw_mobilenet.evaluation.run_results import load_result
 from nsfw_mobilenet.io import feedback, standin
 from nsfw_mobilenet.io.run_data import run_files
 from nsfw_mobilenet.training import train
-from nsfw_mobilenet.training.feedback import feedback_items
+from nsfw_mobilenet.training.feedback import feedback_items, replay_items
 
 VERDICT_OF_FOLDER = {"normal": "safe", "sexual": "unsafe"}  # the reviewer knows the truth
 
@@ -72,3 +74,13 @@ def test_finetune_with_an_empty_feedback_set_is_a_one_line_error(tmp_path, capsy
     code = cli.main(["finetune", "--model", str(model), "--feedback", str(tmp_path / "none.jsonl"), "--data",
                      str(tmp_path)])
     assert code == EXIT_USAGE and capsys.readouterr().err.startswith("nsfw-mobilenet finetune: error: ")
+
+
+def test_replay_draws_an_even_share_of_each_class_so_a_rare_class_keeps_its_place(tmp_path):
+    for label, count in (("everything_else", 40), ("tulips", 5)):
+        (tmp_path / "train" / label).mkdir(parents=True)
+        for i in range(count):
+            noise().save(tmp_path / "train" / label / f"{i}.png")
+    drawn = replay_items(tmp_path, 9, seed=1)
+    assert Counter(item.label for item in drawn) == {"everything_else": 5, "tulips": 4}  # not 8 to 1
+    assert replay_items(tmp_path, 9, seed=1) == drawn

@@ -49,10 +49,17 @@ def feedback_items(items: Sequence[Feedback], classes: Sequence[str]) -> list[La
 
 
 def replay_items(data_dir: Path | str, count: int, seed: int, smoke: bool = False) -> list[LabeledImage]:
-    """`count` images of the model's training split (listing 4.4's, not its validation part), drawn with `seed`."""
+    """`count` images of the model's training split (listing 4.4's, not its validation part), as many of each
+    class as it has (up to an even share), drawn with `seed`. Even shares keep the rare class in the mix: drawn
+    at random, a 6 % class got 6 % of the replay, and the open-world model's recall at 0.5 fell from 0.82 to
+    0.57 after 25 safe reviews."""
     training = run_files(data_dir, smoke=smoke)["training"]
-    drawn = np.random.default_rng(seed).choice(len(training), min(count, len(training)), replace=False)
-    return [training[k] for k in sorted(drawn)]
+    rng = np.random.default_rng(seed)
+    by_class = {label: [item for item in training if item.label == label]
+                for label in sorted({item.label for item in training})}
+    shares = [count // len(by_class) + (i < count % len(by_class)) for i in range(len(by_class))]
+    return [items[k] for items, share in zip(by_class.values(), shares)
+            for k in sorted(rng.choice(len(items), min(share, len(items)), replace=False))]
 
 
 def _test_figures(model: Any, data_dir: Path, classes: list[str], backbone: str, cache_dir: Path | None,
