@@ -272,10 +272,12 @@ def test_scanning_with_a_keras_model_prints_only_our_own_messages(classifier, de
 
 
 INTERRUPTED_SCAN = """
-import sys, threading, time
+import signal, sys, threading, time
 from pathlib import Path
 from nsfw_mobilenet import cli
 from nsfw_mobilenet.app import scan
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also when the tests run in the background
 
 output, real_decode_input = Path(sys.argv[1]), scan.decode_input
 
@@ -284,7 +286,7 @@ def stuck_on_c(detector, path, **options):  # c.png decodes on a thread until th
         while output.read_text().count("\\n") < 3:
             time.sleep(0.01)
         print("c is decoding", file=sys.stderr, flush=True)
-        threading.Event().wait(timeout=8)  # long enough for SIGINT to arrive on a loaded machine
+        threading.Event().wait(timeout=5)
     return real_decode_input(detector, path, **options)
 
 scan.decode_input = stuck_on_c
