@@ -1,4 +1,4 @@
-"""Command-line specification: exit codes no script can confuse, and no traceback a user did not ask for (issue 21)."""
+"""Command-line specification: exit codes no script can confuse, and no traceback a user did not ask for."""
 
 import os
 import re

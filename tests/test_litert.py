@@ -1,5 +1,5 @@
 """LiteRT specification: a `.tflite` that is not one fixed-size RGB image in, one probability per class out, is
-refused on load with a line saying what it is (issue 21, cases 7 and 16). The odd models are built at test time."""
+refused on load with a line saying what it is. The odd models are built at test time."""
 
 
 import pytest

@@ -1,5 +1,5 @@
-"""Model card specification: a card next to a model is type-checked on load, and its classes agree with labels.txt
-(issue 21, cases 6 and 15). Every card is written at test time."""
+"""Model card specification: a card next to a model is type-checked on load, and its classes agree with labels.txt.
+Every card is written at test time."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""On-device training specification (issue 23, point 4): one `.tflite` with train/infer/save/restore signatures,
+"""On-device training specification: one `.tflite` with train/infer/save/restore signatures,
 run through LiteRT's signature runners as the app would, updates the classifier's head from reviewed images.
 The tiny stand-in classifier keeps it to seconds."""
 

@@ -417,7 +417,7 @@ def test_the_scan_command_starts_without_the_training_stack():
     assert not imported & {"sklearn", "scipy", "tensorflow", "keras", "nsfw_mobilenet.training.train"}
 
 
-# ---------------------------------------------------------------- issue 21: odd files, special files, output faults
+# ---------------------------------------------------------------- odd files, special files, output faults
 
 
 def _safe_png(path, decisive):

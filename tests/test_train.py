@@ -157,7 +157,7 @@ def test_final_model_with_the_thesis_head_has_its_own_folder_and_says_so_on_its_
 
 
 
-# ---------------------------------------------------------------- bad inputs and faults (issue 10)
+# ---------------------------------------------------------------- bad inputs and faults
 
 RNG = np.random.default_rng(0)
 TINY_CONFIG = random_init(table_configs("4.1")[0].with_overrides(epochs=1))
@@ -381,7 +381,7 @@ def test_the_same_augmented_run_twice_gives_the_identical_history_and_test_predi
     assert len(set(runs[0]["history"]["loss"])) == 2  # it trained: the epochs differ
 
 
-# ---------------------------------------------------------------- issue 21: training edge cases
+# ---------------------------------------------------------------- training edge cases
 
 
 @pytest.mark.parametrize("epochs", ["0", "-1"])
