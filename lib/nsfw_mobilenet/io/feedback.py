@@ -7,11 +7,12 @@ import csv
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from nsfw_mobilenet.io.atomic_files import write_atomically
 
 SAFE, UNSAFE = "safe", "unsafe"
 VERDICTS = (SAFE, UNSAFE)
@@ -114,7 +115,5 @@ def save_feedback(items: Iterable[Feedback], path: Path | str) -> Path:
     """Write the feedback set as JSON lines, through a temporary file (a kill never leaves half a set)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text("".join(json.dumps(dataclasses.asdict(item)) + "\n" for item in items), encoding="utf-8")
-    os.replace(partial, path)
+    write_atomically(path, "".join(json.dumps(dataclasses.asdict(item)) + "\n" for item in items))
     return path

@@ -26,6 +26,7 @@ from nsfw_mobilenet.evaluation.operating_point import (
     UNSAFE,
     OperatingPoint,
     choose_operating_point,
+    decision_shares,
     policy_figures,
     unsafe_probabilities,
 )
@@ -95,8 +96,9 @@ class RoundFigures:
 
 
 def _shares(scores: np.ndarray, point: OperatingPoint) -> tuple[float, float]:
-    decisions = point.decisions(scores)
-    return float(np.mean(decisions == UNSAFE)), float(np.mean(np.isin(decisions, (UNSAFE, REVIEW))))
+    """(decided unsafe, flagged: unsafe or review) among photos that are all safe."""
+    shares = decision_shares(scores, point)
+    return shares[UNSAFE], shares[UNSAFE] + shares[REVIEW]
 
 
 @dataclass

@@ -18,22 +18,24 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from nsfw_mobilenet.core.configs import KERAS_DEFAULT_LEARNING_RATES
 from nsfw_mobilenet.core.paths import DEFAULT_CACHE_DIR
 from nsfw_mobilenet.core.taxonomy import default_unsafe_classes
 from nsfw_mobilenet.evaluation.evaluate import evaluate_predictions
 from nsfw_mobilenet.evaluation.run_results import RunResult, load_result
 from nsfw_mobilenet.io import input_pipeline
+from nsfw_mobilenet.io.atomic_files import write_atomically
 from nsfw_mobilenet.io.feedback import UNSAFE, Feedback
 from nsfw_mobilenet.io.image_cache import load_images
 from nsfw_mobilenet.io.image_files import LabeledImage
 from nsfw_mobilenet.io.inference import predict
 from nsfw_mobilenet.io.run_data import run_files
 from nsfw_mobilenet.training import models
-from nsfw_mobilenet.training.train import compile_for_training, write_atomically
+from nsfw_mobilenet.training.train import compile_for_training
 
 REPLAY_PER_REVIEW = 4  # original training images mixed in per reviewed image
 FINETUNE_EPOCHS = 5
-FINETUNE_LEARNING_RATE = 1e-4  # a tenth of Adam's default: small steps from a trained model
+FINETUNE_LEARNING_RATE = KERAS_DEFAULT_LEARNING_RATES["adam"] / 10  # small steps from a trained model
 FINETUNE_BATCH_SIZE = 32
 FEEDBACK_SUFFIX = "_feedback"  # <model>_feedback.keras beside the results JSON of the fine-tuned model
 

@@ -38,6 +38,7 @@ from nsfw_mobilenet.core.paths import DEFAULT_CACHE_DIR, repo_relative
 from nsfw_mobilenet.evaluation.evaluate import evaluate_predictions, per_class_metrics
 from nsfw_mobilenet.evaluation.run_results import RESULT_KEYS, RunResult
 from nsfw_mobilenet.io import input_pipeline
+from nsfw_mobilenet.io.atomic_files import write_atomically
 from nsfw_mobilenet.io.inference import predict, predict_to_file
 from nsfw_mobilenet.io.run_data import RunData, load_run_data, run_files
 from nsfw_mobilenet.io.weights import weights_identity, weights_source
@@ -134,13 +135,6 @@ def _image_datasets(config: ExperimentConfig, run_data: RunData,
     validation = input_pipeline.make_dataset(run_data.validation.images, run_data.validation.labels, num_classes,
                                    config.backbone, batch_size=config.batch_size)
     return training, validation
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, so a kill never leaves half a file."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 class TrainingLog:
