@@ -10,7 +10,7 @@ from run_result_factory import result_dict
 from nsfw_mobilenet import cli
 from nsfw_mobilenet.app import card_evidence, export, export_command, model_card, scan_evaluation
 from nsfw_mobilenet.app.litert import LiteRTModel
-from nsfw_mobilenet.app.parity import parity_markdown, parity_report
+from nsfw_mobilenet.app.parity import decision_agreements, parity_markdown, parity_report
 from nsfw_mobilenet.evaluation.operating_point import DEFAULT_OPERATING_POINT, OperatingPoint
 from nsfw_mobilenet.io.input_pipeline import preprocess_for
 
@@ -234,9 +234,23 @@ def test_card_test_metrics_hold_accuracy_per_class_figures_auc_confusion_agreeme
     assert set(test["per_class"]) == set(tiny_classifier.CLASSES)
     assert np.sum(test["confusion_matrix"]) == 24
     assert test["float32_top1_agreement"] >= MIN_TOP1_AGREEMENT
+    agreed = test["float32_automatic_decision_agreement"]
+    assert 0 < agreed["images"] <= 24 and 0.0 <= agreed["agreement"] <= 1.0
+    assert agreed["to_review"] + agreed["to_opposite_side"] == round(agreed["images"] * (1 - agreed["agreement"]))
     assert test["benign"]["normal"]["images"] == 6
     assert sum(test["benign"]["normal"][d] for d in ("safe", "review", "unsafe")) == pytest.approx(1.0)
+    assert test["benign_all"] == test["benign"]["normal"]  # one folder: pooled is that folder
     assert "float32_top1_agreement" not in card_of(exported_with_evidence, "float32")["metrics"]["test"]
+
+
+def test_parity_table_gives_each_file_s_automatic_decision_agreement_from_its_card(exported_with_evidence, parity):
+    paths = {variant: exported_with_evidence / "out" / variant / export.MODEL_FILE for variant in ("float32", "int8")}
+    agreements = decision_agreements(paths)
+    assert list(agreements) == ["int8"]  # float32 is the reference: its card has no such figure
+    assert agreements["int8"] == card_of(exported_with_evidence, "int8")["metrics"]["test"][
+        "float32_automatic_decision_agreement"]
+    table = parity_markdown([parity["float32"], parity["int8"]], decisions=agreements)
+    assert "automatic decisions as float32's" in table and f"of {agreements['int8']['images']} (" in table
 
 
 def test_scanning_the_test_folder_with_no_flags_reproduces_the_card_test_figures(exported_with_evidence, capsys):

@@ -66,3 +66,23 @@ def test_scan_reports_a_bad_card_in_one_line_and_exits_2(classifier, tmp_path, c
     code = cli.main(["scan", "--quiet", str(tmp_path / "a.png"), "--model", str(exported.path)])
     out, err = capsys.readouterr()
     assert code == exit_codes.EXIT_USAGE and out == "" and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_benign_folders_rank_the_most_decided_unsafe_first_then_the_most_reviewed():
+    shares = {"cups": {"images": 10, "unsafe": 0.0, "review": 0.5, "safe": 0.5},
+              "sunflowers": {"images": 10, "unsafe": 0.2, "review": 0.1, "safe": 0.7},
+              "chairs": {"images": 10, "unsafe": 0.0, "review": 0.1, "safe": 0.9}}
+    card = {"metrics": {"test": {"benign": shares}}}
+    assert list(model_card.benign_folders(card)) == ["sunflowers", "cups", "chairs"]
+    assert list(model_card.benign_folders(card, worst=2)) == ["sunflowers", "cups"]
+    assert model_card.benign_folders({"metrics": {}}) == {}
+
+
+def test_card_against_goals_says_which_goal_is_missed_and_by_how_much():
+    card = {"operating_point": {"target_false_positive_rate": 0.01, "target_recall": 0.99,
+                                "test": {"false_positive_rate": 0.02, "recall": 1.0, "decided_automatically": 0.85}}}
+    rows = {row["test figure"]: row for row in model_card.card_against_goals(card, review_share=0.10)}
+    assert not rows["false-positive rate"]["met"] and rows["false-positive rate"]["missed by"] == pytest.approx(0.01)
+    assert rows["recall"]["met"] and rows["recall"]["missed by"] == 0.0
+    assert rows["images sent to review"]["measured"] == pytest.approx(0.15)
+    assert rows["images sent to review"]["missed by"] == pytest.approx(0.05) and rows["recall"]["goal"] == "at least 99.0%"

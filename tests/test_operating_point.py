@@ -9,6 +9,7 @@ from nsfw_mobilenet.evaluation.operating_point import (
     OperatingPoint,
     OperatingPointError,
     Targets,
+    automatic_decision_agreement,
     check_policy,
     choose_operating_point,
     decide,
@@ -101,6 +102,13 @@ def test_targets_outside_their_range_are_refused(targets):
 def test_decision_shares_of_a_harmless_folder_sum_to_one():
     shares = decision_shares([0.1, 0.35, 0.8, 0.2], DEFAULT_OPERATING_POINT)
     assert shares == {"safe": 0.5, "review": 0.25, "unsafe": 0.25}
+
+
+def test_decision_agreement_counts_only_the_reference_automatic_decisions_and_where_the_others_went():
+    reference = np.array(["safe", "safe", "unsafe", "unsafe", "review", "review"])
+    decisions = np.array(["safe", "review", "unsafe", "safe", "unsafe", "safe"])
+    agreement = automatic_decision_agreement(reference, decisions)
+    assert agreement == {"images": 4, "agreement": 0.5, "to_review": 1, "to_opposite_side": 1}
 
 
 def test_operating_point_decisions_match_decide():

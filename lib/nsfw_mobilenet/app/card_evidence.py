@@ -25,6 +25,7 @@ from nsfw_mobilenet.evaluation.operating_point import (
     OperatingPoint,
     Targets,
     at_prevalence,
+    automatic_decision_agreement,
     choose_operating_point,
     decision_shares,
     policy_figures,
@@ -103,6 +104,29 @@ def _on_grid(value: float, *, up: bool) -> float:
     return nearest
 
 
+def _card_point(validation: np.ndarray, validation_unsafe: np.ndarray, targets: Targets) -> OperatingPoint:
+    """The operating point a card states: chosen on the validation unsafe probabilities, on the card's grid."""
+    return on_card_grid(choose_operating_point(validation, validation_unsafe, targets))
+
+
+def _reference_decisions(reference_path: Path | str, reference_test: np.ndarray, evidence: Evidence,
+                         unsafe: Sequence[int]) -> np.ndarray:
+    """The reference (float32) file's decisions on the test images at the point its own card states."""
+    validation = unsafe_probabilities(LiteRTModel(reference_path).predict(evidence.validation.images), unsafe)
+    point = _card_point(validation, np.isin(evidence.validation.labels, unsafe), evidence.targets)
+    return point.decisions(unsafe_probabilities(reference_test, unsafe))
+
+
+def _benign_figures(lite: LiteRTModel, folders: Sequence[image_cache.LoadedImages], unsafe: Sequence[int],
+                    point: OperatingPoint) -> dict[str, Any]:
+    """Decision shares on each folder of harmless photos (`benign`) and on all of them pooled (`benign_all`)."""
+    scores = {folder.classes[0]: unsafe_probabilities(lite.predict(folder.images), unsafe) for folder in folders}
+    pooled = np.concatenate(list(scores.values()))
+    return {"benign": {name: {"images": int(len(folder)), **decision_shares(folder, point)}
+                       for name, folder in scores.items()},
+            "benign_all": {"images": int(len(pooled)), **decision_shares(pooled, point)}}
+
+
 def measured_fields(model_path: Path | str, classes: Sequence[str], evidence: Evidence,
                     reference_path: Path | str | None = None,
                     unsafe_classes: Sequence[str] | None = None) -> dict[str, Any]:
@@ -117,7 +141,7 @@ def measured_fields(model_path: Path | str, classes: Sequence[str], evidence: Ev
     validation_probabilities = lite.predict(evidence.validation.images)
     validation = unsafe_probabilities(validation_probabilities, unsafe)
     validation_unsafe = np.isin(evidence.validation.labels, unsafe)
-    point = on_card_grid(choose_operating_point(validation, validation_unsafe, evidence.targets))
+    point = _card_point(validation, validation_unsafe, evidence.targets)
     operating_point = {
         "threshold": point.threshold, "review_band": list(point.review_band),
         "target_false_positive_rate": evidence.targets.false_positive_rate,
@@ -131,13 +155,15 @@ def measured_fields(model_path: Path | str, classes: Sequence[str], evidence: Ev
         measured_on = policy_figures(unsafe_probabilities(test, unsafe), np.isin(evidence.test.labels, unsafe), point)
         operating_point["test"] = measured_on.to_dict()
         metrics["test"] = _test_metrics(test, evidence.test.labels, classes, reference, unsafe)
+        if reference_path:
+            decisions = point.decisions(unsafe_probabilities(test, unsafe))
+            reference_decisions = _reference_decisions(reference_path, reference, evidence, unsafe)
+            metrics["test"]["float32_automatic_decision_agreement"] = automatic_decision_agreement(
+                reference_decisions, decisions)
     operating_point["at_prevalence"] = [at_prevalence(measured_on, p) for p in evidence.targets.prevalences]
     operating_point["at_prevalence_from"] = "test" if "test" in operating_point else "validation"
     if evidence.benign:
-        metrics.setdefault("test", {})["benign"] = {
-            folder.classes[0]: {"images": int(len(folder.labels)),
-                                **decision_shares(unsafe_probabilities(lite.predict(folder.images), unsafe), point)}
-            for folder in evidence.benign}
+        metrics.setdefault("test", {}).update(_benign_figures(lite, evidence.benign, unsafe, point))
     calibration = {**evidence.calibration.to_dict(), "applied": TEMPERATURE_APPLIED,
                    "ece_this_file_validation": calibrate.expected_calibration_error(validation_probabilities,
                                                                                    evidence.validation.labels)}

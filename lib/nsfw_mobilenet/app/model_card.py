@@ -248,6 +248,11 @@ def _test_metrics_lines(test: Mapping[str, Any]) -> list[str]:
              f"- accuracy {_percent(test['accuracy'])}, ROC AUC {roc_auc}, ECE {test['ece']:.3f}"]
     if "float32_top1_agreement" in test:
         lines.append(f"- top-1 agreement with the float32 export: {_percent(test['float32_top1_agreement'])}")
+    if "float32_automatic_decision_agreement" in test:
+        agreed = test["float32_automatic_decision_agreement"]
+        lines.append(f"- of the {agreed['images']} test images the float32 export decides automatically (at its own "
+                     f"card's point), this file decides {_percent(agreed['agreement'])} the same way; "
+                     f"{agreed['to_review']} go to review instead, {agreed['to_opposite_side']} to the opposite side")
     lines += ["", "| class | precision | recall | images |", "|---|---:|---:|---:|"]
     lines += [f"| {name} | {_percent(m['precision'])} | {_percent(m['recall'])} | {m['images']} |"
               for name, m in test["per_class"].items()]
@@ -255,11 +260,38 @@ def _test_metrics_lines(test: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _benign_lines(benign: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    lines = ["", "Harmless photos never used in training, at the operating point:", "",
+def benign_folders(card: Mapping[str, Any], worst: int | None = None) -> dict[str, Mapping[str, Any]]:
+    """The card's harmless-photo folders, most decided unsafe first (then most sent to review); `worst`: that
+    many. Empty when the export was given no `--benign` folders."""
+    benign = card["metrics"].get("test", {}).get("benign", {})
+    ranked = sorted(benign.items(), key=lambda item: (-item[1]["unsafe"], -item[1]["review"], item[0]))
+    return dict(ranked[:worst])
+
+
+APP_GOAL_REVIEW_SHARE = 0.10  # an app whose people can look at one image in ten (the open-world proxy's goal)
+
+
+def card_against_goals(card: Mapping[str, Any], review_share: float = APP_GOAL_REVIEW_SHARE) -> list[dict[str, Any]]:
+    """The card's test figures at its operating point against the targets it was chosen for and a review load an
+    app can staff (`review_share`): goal, measured, whether met and by how much it is missed (0 when met)."""
+    point = card["operating_point"]
+    test = point["test"]
+    rows = [("false-positive rate", "at most", point["target_false_positive_rate"], test["false_positive_rate"]),
+            ("recall", "at least", point["target_recall"], test["recall"]),
+            ("images sent to review", "at most", review_share, 1.0 - test["decided_automatically"])]
+    return [{"test figure": name, "goal": f"{side} {_percent(goal)}", "measured": measured,
+             "met": measured <= goal if side == "at most" else measured >= goal,
+             "missed by": max(0.0, measured - goal if side == "at most" else goal - measured)}
+            for name, side, goal, measured in rows]
+
+
+def _benign_lines(card: Mapping[str, Any]) -> list[str]:
+    rows = {**({"all folders": card["metrics"]["test"]["benign_all"]} if len(benign_folders(card)) > 1 else {}),
+            **benign_folders(card)}
+    lines = ["", "Harmless photos never used in training, at the operating point (most decided unsafe first):", "",
              "| folder | images | unsafe | review | safe |", "|---|---:|---:|---:|---:|"]
     return lines + [f"| {folder} | {s['images']} | {_percent(s['unsafe'])} | {_percent(s['review'])} | "
-                    f"{_percent(s['safe'])} |" for folder, s in benign.items()]
+                    f"{_percent(s['safe'])} |" for folder, s in rows.items()]
 
 
 def _metrics(card: Mapping[str, Any]) -> list[str]:
@@ -267,7 +299,7 @@ def _metrics(card: Mapping[str, Any]) -> list[str]:
     if not test:
         return ["Not measured: the export was given no labelled data (`nsfw-mobilenet export --data`)."]
     lines = _test_metrics_lines(test) if "accuracy" in test else []
-    return lines + (_benign_lines(test["benign"]) if "benign" in test else [])
+    return lines + (_benign_lines(card) if "benign" in test else [])
 
 
 def _calibration(card: Mapping[str, Any]) -> list[str]:
@@ -331,6 +363,11 @@ def limitations(card: Mapping[str, Any]) -> list[str]:
     if agreement is not None and agreement < AGREEMENT_TARGET:
         found.append(f"- This {card['variant']} file changes the top-1 class of {_percent(1 - agreement)} of the test "
                      "images compared with the float32 export.")
+    agreed = card["metrics"].get("test", {}).get("float32_automatic_decision_agreement")
+    if agreed and agreed["agreement"] < 1.0:
+        found.append(f"- Of the test images the float32 export decides automatically, this file decides "
+                     f"{_percent(1 - agreed['agreement'])} differently ({agreed['to_opposite_side']} on the opposite "
+                     "side).")
     return found
 
 

@@ -14,9 +14,7 @@ import numpy as np
 
 from nsfw_mobilenet.app.export import REFERENCE_VARIANT
 from nsfw_mobilenet.app.litert import DEFAULT_THREADS, LiteRTModel
-from nsfw_mobilenet.app.model_card import (
-    AGREEMENT_TARGET,
-)
+from nsfw_mobilenet.app.model_card import AGREEMENT_TARGET, read_card
 from nsfw_mobilenet.io.inference import predict
 
 
@@ -67,15 +65,35 @@ def parity_report(keras_model: Any, tflite_paths: Mapping[str, Path | str], imag
     return rows
 
 
-def parity_markdown(rows: Sequence[VariantParity], target: float = AGREEMENT_TARGET) -> str:
+def decision_agreements(tflite_paths: Mapping[str, Path | str]) -> dict[str, Mapping[str, Any]]:
+    """From each file's model card: of the test images the float32 export decides automatically (at its own card's
+    operating point), how many this file decides the same way (`card_evidence`). Files whose card has no such
+    figure (float32 itself, or an export given no test data) are left out."""
+    agreements = {}
+    for variant, path in tflite_paths.items():
+        figure = (read_card(path) or {}).get("metrics", {}).get("test", {}).get("float32_automatic_decision_agreement")
+        if figure:
+            agreements[variant] = figure
+    return agreements
+
+
+def parity_markdown(rows: Sequence[VariantParity], target: float = AGREEMENT_TARGET,
+                    decisions: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The parity report as a markdown table (for model cards, notebooks and reports); ✗ marks an
-    agreement below `target`."""
-    def agreement(value: float | None) -> str:
-        return "–" if value is None else f"{value:.1%}" + (" ✗" if value < target else "")
+    agreement below `target`, or an automatic decision (`decisions`: `decision_agreements`) float32 decides
+    otherwise."""
+    def agreement(value: float | None, goal: float = target) -> str:
+        return "–" if value is None else f"{value:.1%}" + (" ✗" if value < goal else "")
+
+    def decided(variant: str) -> str:
+        figure = (decisions or {}).get(variant)
+        return "–" if not figure else (f"{agreement(figure['agreement'], 1.0)} of {figure['images']} "
+                                       f"({figure['to_opposite_side']} opposite)")
 
     header = ("| variant | size (MB) | top-1 agreement with Keras | top-1 agreement with float32 | "
-              "max abs prob diff | accuracy | Keras accuracy |")
-    lines = [header, "|---|---:|---:|---:|---:|---:|---:|"]
+              "automatic decisions as float32's | max abs prob diff | accuracy | Keras accuracy |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r.variant} | {r.size_mb:.2f} | {agreement(r.top1_agreement)} | {agreement(r.float32_agreement)} | "
-              f"{r.max_abs_probability_diff:.4f} | {r.accuracy:.1%} | {r.keras_accuracy:.1%} |" for r in rows]
+              f"{decided(r.variant)} | {r.max_abs_probability_diff:.4f} | {r.accuracy:.1%} | {r.keras_accuracy:.1%} |"
+              for r in rows]
     return "\n".join(lines) + "\n"

@@ -216,6 +216,17 @@ def decision_shares(unsafe_probabilities: Sequence[float], point: OperatingPoint
     return {decision: _share(int(np.sum(decided == decision)), len(decided)) for decision in DECISIONS}
 
 
+def automatic_decision_agreement(reference: np.ndarray, decisions: np.ndarray) -> dict[str, float | int]:
+    """Of the images whose `reference` decision is automatic (safe or unsafe, outside the review band), the share
+    with the same decision in `decisions`, and how many of them moved to review or to the opposite side."""
+    reference, decisions = np.asarray(reference), np.asarray(decisions)
+    automatic = reference != REVIEW
+    moved = decisions[automatic] != reference[automatic]
+    return {"images": int(automatic.sum()), "agreement": _share(int(automatic.sum() - moved.sum()), int(automatic.sum())),
+            "to_review": int(np.sum(decisions[automatic][moved] == REVIEW)),
+            "to_opposite_side": int(np.sum(decisions[automatic][moved] != REVIEW))}
+
+
 def tradeoff(validation: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
              targets: Sequence[Targets]) -> list[dict[str, float]]:
     """One row per `targets`: the operating point chosen on `validation` (unsafe probabilities, is-unsafe) and
