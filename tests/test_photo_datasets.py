@@ -57,3 +57,16 @@ def test_the_open_world_proxy_is_the_same_files_every_time(tmp_path: Path) -> No
     made = [photo_datasets.open_world_proxy(datasets, tmp_path / name).root for name in ("a", "b")]
     listed = [sorted(str(p.relative_to(root)) for p in root.rglob("*.jpg")) for root in made]
     assert listed[0] == listed[1] and len(listed[0]) == 5 * 27 + 40  # every photo once: train, test or unseen
+
+
+def test_open_world_data_is_the_proxy_with_its_unseen_folders_when_the_sources_exist_else_the_stand_in(
+        tmp_path: Path, monkeypatch) -> None:
+    datasets = shared_datasets_miniature(tmp_path / "datasets")
+    root = photo_datasets.open_world_data(datasets, tmp_path / "proxy")
+    assert root == tmp_path / "proxy"
+    assert [folder.name for folder in photo_datasets.unseen_folders(root)][:2] == [
+        "caltech101_objects__bonsai", "caltech101_objects__joshua_tree"]
+    assert len(photo_datasets.unseen_folders(root)) == 6
+    monkeypatch.setattr(photo_datasets, "ensure_standin", lambda folder, progress: tmp_path / "standin")
+    standin = photo_datasets.open_world_data(tmp_path / "nothing", tmp_path / "other")
+    assert standin == tmp_path / "standin" / "binary" and photo_datasets.unseen_folders(standin) == []

@@ -4,6 +4,7 @@ roses-vs-tulips two-class proxy (or the generated stand-in when the photos are a
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,13 @@ import numpy as np
 
 from nsfw_mobilenet.io.image_files import SPLIT_SEED, class_names, is_hidden, walk_files
 from nsfw_mobilenet.io.standin import ensure_standin
+
+
+def _link(target: Path, link: Path) -> None:
+    """`link` → `target`, kept when it is there (another process may be making the same proxy)."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        link.symlink_to(target)
 
 
 def make_test_split(source: Path | str, out_dir: Path | str, test_fraction: float = 0.2,
@@ -30,9 +38,7 @@ def make_test_split(source: Path | str, out_dir: Path | str, test_fraction: floa
         test = set(rng.permutation(len(files))[: int(round(test_fraction * len(files)))])
         for i, path in enumerate(files):
             link = out_dir / ("test" if i in test else "train") / name / path.relative_to(source / name)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if not link.is_symlink():
-                link.symlink_to(path)
+            _link(path, link)
     return out_dir
 
 
@@ -109,12 +115,6 @@ def _seen_categories(datasets_dir: Path, unseen: list[tuple[str, str]]) -> dict[
     return {SAFE_CLASS: [pair for pair in safe if pair not in unseen], CONCEPT[1]: [CONCEPT]}
 
 
-def _link(target: Path, link: Path) -> None:
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.is_symlink():
-        link.symlink_to(target)
-
-
 def open_world_proxy(datasets_dir: Path | str, out_dir: Path | str, test_fraction: float = 0.2,
                      seed: int = SPLIT_SEED) -> OpenWorldProxy:
     """The open-world proxy, made of symlinks in `out_dir` (deterministic: the same folders and seed give the same
@@ -145,6 +145,21 @@ def open_world_proxy(datasets_dir: Path | str, out_dir: Path | str, test_fractio
     (out_dir / "open_world_proxy.json").write_text(json.dumps({"counts": counts, "unseen": proxy.unseen_categories,
                                                                "prevalence": proxy.prevalence}, indent=1))
     return proxy
+
+
+def open_world_data(datasets_dir: Path | str, proxy_dir: Path | str, standin_dir: Path | None = None) -> Path:
+    """The two-class data of notebook 07: the open-world proxy, made in `proxy_dir` when `datasets_dir` holds its
+    sources, else the generated stand-in's binary dataset in `standin_dir` (no unseen/ folder)."""
+    datasets_dir = Path(datasets_dir)
+    if all((datasets_dir / source).is_dir() for source in (CONCEPT[0], *BROAD_WORLD)):
+        return open_world_proxy(datasets_dir, proxy_dir).root
+    return ensure_standin(standin_dir, progress=False) / "binary"
+
+
+def unseen_folders(root: Path | str) -> list[Path]:
+    """The category folders under `root`/unseen/ (safe photos no model trained on), sorted; [] when there are none."""
+    unseen = Path(root) / "unseen"
+    return sorted(path for path in unseen.iterdir() if path.is_dir()) if unseen.is_dir() else []
 
 
 def _proxy_readme(proxy: OpenWorldProxy) -> str:
