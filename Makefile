@@ -42,4 +42,4 @@ figures: install
 	done
 
 test: install
-	NSFW_MOBILENET_SMOKE=1 $(PYTHON) -m pytest --nbval-lax -q -p no:cacheprovider tests notebooks
+	NSFW_MOBILENET_SMOKE=1 $(PYTHON) -m pytest -n 2 --dist loadgroup --nbval-lax -q -p no:cacheprovider tests notebooks

@@ -35,6 +35,7 @@ from PIL import Image, ImageDraw
 from nsfw_mobilenet.core.exit_codes import EXIT_OK, EXIT_USAGE
 from nsfw_mobilenet.core.settings import DEFAULT_STANDIN_DIR
 from nsfw_mobilenet.core.taxonomy import BINARY, FIVE_CLASS, Taxonomy
+from nsfw_mobilenet.io.atomic_files import exclusive_lock
 
 GENERATOR_VERSION = 1
 MANIFEST = "standin.json"
@@ -401,10 +402,11 @@ def ensure_standin(out_dir: Path | str | None = None, **kwargs) -> Path:
     options = {"seed": DEFAULT_SEED, "images_per_class": DEFAULT_IMAGES_PER_CLASS,
                "test_fraction": DEFAULT_TEST_FRACTION, "videos": True, "progress": True} | kwargs
     progress = options.pop("progress")
-    manifest = _read_manifest(root) or {}
-    wanted = _parameters(**options)
-    if not manifest.get("complete") or any(manifest.get(k) != v for k, v in wanted.items()):
-        make_standin(root, progress=progress, **options)
+    with exclusive_lock(root.with_name(f".{root.name}.lock")):  # two processes asking at once: one builds
+        manifest = _read_manifest(root) or {}
+        wanted = _parameters(**options)
+        if not manifest.get("complete") or any(manifest.get(k) != v for k, v in wanted.items()):
+            make_standin(root, progress=progress, **options)
     return root
 
 
