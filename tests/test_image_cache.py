@@ -219,3 +219,4 @@ def test_a_file_name_that_is_not_utf8_is_listed_as_a_bad_file_not_fatal(tmp_path
                               progress=False)
     assert [path.name for path in loaded.paths] == ["plain.png"]
     assert [bad.path for bad in loaded.bad_files] == [odd] and "not valid UTF-8" in loaded.bad_files[0].reason
+    assert "caf\\xe9.png: file name is not valid UTF-8" in str(loaded.bad_files[0]).encode("utf-8").decode()

@@ -60,7 +60,12 @@ class BadFile:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason} (skipped)"
+        return f"{printable(self.path)}: {self.reason} (skipped)"
+
+
+def printable(path: Path | str) -> str:
+    """A path as text any log or stream can write: bytes of a name that is not UTF-8 shown as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class CorruptImage(Exception):
