@@ -419,7 +419,7 @@ def test_a_training_image_whose_name_is_not_utf8_is_a_bad_file_and_the_run_goes_
     root = _tiny_dataset(tmp_path / "data", per_class=5)
     odd = _image(root / "train" / "normal" / os.fsdecode(b"caf\xe9.png"))
     run_data = load_run_data(root, progress=False, cache_dir=tmp_path / "cache", image_size=(32, 32))
-    assert any(bad.startswith(str(odd)) and "not valid UTF-8" in bad for bad in run_data.bad_files())
+    assert any(bad.startswith(image_files.printable(odd)) and "not valid UTF-8" in bad for bad in run_data.bad_files())
     assert run_data.counts()["training"] + run_data.counts()["validation"] == 10
 
 
