@@ -21,3 +21,4 @@ def pytest_collection_modifyitems(items):
     for item in items:
         group = "notebooks" if item.path.suffix == ".ipynb" else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.path.suffix != ".ipynb")  # the notebooks, the longest group, start first
