@@ -13,6 +13,8 @@ false-positive rate.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,13 +33,15 @@ from nsfw_mobilenet.evaluation.operating_point import (
     unsafe_probabilities,
 )
 from nsfw_mobilenet.evaluation.run_results import load_result
+from nsfw_mobilenet.evaluation.uncertainty import seed_interval
 from nsfw_mobilenet.io import photo_datasets
+from nsfw_mobilenet.io.atomic_files import write_atomically
 from nsfw_mobilenet.io.feedback import SAFE, Feedback, content_hash
 from nsfw_mobilenet.io.image_cache import LoadedImages, load_images
 from nsfw_mobilenet.io.image_files import LabeledImage, image_files
 from nsfw_mobilenet.io.inference import predict
 from nsfw_mobilenet.io.run_data import RunData, load_run_data
-from nsfw_mobilenet.training.feedback import finetune
+from nsfw_mobilenet.training.feedback import FINETUNE_EPOCHS, FINETUNE_LEARNING_RATE, REPLAY_PER_REVIEW, finetune
 
 REVIEWS_PER_ROUND = 25
 ROUNDS = 8  # 200 reviews: the issue's budget
@@ -175,3 +179,67 @@ def rounds_table(history: Sequence[RoundFigures]) -> Any:
     import pandas as pd
 
     return pd.DataFrame([figures.to_dict() for figures in history]).set_index("round")
+
+
+def _loop_key(model_file: Path, rounds: int, per_round: int, seed: int, smoke: bool) -> dict[str, Any]:
+    """What a stored history must have been made with to be reused: the same model run (its name and the
+    fingerprint of its config, data and weights; training is deterministic per seed) and the same loop."""
+    model_run = load_result(model_file.with_suffix(".json"))
+    return {"model": model_file.name, "model_fingerprint": model_run.data.get("fingerprint"), "rounds": rounds,
+            "per_round": per_round, "seed": seed, "smoke": smoke, "replay_per_review": REPLAY_PER_REVIEW,
+            "finetune_epochs": FINETUNE_EPOCHS, "finetune_learning_rate": FINETUNE_LEARNING_RATE}
+
+
+def history_file(results_dir: Path | str, seed: int, smoke: bool = False) -> Path:
+    """Where `stored_or_simulated` keeps one seed's rounds (smoke runs apart, in `smoke/`)."""
+    return Path(results_dir) / ("smoke" if smoke else "") / f"review_loop_seed_{seed}.json"
+
+
+def stored_or_simulated(model_file: Path | str, proxy_root: Path | str, out_dir: Path | str,
+                        results_dir: Path | str, *, rounds: int = ROUNDS, per_round: int = REVIEWS_PER_ROUND,
+                        seed: int = 1, smoke: bool = False, cache_dir: Path | None = DEFAULT_CACHE_DIR
+                        ) -> list[RoundFigures]:
+    """`simulate`'s rounds, read from `history_file` when a run with the same model and loop settings wrote them
+    (`_loop_key`), else simulated now and written there: a finished seed is never run twice."""
+    model_file, path = Path(model_file), history_file(results_dir, seed, smoke)
+    key = _loop_key(model_file, rounds, per_round, seed, smoke)
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key:
+            return [RoundFigures(**row) for row in stored["rounds"]]
+    history = simulate(model_file, proxy_root, out_dir, rounds=rounds, per_round=per_round, seed=seed, smoke=smoke,
+                       cache_dir=cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, json.dumps({"key": key, "rounds": [figures.to_dict() for figures in history]}, indent=1))
+    return history
+
+
+SEED_COLUMNS = {"lookalike_false_positive_rate": "look-alikes decided unsafe",
+                "unseen_false_positive_rate": "all unseen decided unsafe", "test_recall": "test recall"}
+
+
+def seeds_table(histories: Mapping[int, Sequence[RoundFigures]]) -> Any:
+    """One row per seed: each `SEED_COLUMNS` figure before any review and after the last round, and the change
+    (after − before; for the false-positive rates also after / before, the issue's "halves" when ≤ 0.5)."""
+    import pandas as pd
+
+    rows = {}
+    for seed, history in histories.items():
+        first, last = history[0].to_dict(), history[-1].to_dict()
+        row = {"reviews": last["reviews"]}
+        for field, name in SEED_COLUMNS.items():
+            row |= {f"{name}: before": first[field], f"{name}: after": last[field],
+                    f"{name}: change": last[field] - first[field]}
+            if field != "test_recall":
+                row[f"{name}: after / before"] = last[field] / first[field] if first[field] else float("nan")
+        rows[seed] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("seed")
+
+
+def seeds_summary(table: Any) -> Any:
+    """Each column of `seeds_table` over the seeds: mean and its 95 % Student-t interval (none for one seed)."""
+    import pandas as pd
+
+    summaries = {column: seed_interval(table[column].to_numpy()) for column in table.columns if column != "reviews"}
+    return pd.DataFrame({column: {"mean": s.mean, "95 % low": s.low, "95 % high": s.high, "seeds": s.seeds}
+                         for column, s in summaries.items()}).T

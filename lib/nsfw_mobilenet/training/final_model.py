@@ -83,16 +83,16 @@ class FinalModel:
 
 
 def final_model(data_dir: Path | str, out_dir: Path | str | None = None, *, smoke: bool = False,
-                head: str | None = None, weights_dir: Path | None = None) -> FinalModel:
-    """`core.configs.final_config()` trained on `data_dir` (notebooks 06–08): the saved model of a
-    finished run in `out_dir`, else trained now.
+                head: str | None = None, weights_dir: Path | None = None, seed: int | None = None) -> FinalModel:
+    """`core.configs.final_config()` trained on `data_dir` (notebooks 06–09) with `seed` (default the config's, 1):
+    the saved model of a finished run in `out_dir`, else trained now.
 
     `out_dir` defaults to runs/final/<data folder name>. A smoke run trains one epoch on a few images
     per class (into the `smoke/` subfolder, `result_path`), so it never touches the full model. `head`
     swaps the config's head (notebook 07 compares listing 4.7's "thesis" head); such a model
     defaults to runs/final_<head>_head/<data folder name>.
     """
-    config = final_config().with_overrides(epochs=SMOKE_EPOCHS if smoke else None, head=head)
+    config = final_config().with_overrides(epochs=SMOKE_EPOCHS if smoke else None, head=head, seed=seed)
     folder = "final" + (f"_{head}_head" if head and head != final_config().head else "")
     default_dir = RUNS_DIR / folder / Path(data_dir).name
     run_data = load_run_data(data_dir, smoke=smoke, progress=False)
