@@ -16,6 +16,8 @@ are timed together in rounds, in a shuffled order each round, with Python's garb
 Extra rows explain int8 on MobileNetV3:
 - `int8_float_mul`: int8 with the multiplications kept in float too (`export.INT8_FLOAT_MULTIPLICATIONS`),
   the int8 form closest to float32 (notebook 07) and, on x86, the fastest (`benchmarks/op_profile.py`);
+- `int8_float_mul_softmax`: the softmax in float as well (`export.INT8_FLOAT_MULTIPLICATIONS_AND_SOFTMAX`),
+  whose output keeps the resolution a review band's low end needs (notebook 07);
 - `int8_hard_swish_op`: int8 with hard-swish computed in int8 (one int8 HARD_SWISH op, which XNNPACK
   runs only in float, so it falls back to LiteRT's builtin kernel), what `export` avoids by keeping
   HARD_SWISH in float (`export.INT8_FLOAT_HARD_SWISH`);
@@ -138,7 +140,7 @@ def contenders(images: np.ndarray, only: list[str] | None = None, exact: bool = 
             note = ("random init, NOT ImageNet (no offline weights); BatchNorm statistics re-estimated on "
                     "stand-in images")
         found.append({"name": name, "model": model, "scaling": export.pixel_scaling_for(backbone), "weights": note,
-                      "variants": export.VARIANTS if head == "thesis" else ("float32", "int8")})
+                      "variants": export.VARIANTS if head == "thesis" else ("float32", "float16", "int8")})
     if not wanted(NSFWJS_NAME):
         return found
     try:
@@ -234,8 +236,8 @@ def timed_invocations(calls: dict[Any, Callable[[], Any]], runs: int, seed: int 
 
 
 def export_all(contender: dict[str, Any], images: np.ndarray, folder: Path) -> dict[str, Path]:
-    """The contender's `.tflite` files by variant; for int8 with hard-swish also `int8_float_mul` and
-    (unless the contender says `quick`) `int8_hard_swish_op`."""
+    """The contender's `.tflite` files by variant; for int8 with hard-swish also `int8_float_mul` and (unless the
+    contender says `quick`) `int8_float_mul_softmax` and `int8_hard_swish_op`."""
     paths = {}
     options = {"classes": BINARY.classes if contender["model"].output_shape[-1] == 2 else FIVE_CLASS.classes,
                "pixel_scaling": contender["scaling"], "representative_images": images}
@@ -246,6 +248,9 @@ def export_all(contender: dict[str, Any], images: np.ndarray, folder: Path) -> d
     paths["int8_float_mul"] = export.export_tflite(contender["model"], folder / "float_mul", "int8",
                                                    float_ops=export.INT8_FLOAT_MULTIPLICATIONS, **options).path
     if not contender.get("quick"):
+        paths["int8_float_mul_softmax"] = export.export_tflite(
+            contender["model"], folder / "float_mul_softmax", "int8",
+            float_ops=export.INT8_FLOAT_MULTIPLICATIONS_AND_SOFTMAX, **options).path
         fused = folder / "int8_hard_swish_op" / export.MODEL_FILE
         fused.parent.mkdir(parents=True, exist_ok=True)
         fused.write_bytes(export.convert(export.raw_pixel_model(contender["model"], contender["scaling"]), "int8", images))

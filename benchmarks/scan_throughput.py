@@ -106,7 +106,7 @@ def small_folder(count: int = SMALL_PHOTOS) -> Path:
 def model_file() -> tuple[Path, str]:
     """The V3-Small int8 (float MULs) file to scan with, and where it came from."""
     if APP_MODEL.is_file():
-        return APP_MODEL, "notebook 07's app file (trained on the roses-vs-tulips proxy)"
+        return APP_MODEL, "notebook 07's int8 file with float multiplications (its training data: its model_card.json)"
     exported = WORK / "model" / "int8" / "model.tflite"
     source = "V3-Small, offline ImageNet weights, untrained standard head (exported by this script)"
     if not exported.is_file():

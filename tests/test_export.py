@@ -234,9 +234,10 @@ def test_card_test_metrics_hold_accuracy_per_class_figures_auc_confusion_agreeme
     assert set(test["per_class"]) == set(tiny_classifier.CLASSES)
     assert np.sum(test["confusion_matrix"]) == 24
     assert test["float32_top1_agreement"] >= MIN_TOP1_AGREEMENT
-    agreed = test["float32_automatic_decision_agreement"]
-    assert 0 < agreed["images"] <= 24 and 0.0 <= agreed["agreement"] <= 1.0
-    assert agreed["to_review"] + agreed["to_opposite_side"] == round(agreed["images"] * (1 - agreed["agreement"]))
+    for figure in (model_card.DECISION_AGREEMENT, model_card.DECISION_AGREEMENT_AT_FLOAT32_POINT):
+        agreed = test[figure]
+        assert 0 < agreed["images"] <= 24 and 0.0 <= agreed["agreement"] <= 1.0
+        assert agreed["to_review"] + agreed["to_opposite_side"] == round(agreed["images"] * (1 - agreed["agreement"]))
     assert test["benign"]["normal"]["images"] == 6
     assert sum(test["benign"]["normal"][d] for d in ("safe", "review", "unsafe")) == pytest.approx(1.0)
     assert test["benign_all"] == test["benign"]["normal"]  # one folder: pooled is that folder
@@ -247,10 +248,15 @@ def test_parity_table_gives_each_file_s_automatic_decision_agreement_from_its_ca
     paths = {variant: exported_with_evidence / "out" / variant / export.MODEL_FILE for variant in ("float32", "int8")}
     agreements = decision_agreements(paths)
     assert list(agreements) == ["int8"]  # float32 is the reference: its card has no such figure
-    assert agreements["int8"] == card_of(exported_with_evidence, "int8")["metrics"]["test"][
-        "float32_automatic_decision_agreement"]
-    table = parity_markdown([parity["float32"], parity["int8"]], decisions=agreements)
-    assert "automatic decisions as float32's" in table and f"of {agreements['int8']['images']} (" in table
+    card = card_of(exported_with_evidence, "int8")["metrics"]["test"]
+    assert agreements["int8"] == card[model_card.DECISION_AGREEMENT]
+    at_float32_point = decision_agreements(paths, model_card.DECISION_AGREEMENT_AT_FLOAT32_POINT)
+    assert at_float32_point["int8"] == card[model_card.DECISION_AGREEMENT_AT_FLOAT32_POINT]
+    table = parity_markdown([parity["float32"], parity["int8"]],
+                            decisions={"as float32, own point": agreements, "as float32, its point": at_float32_point})
+    header, _, float32_row, int8_row = table.splitlines()
+    assert "| as float32, own point | as float32, its point |" in header and float32_row.count("| – |") == 1
+    assert int8_row.count(f"of {agreements['int8']['images']} (") == 2
 
 
 def test_scanning_the_test_folder_with_no_flags_reproduces_the_card_test_figures(exported_with_evidence, capsys):

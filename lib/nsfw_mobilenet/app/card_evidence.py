@@ -16,6 +16,8 @@ from sklearn.metrics import roc_auc_score
 from nsfw_mobilenet.app.litert import LiteRTModel
 from nsfw_mobilenet.app.model_card import (
     DECIMALS,
+    DECISION_AGREEMENT,
+    DECISION_AGREEMENT_AT_FLOAT32_POINT,
     TEMPERATURE_APPLIED,
 )
 from nsfw_mobilenet.core.taxonomy import default_unsafe_classes
@@ -109,12 +111,17 @@ def _card_point(validation: np.ndarray, validation_unsafe: np.ndarray, targets: 
     return on_card_grid(choose_operating_point(validation, validation_unsafe, targets))
 
 
-def _reference_decisions(reference_path: Path | str, reference_test: np.ndarray, evidence: Evidence,
-                         unsafe: Sequence[int]) -> np.ndarray:
-    """The reference (float32) file's decisions on the test images at the point its own card states."""
+def _decision_agreements(reference_path: Path | str, reference_test: np.ndarray, test_scores: np.ndarray,
+                         point: OperatingPoint, evidence: Evidence, unsafe: Sequence[int]) -> dict[str, Any]:
+    """Of the test images the reference (float32) file decides automatically at the point its own card states,
+    those this file decides the same way: at this card's point (what an app shipping it does) and at the
+    reference's point (the file's own difference, without choosing the point again)."""
     validation = unsafe_probabilities(LiteRTModel(reference_path).predict(evidence.validation.images), unsafe)
-    point = _card_point(validation, np.isin(evidence.validation.labels, unsafe), evidence.targets)
-    return point.decisions(unsafe_probabilities(reference_test, unsafe))
+    reference_point = _card_point(validation, np.isin(evidence.validation.labels, unsafe), evidence.targets)
+    reference_decisions = reference_point.decisions(unsafe_probabilities(reference_test, unsafe))
+    return {DECISION_AGREEMENT: automatic_decision_agreement(reference_decisions, point.decisions(test_scores)),
+            DECISION_AGREEMENT_AT_FLOAT32_POINT: automatic_decision_agreement(
+                reference_decisions, reference_point.decisions(test_scores))}
 
 
 def _benign_figures(lite: LiteRTModel, folders: Sequence[image_cache.LoadedImages], unsafe: Sequence[int],
@@ -156,10 +163,8 @@ def measured_fields(model_path: Path | str, classes: Sequence[str], evidence: Ev
         operating_point["test"] = measured_on.to_dict()
         metrics["test"] = _test_metrics(test, evidence.test.labels, classes, reference, unsafe)
         if reference_path:
-            decisions = point.decisions(unsafe_probabilities(test, unsafe))
-            reference_decisions = _reference_decisions(reference_path, reference, evidence, unsafe)
-            metrics["test"]["float32_automatic_decision_agreement"] = automatic_decision_agreement(
-                reference_decisions, decisions)
+            metrics["test"].update(_decision_agreements(reference_path, reference, unsafe_probabilities(test, unsafe),
+                                                        point, evidence, unsafe))
     operating_point["at_prevalence"] = [at_prevalence(measured_on, p) for p in evidence.targets.prevalences]
     operating_point["at_prevalence_from"] = "test" if "test" in operating_point else "validation"
     if evidence.benign:

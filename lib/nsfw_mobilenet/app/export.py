@@ -63,6 +63,10 @@ REFERENCE_VARIANT = "float32"  # listing 2.4's file: what the quantized variants
 # and is faster on x86 (XNNPACK's float multiply beats its int8 one, which requantizes; every op stays in
 # XNNPACK); notebook 07 and benchmarks/op_profile.py measure the forms.
 INT8_FLOAT_MULTIPLICATIONS = ("MUL",)
+# ... and the softmax in float too: an int8 softmax outputs probabilities in steps of 1/256, coarser than the low
+# end of a review band chosen for 99 % recall (0.004-0.009 on the open-world proxy), so the int8 file's band starts
+# a step lower and sends more images to review than float32's (notebook 07's parity section).
+INT8_FLOAT_MULTIPLICATIONS_AND_SOFTMAX = ("MUL", "SOFTMAX")
 # Every int8 file keeps a MobileNetV3's hard-swish as one HARD_SWISH op computed in float (dequantize,
 # hard-swish, quantize: all three run in XNNPACK). LiteRT's XNNPACK runs HARD_SWISH only on float tensors:
 # in int8 each of V3-Small's 19 fell back to the builtin kernel and cut the graph into 22 partitions (4×

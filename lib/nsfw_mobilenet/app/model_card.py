@@ -26,6 +26,10 @@ LABELS_FILE = "labels.txt"
 CARD_FILE = "model_card.json"
 CARD_MARKDOWN_FILE = "model_card.md"
 AGREEMENT_TARGET = 0.99  # top-1 agreement of every exported variant with float32 (and Keras) an export must reach
+# Card keys (metrics.test) of the float32 export's automatic test decisions that a quantized file repeats, at this
+# file's own card point and at the float32 card's point (`card_evidence`)
+DECISION_AGREEMENT = "float32_automatic_decision_agreement"
+DECISION_AGREEMENT_AT_FLOAT32_POINT = "float32_automatic_decision_agreement_at_float32_point"
 DECIMALS = 4  # of every probability, threshold and figure a card or a scan row writes
 TEMPERATURE_APPLIED = "inside the graph: the classifier's logits are divided by the temperature before its softmax"
 
@@ -248,11 +252,15 @@ def _test_metrics_lines(test: Mapping[str, Any]) -> list[str]:
              f"- accuracy {_percent(test['accuracy'])}, ROC AUC {roc_auc}, ECE {test['ece']:.3f}"]
     if "float32_top1_agreement" in test:
         lines.append(f"- top-1 agreement with the float32 export: {_percent(test['float32_top1_agreement'])}")
-    if "float32_automatic_decision_agreement" in test:
-        agreed = test["float32_automatic_decision_agreement"]
+    if DECISION_AGREEMENT in test:
+        agreed = test[DECISION_AGREEMENT]
         lines.append(f"- of the {agreed['images']} test images the float32 export decides automatically (at its own "
                      f"card's point), this file decides {_percent(agreed['agreement'])} the same way; "
                      f"{agreed['to_review']} go to review instead, {agreed['to_opposite_side']} to the opposite side")
+    if DECISION_AGREEMENT_AT_FLOAT32_POINT in test:
+        same = test[DECISION_AGREEMENT_AT_FLOAT32_POINT]
+        lines.append(f"- at the float32 card's point instead, this file decides {_percent(same['agreement'])} of them "
+                     f"the same way ({same['to_review']} to review, {same['to_opposite_side']} to the opposite side)")
     lines += ["", "| class | precision | recall | images |", "|---|---:|---:|---:|"]
     lines += [f"| {name} | {_percent(m['precision'])} | {_percent(m['recall'])} | {m['images']} |"
               for name, m in test["per_class"].items()]
@@ -363,7 +371,7 @@ def limitations(card: Mapping[str, Any]) -> list[str]:
     if agreement is not None and agreement < AGREEMENT_TARGET:
         found.append(f"- This {card['variant']} file changes the top-1 class of {_percent(1 - agreement)} of the test "
                      "images compared with the float32 export.")
-    agreed = card["metrics"].get("test", {}).get("float32_automatic_decision_agreement")
+    agreed = card["metrics"].get("test", {}).get(DECISION_AGREEMENT)
     if agreed and agreed["agreement"] < 1.0:
         found.append(f"- Of the test images the float32 export decides automatically, this file decides "
                      f"{_percent(1 - agreed['agreement'])} differently ({agreed['to_opposite_side']} on the opposite "

@@ -14,7 +14,7 @@ import numpy as np
 
 from nsfw_mobilenet.app.export import REFERENCE_VARIANT
 from nsfw_mobilenet.app.litert import DEFAULT_THREADS, LiteRTModel
-from nsfw_mobilenet.app.model_card import AGREEMENT_TARGET, read_card
+from nsfw_mobilenet.app.model_card import AGREEMENT_TARGET, DECISION_AGREEMENT, read_card
 from nsfw_mobilenet.io.inference import predict
 
 
@@ -65,35 +65,37 @@ def parity_report(keras_model: Any, tflite_paths: Mapping[str, Path | str], imag
     return rows
 
 
-def decision_agreements(tflite_paths: Mapping[str, Path | str]) -> dict[str, Mapping[str, Any]]:
+def decision_agreements(tflite_paths: Mapping[str, Path | str], figure: str = DECISION_AGREEMENT
+                        ) -> dict[str, Mapping[str, Any]]:
     """From each file's model card: of the test images the float32 export decides automatically (at its own card's
-    operating point), how many this file decides the same way (`card_evidence`). Files whose card has no such
-    figure (float32 itself, or an export given no test data) are left out."""
+    operating point), how many this file decides the same way (`card_evidence`), at its own card's point or
+    (`DECISION_AGREEMENT_AT_FLOAT32_POINT`) at float32's. Files whose card has no such figure (float32 itself, or an export given no
+    test data) are left out."""
     agreements = {}
     for variant, path in tflite_paths.items():
-        figure = (read_card(path) or {}).get("metrics", {}).get("test", {}).get("float32_automatic_decision_agreement")
-        if figure:
-            agreements[variant] = figure
+        measured = (read_card(path) or {}).get("metrics", {}).get("test", {}).get(figure)
+        if measured:
+            agreements[variant] = measured
     return agreements
 
 
 def parity_markdown(rows: Sequence[VariantParity], target: float = AGREEMENT_TARGET,
-                    decisions: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+                    decisions: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> str:
     """The parity report as a markdown table (for model cards, notebooks and reports); ✗ marks an
-    agreement below `target`, or an automatic decision (`decisions`: `decision_agreements`) float32 decides
-    otherwise."""
+    agreement below `target`, or float32's automatic decisions a file does not all repeat (`decisions`: a column
+    name → `decision_agreements`, e.g. at its own card's point and at float32's)."""
     def agreement(value: float | None, goal: float = target) -> str:
         return "–" if value is None else f"{value:.1%}" + (" ✗" if value < goal else "")
 
-    def decided(variant: str) -> str:
-        figure = (decisions or {}).get(variant)
+    def decided(figure: Mapping[str, Any] | None) -> str:
         return "–" if not figure else (f"{agreement(figure['agreement'], 1.0)} of {figure['images']} "
                                        f"({figure['to_opposite_side']} opposite)")
 
+    columns = dict(decisions or {})
     header = ("| variant | size (MB) | top-1 agreement with Keras | top-1 agreement with float32 | "
-              "automatic decisions as float32's | max abs prob diff | accuracy | Keras accuracy |")
-    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              + "".join(f"{name} | " for name in columns) + "max abs prob diff | accuracy | Keras accuracy |")
+    lines = [header, "|---|---:|---:|---:|" + "---:|" * len(columns) + "---:|---:|---:|"]
     lines += [f"| {r.variant} | {r.size_mb:.2f} | {agreement(r.top1_agreement)} | {agreement(r.float32_agreement)} | "
-              f"{decided(r.variant)} | {r.max_abs_probability_diff:.4f} | {r.accuracy:.1%} | {r.keras_accuracy:.1%} |"
-              for r in rows]
+              + "".join(f"{decided(figures.get(r.variant))} | " for figures in columns.values())
+              + f"{r.max_abs_probability_diff:.4f} | {r.accuracy:.1%} | {r.keras_accuracy:.1%} |" for r in rows]
     return "\n".join(lines) + "\n"

@@ -141,7 +141,8 @@ def app_summary(detector: Detector, parity: Sequence[VariantParity], test_dir: P
     Keras and int8 test accuracy and int8-vs-float32 agreement (from `parity`), the share of `test_dir`
     decided without a person, and the decision shares on each folder of harmless photos.
 
-    `detector` runs the int8 model with the policy to judge; `limit` caps the images per folder.
+    `detector` runs the exported file with the policy to judge (notebook 07: each head's float32 file at its card's
+    point, so that quantization does not hide the head's effect); `limit` caps the images per folder.
     """
     import pandas as pd
 
