@@ -219,8 +219,8 @@ SEED_COLUMNS = {"lookalike_false_positive_rate": "look-alikes decided unsafe",
 
 
 def seeds_table(histories: Mapping[int, Sequence[RoundFigures]]) -> Any:
-    """One row per seed: each `SEED_COLUMNS` figure before any review and after the last round, and the change
-    (after − before; for the false-positive rates also after / before, the issue's "halves" when ≤ 0.5)."""
+    """One row per seed: each `SEED_COLUMNS` figure before any review and after the last round, the change
+    (after − before) and after / before (for a false-positive rate, the issue's "halves" when ≤ 0.5)."""
     import pandas as pd
 
     rows = {}
@@ -229,9 +229,8 @@ def seeds_table(histories: Mapping[int, Sequence[RoundFigures]]) -> Any:
         row = {"reviews": last["reviews"]}
         for field, name in SEED_COLUMNS.items():
             row |= {f"{name}: before": first[field], f"{name}: after": last[field],
-                    f"{name}: change": last[field] - first[field]}
-            if field != "test_recall":
-                row[f"{name}: after / before"] = last[field] / first[field] if first[field] else float("nan")
+                    f"{name}: change": last[field] - first[field],
+                    f"{name}: after / before": last[field] / first[field] if first[field] else float("nan")}
         rows[seed] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("seed")
 
